@@ -1,0 +1,46 @@
+"""LiteLLM gateway in front of Ollama GPU hosts: settings -> components -> stack outputs."""
+
+import pulumi
+import pulumi_docker as docker
+
+from components.evidence import backlog_evidence, collect_facts
+from components.gateway import Gateway, GatewayArgs, GatewaySecretValues
+from components.secrets import GatewaySecrets, GatewaySecretsArgs
+from components.vault_access import VaultAccess, VaultAccessArgs
+from config.loader import load_settings
+from renderers.litellm_config import ollama_api_base
+
+settings = load_settings()  # stops here, before any resource, if the config is invalid
+
+docker_provider = docker.Provider(
+    "docker", host=settings.docker.host, ssh_opts=list(settings.docker.ssh_opts) or None
+)
+vault_access = VaultAccess("vault", VaultAccessArgs(settings, docker_provider))
+secrets = GatewaySecrets("secrets", GatewaySecretsArgs(settings, vault_access.provider))
+gateway = Gateway("gateway", GatewayArgs(
+    settings,
+    GatewaySecretValues(
+        master_key=secrets.master_key,
+        salt_key=secrets.salt_key,
+        ui_password=secrets.ui_password,
+        postgres_password=secrets.postgres_password,
+        redis_password=secrets.redis_password,
+    ),
+    docker_provider,
+))
+
+models = {
+    m.name: {"ollama_tag": m.ollama_tag, "rpm": m.rpm, "tpm": m.tpm,
+             "served_by": {h: ollama_api_base(settings.host(h).address, settings.host(h).ollama_port) for h in m.hosts}}
+    for m in settings.models
+}
+
+pulumi.export("environment", settings.environment)
+pulumi.export("gatewayUrl", gateway.url)
+pulumi.export("gatewayUrls", gateway.urls)
+pulumi.export("adminUiUrl", gateway.url.apply(lambda url: f"{url}/ui"))
+pulumi.export("vaultSecretPath", secrets.secret_path)
+pulumi.export("vaultSecretVersion", secrets.secret_version)
+pulumi.export("vaultReadPolicy", secrets.policy_name)
+pulumi.export("models", models)
+pulumi.export("backlog", collect_facts(settings, secrets, gateway).apply(backlog_evidence))

@@ -1,0 +1,29 @@
+"""Small helpers shared by the components that run containers."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+
+from config.settings import PROJECT, StackSettings
+
+
+def pinned_image(resource_name: str, reference: str, opts: pulumi.ResourceOptions) -> docker.RemoteImage:
+    # Settings reject untagged and `latest` images, so the reference here is always pinned.
+    return docker.RemoteImage(resource_name, name=reference, keep_locally=True, opts=opts)
+
+
+def labels(settings: StackSettings, role: str) -> list[docker.ContainerLabelArgs]:
+    values = {
+        "org.opencontainers.image.vendor": PROJECT,
+        f"{PROJECT}.environment": settings.environment,
+        f"{PROJECT}.role": role,
+    }
+    return [docker.ContainerLabelArgs(label=k, value=v) for k, v in values.items()]
+
+
+def secret_envs(values: dict[str, pulumi.Input[str]]) -> pulumi.Output[list[str]]:
+    """A container's environment as one secret list: its values never reach state in plain text."""
+    return pulumi.Output.secret(
+        pulumi.Output.all(**values).apply(lambda resolved: [f"{k}={v}" for k, v in resolved.items()])
+    )

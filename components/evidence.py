@@ -1,0 +1,152 @@
+"""The `backlog` stack output: one entry per seed backlog item, computed from what the stack declares.
+
+A status is never written by hand: each entry's status follows from facts about the declared
+resources (which the caller passes in), so an item shows `done` only while the stack really does it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+BACKLOG = {
+    "BACKLOG-001": ("The LiteLLM master key lives in HashiCorp Vault", "P1"),
+    "BACKLOG-002": ("Every Ollama model the gateway routes to is pulled and verified on its GPU hosts", "P1"),
+    "BACKLOG-003": ("Prometheus monitoring of the gateway and the GPU hosts", "P2"),
+    "BACKLOG-004": ("Backup, restore and rollback procedures", "P2"),
+    "BACKLOG-005": ("Per-user rate limits", "P3"),
+    "BACKLOG-006": ("A web UI for API key management (LiteLLM's admin UI)", "P3"),
+    "BACKLOG-007": ("Model usage analytics", "P4"),
+    "BACKLOG-008": ("A Redis caching layer", "P4"),
+}
+
+
+@dataclass
+class DeclaredFacts:
+    """What the program declared, resolved to plain values (no secrets)."""
+
+    vault_secret_path: Optional[str] = None
+    vault_secret_version: Optional[int] = None
+    vault_policy: Optional[str] = None
+    master_key_from_vault_secret: bool = False
+    routes: list[dict[str, Any]] = field(default_factory=list)
+    model_pulls: list[dict[str, Any]] = field(default_factory=list)
+    metrics_callback: bool = False
+    prometheus_scrape_jobs: list[str] = field(default_factory=list)
+    backup_schedule: Optional[str] = None
+    database: bool = False
+    shared_limit_store: Optional[str] = None
+    deployment_limits: int = 0
+    admin_ui_url: Optional[str] = None
+    admin_ui_password_in_vault: bool = False
+    dashboards: list[str] = field(default_factory=list)
+    cache: Optional[dict[str, Any]] = None
+
+
+def _entry(item: str, status: str, evidence: dict[str, Any]) -> dict[str, Any]:
+    title, priority = BACKLOG[item]
+    return {"title": title, "priority": priority, "status": status, "evidence": evidence}
+
+
+def backlog_evidence(facts: DeclaredFacts) -> dict[str, dict[str, Any]]:
+    entries = {}
+
+    vault_done = bool(facts.vault_secret_path and facts.master_key_from_vault_secret and facts.vault_policy)
+    entries["BACKLOG-001"] = _entry("BACKLOG-001", "done" if vault_done else "not started", {
+        "vault_secret": facts.vault_secret_path,
+        "kv_version": facts.vault_secret_version,
+        "read_policy": facts.vault_policy,
+        "gateway_master_key_source": "vault secret" if facts.master_key_from_vault_secret else None,
+    })
+
+    pulled = {(p["model"], p["host"]) for p in facts.model_pulls}
+    routed = {(r["model"], r["host"]) for r in facts.routes}
+    if routed and routed <= pulled:
+        status_002 = "done"
+    elif routed:
+        status_002 = "partial"
+    else:
+        status_002 = "not started"
+    entries["BACKLOG-002"] = _entry("BACKLOG-002", status_002, {
+        "routes": facts.routes,
+        "pulls": facts.model_pulls,
+        "routes_without_pull": sorted(f"{m}@{h}" for m, h in routed - pulled),
+    })
+
+    entries["BACKLOG-003"] = _entry(
+        "BACKLOG-003",
+        "done" if facts.metrics_callback and facts.prometheus_scrape_jobs else ("partial" if facts.metrics_callback else "not started"),
+        {"litellm_metrics_endpoint": "/metrics (bearer key)" if facts.metrics_callback else None,
+         "scrape_jobs": facts.prometheus_scrape_jobs},
+    )
+
+    entries["BACKLOG-004"] = _entry("BACKLOG-004", "done" if facts.backup_schedule else "not started", {
+        "backup_schedule": facts.backup_schedule,
+    })
+
+    # Per-user limits are set per key/user/team through LiteLLM's API; the stack provides what they need.
+    limits_ready = facts.database and facts.shared_limit_store
+    entries["BACKLOG-005"] = _entry("BACKLOG-005", "partial" if limits_ready else "not started", {
+        "limit_store": facts.shared_limit_store,
+        "deployments_with_rpm_or_tpm": facts.deployment_limits,
+        "missing": "per-user limit defaults managed by the stack" if limits_ready else None,
+    })
+
+    ui_done = bool(facts.admin_ui_url and facts.database and facts.admin_ui_password_in_vault)
+    entries["BACKLOG-006"] = _entry("BACKLOG-006", "done" if ui_done else "not started", {
+        "admin_ui": facts.admin_ui_url,
+        "credentials": "UI_USERNAME from config, UI_PASSWORD in the Vault secret" if facts.admin_ui_password_in_vault else None,
+    })
+
+    analytics = "done" if facts.dashboards else ("partial" if facts.database and facts.metrics_callback else "not started")
+    entries["BACKLOG-007"] = _entry("BACKLOG-007", analytics, {
+        "spend_logs": "LiteLLM spend logs in Postgres" if facts.database else None,
+        "dashboards": facts.dashboards,
+    })
+
+    entries["BACKLOG-008"] = _entry("BACKLOG-008", "done" if facts.cache else "not started", {
+        "cache": facts.cache,
+    })
+    return entries
+
+
+def collect_facts(settings, secrets, gateway):
+    """DeclaredFacts (as an Output) read off the declared components and the rendered LiteLLM config."""
+    import pulumi  # kept local: the rest of this module is pure and tested without Pulumi
+
+    config = gateway.config
+    general = config.get("general_settings", {})
+    litellm_settings = config.get("litellm_settings", {})
+    cache_params = litellm_settings.get("cache_params") if litellm_settings.get("cache") else None
+    database = gateway.postgres is not None and "database_url" in general
+    routes = [
+        {"model": d["model_name"], "host": d["model_info"]["gpu_host"], "deployment": d["model_info"]["id"],
+         "ollama_model": d["litellm_params"]["model"], "api_base": d["litellm_params"]["api_base"]}
+        for d in config.get("model_list", [])
+    ]
+
+    def build(resolved: dict) -> DeclaredFacts:
+        return DeclaredFacts(
+            vault_secret_path=secrets.secret_path,
+            vault_secret_version=resolved["version"],
+            vault_policy=resolved["policy"],
+            master_key_from_vault_secret="LITELLM_MASTER_KEY" in secrets.stored_fields
+            and general.get("master_key") == "os.environ/LITELLM_MASTER_KEY",
+            routes=routes,
+            metrics_callback="prometheus" in litellm_settings.get("callbacks", []),
+            database=database,
+            shared_limit_store="redis (router_settings and general_settings.coordination_redis)"
+            if general.get("coordination_redis") and config.get("router_settings", {}).get("redis_host") else None,
+            deployment_limits=sum(
+                1 for d in config.get("model_list", []) if {"rpm", "tpm"} & set(d["litellm_params"])
+            ),
+            admin_ui_url=f"{resolved['url']}/ui" if database else None,
+            admin_ui_password_in_vault="UI_PASSWORD" in secrets.stored_fields,
+            cache={"type": cache_params["type"], "ttl_seconds": cache_params["ttl"],
+                   "namespace": cache_params["namespace"], "image": settings.redis.image}
+            if cache_params else None,
+        )
+
+    return pulumi.Output.all(
+        version=secrets.secret_version, policy=secrets.policy_name, url=gateway.url
+    ).apply(build)

@@ -1,0 +1,209 @@
+"""The LiteLLM gateway on Docker: private network, Postgres, Redis (cache + shared limits), LiteLLM replicas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import pulumi
+import pulumi_docker as docker
+
+from config.settings import StackSettings
+from renderers import litellm_config as rendered
+from .containers import labels, pinned_image, secret_envs
+
+POSTGRES_PORT = 5432
+OLLAMA_PORT = 11434
+
+
+@dataclass
+class GatewaySecretValues:
+    """The secret Outputs the containers need (from GatewaySecrets)."""
+
+    master_key: pulumi.Input[str]
+    salt_key: pulumi.Input[str]
+    ui_password: pulumi.Input[str]
+    postgres_password: pulumi.Input[str]
+    redis_password: pulumi.Input[str]
+
+
+@dataclass
+class GatewayArgs:
+    settings: StackSettings
+    secrets: GatewaySecretValues
+    docker_provider: docker.Provider
+    # Resources each LiteLLM replica waits for (the model pulls), so no route goes live early.
+    routes_ready: Sequence[pulumi.Resource] = field(default_factory=list)
+
+
+def _healthcheck(test: list[str], start_period: str = "10s") -> docker.ContainerHealthcheckArgs:
+    return docker.ContainerHealthcheckArgs(
+        tests=test, interval="10s", timeout="5s", retries=6, start_period=start_period
+    )
+
+
+class Gateway(pulumi.ComponentResource):
+    urls: pulumi.Output[list[str]]
+    url: pulumi.Output[str]
+    litellm_containers: list[docker.Container]
+    config: dict  # the rendered LiteLLM config, as data
+    rendered_config: str
+
+    def __init__(self, name: str, args: GatewayArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("litellm-gateway:gateway:Gateway", name, None, opts)
+        settings = args.settings
+        prefix = settings.resource_prefix()
+        child = pulumi.ResourceOptions(parent=self, provider=args.docker_provider)
+        self._settings = settings
+
+        network = docker.Network(
+            f"{name}-network", name=f"{prefix}-net", driver="bridge",
+            labels=[docker.NetworkLabelArgs(label=f"{prefix}.role", value="gateway")], opts=child,
+        )
+        self.network_name = network.name
+
+        def on_network(*aliases: str) -> list[docker.ContainerNetworksAdvancedArgs]:
+            return [docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=list(aliases))]
+
+        # Postgres: LiteLLM's keys, users, teams, spend logs. Never published on the host.
+        pg = settings.postgres
+        pg_volume = docker.Volume(
+            f"{name}-postgres-volume", name=settings.postgres_volume,
+            # Destroying the stack keeps the database volume; delete it by hand if you mean it.
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
+        )
+        postgres = docker.Container(
+            f"{name}-postgres",
+            name=f"{prefix}-postgres",
+            image=pinned_image(f"{name}-postgres-image", pg.image, child).image_id,
+            envs=secret_envs({
+                "POSTGRES_USER": pg.user,
+                "POSTGRES_DB": pg.database,
+                "POSTGRES_PASSWORD": args.secrets.postgres_password,
+            }),
+            mounts=[docker.ContainerMountArgs(target="/var/lib/postgresql/data", source=pg_volume.name, type="volume")],
+            healthcheck=_healthcheck(["CMD", "pg_isready", "-U", pg.user, "-d", pg.database]),
+            networks_advanced=on_network("postgres"),
+            restart="unless-stopped",
+            wait=True,
+            wait_timeout=120,
+            labels=labels(settings, "postgres"),
+            opts=child,
+        )
+
+        # Redis: response cache (BACKLOG-008), router state and key/user limits shared by replicas.
+        redis = docker.Container(
+            f"{name}-redis",
+            name=f"{prefix}-redis",
+            image=pinned_image(f"{name}-redis-image", settings.redis.image, child).image_id,
+            # The password comes from the environment, so it is neither in the command line nor in state.
+            command=["sh", "-c", (
+                'exec redis-server --requirepass "$REDIS_PASSWORD" '
+                f"--maxmemory {settings.redis.max_memory_mb}mb --maxmemory-policy allkeys-lru --appendonly no"
+            )],
+            envs=secret_envs({
+                "REDIS_PASSWORD": args.secrets.redis_password,
+                "REDISCLI_AUTH": args.secrets.redis_password,
+            }),
+            healthcheck=_healthcheck(["CMD", "redis-cli", "ping"], start_period="5s"),
+            networks_advanced=on_network("redis"),
+            restart="unless-stopped",
+            wait=True,
+            wait_timeout=60,
+            labels=labels(settings, "redis"),
+            opts=child,
+        )
+
+        local_ollama = [
+            self._local_ollama(name, host, on_network, child)
+            for host in settings.gpu_hosts
+            if host.local_container is not None
+        ]
+
+        self.config = rendered.render_config_dict(settings, redis_host=f"{prefix}-redis")
+        self.rendered_config = rendered.render_litellm_config(settings, redis_host=f"{prefix}-redis")
+        self.postgres = postgres
+        self.redis = redis
+        litellm_image = pinned_image(f"{name}-litellm-image", settings.gateway.image, child)
+        gateway = settings.gateway
+        database_url = pulumi.Output.secret(pulumi.Output.format(
+            "postgresql://{0}:{1}@{2}:{3}/{4}", pg.user, args.secrets.postgres_password,
+            f"{prefix}-postgres", POSTGRES_PORT, pg.database,
+        ))
+        self.litellm_containers = []
+        for replica in range(gateway.replicas):
+            env: dict[str, pulumi.Input[str]] = {
+                rendered.MASTER_KEY_ENV: args.secrets.master_key,
+                "LITELLM_SALT_KEY": args.secrets.salt_key,
+                rendered.DATABASE_URL_ENV: database_url,
+                rendered.REDIS_PASSWORD_ENV: args.secrets.redis_password,
+                "UI_USERNAME": gateway.ui_username,
+                "UI_PASSWORD": args.secrets.ui_password,
+                "LITELLM_MODE": "PRODUCTION",
+                "LITELLM_LOG": "INFO",
+                # Use the cost map shipped in the image instead of fetching it at every start.
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            }
+            depends_on: list[pulumi.Resource] = [postgres, redis, *local_ollama, *args.routes_ready]
+            if replica > 0:
+                # Replica 0 runs the Prisma migrations; the others wait for it and never migrate.
+                env["DISABLE_SCHEMA_UPDATE"] = "true"
+                depends_on.append(self.litellm_containers[0])
+            container = docker.Container(
+                f"{name}-litellm-{replica}",
+                name=f"{prefix}-litellm-{replica}",
+                image=litellm_image.image_id,
+                command=["--config", rendered.CONFIG_PATH, "--port", str(rendered.PROXY_PORT),
+                         "--num_workers", str(gateway.num_workers)],
+                uploads=[docker.ContainerUploadArgs(file=rendered.CONFIG_PATH, content=self.rendered_config)],
+                envs=secret_envs(env),
+                ports=[docker.ContainerPortArgs(
+                    internal=rendered.PROXY_PORT, external=gateway.port + replica, ip=gateway.bind_address,
+                )],
+                healthcheck=_healthcheck(
+                    ["CMD", "python3", "-c",
+                     "import urllib.request; urllib.request.urlopen("
+                     f"'http://127.0.0.1:{rendered.PROXY_PORT}/health/liveliness', timeout=4)"],
+                    start_period="60s",
+                ),
+                memory=gateway.memory_mb,
+                cpus=f"{gateway.cpus:g}",
+                networks_advanced=on_network("litellm", f"litellm-{replica}"),
+                restart="unless-stopped",
+                wait=True,
+                # The first start runs database migrations.
+                wait_timeout=300,
+                labels=labels(settings, "litellm"),
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=depends_on)),
+            )
+            self.litellm_containers.append(container)
+
+        host_for_urls = "127.0.0.1" if gateway.bind_address in ("0.0.0.0", "::") else gateway.bind_address
+        self.urls = pulumi.Output.all(*[
+            c.name.apply(lambda _, port=gateway.port + i: f"http://{host_for_urls}:{port}")
+            for i, c in enumerate(self.litellm_containers)
+        ])
+        self.url = self.urls.apply(lambda urls: urls[0])
+        self.register_outputs({"urls": self.urls, "network": self.network_name})
+
+    def _local_ollama(self, name, host, on_network, child) -> docker.Container:
+        """dev: the GPU host is a CPU Ollama container reachable on the gateway network as host.address."""
+        settings = self._settings
+        prefix = settings.resource_prefix()
+        models_volume = docker.Volume(
+            f"{name}-ollama-{host.name}-models", name=f"{prefix}-ollama-{host.name}-models", opts=child,
+        )
+        return docker.Container(
+            f"{name}-ollama-{host.name}",
+            name=f"{prefix}-ollama-{host.name}",
+            image=pinned_image(f"{name}-ollama-{host.name}-image", host.local_container.image, child).image_id,
+            envs=[f"OLLAMA_HOST=0.0.0.0:{host.ollama_port}"],
+            mounts=[docker.ContainerMountArgs(target="/root/.ollama", source=models_volume.name, type="volume")],
+            healthcheck=_healthcheck(["CMD", "ollama", "list"]),
+            networks_advanced=on_network(host.address),
+            restart="unless-stopped",
+            wait=True,
+            wait_timeout=120,
+            labels=labels(settings, "ollama"),
+            opts=child,
+        )

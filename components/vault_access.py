@@ -1,0 +1,85 @@
+"""How the stack reaches Vault: its own dev-mode container (dev) or an existing server (prod)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+import pulumi_vault as vault
+
+from config.settings import StackSettings
+from .containers import labels, pinned_image, secret_envs
+
+VAULT_PORT = 8200
+
+
+@dataclass
+class VaultAccessArgs:
+    settings: StackSettings
+    docker_provider: docker.Provider
+
+
+class VaultAccess(pulumi.ComponentResource):
+    """An explicit `vault.Provider` for the stack's secrets, plus the dev-mode server when asked for."""
+
+    provider: vault.Provider
+    address: pulumi.Output[str]
+
+    def __init__(self, name: str, args: VaultAccessArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("litellm-gateway:vault:VaultAccess", name, None, opts)
+        settings = args.settings.vault
+        child = pulumi.ResourceOptions(parent=self)
+
+        if settings.mode == "dev-container":
+            self.address, token = self._dev_server(name, args, child)
+            self.provider = vault.Provider(
+                f"{name}-provider",
+                address=self.address,
+                token=token,
+                # The dev root token is used as is; there is no auth backend to mint children from.
+                skip_child_token=True,
+                opts=child,
+            )
+        else:
+            # address None: the provider reads VAULT_ADDR; the token always comes from VAULT_TOKEN
+            # (or the Vault CLI's token helper), never from stack config.
+            self.address = pulumi.Output.from_input(settings.address or "")
+            self.provider = vault.Provider(
+                f"{name}-provider",
+                address=settings.address,
+                skip_tls_verify=settings.skip_tls_verify or None,
+                opts=child,
+            )
+        self.register_outputs({"address": self.address})
+
+    def _dev_server(self, name: str, args: VaultAccessArgs, child: pulumi.ResourceOptions):
+        settings = args.settings
+        docker_child = pulumi.ResourceOptions(parent=self, provider=args.docker_provider)
+        root_token = random.RandomPassword(f"{name}-dev-root-token", length=32, special=False, opts=child)
+        token = pulumi.Output.secret(root_token.result)
+        image = pinned_image(f"{name}-dev-image", settings.vault.dev_image, docker_child)
+        container = docker.Container(
+            f"{name}-dev-server",
+            name=f"{settings.resource_prefix()}-vault-dev",
+            image=image.image_id,
+            envs=secret_envs({"VAULT_DEV_ROOT_TOKEN_ID": token,
+                              "VAULT_DEV_LISTEN_ADDRESS": f"0.0.0.0:{VAULT_PORT}"}),
+            capabilities=docker.ContainerCapabilitiesArgs(adds=["IPC_LOCK"]),
+            # Only the machine running `pulumi up` talks to it; never published beyond loopback.
+            ports=[docker.ContainerPortArgs(internal=VAULT_PORT, external=settings.vault.dev_port, ip="127.0.0.1")],
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD", "vault", "status", f"-address=http://127.0.0.1:{VAULT_PORT}"],
+                interval="5s", timeout="3s", retries=10, start_period="5s",
+            ),
+            restart="unless-stopped",
+            wait=True,
+            wait_timeout=120,
+            labels=labels(settings, "vault-dev"),
+            opts=docker_child,
+        )
+        # Derived from the container so the provider is configured only once the server is healthy.
+        address = container.id.apply(lambda _: f"http://127.0.0.1:{settings.vault.dev_port}")
+        return address, token

@@ -1,0 +1,453 @@
+"""Typed, validated settings for one stack.
+
+Pure Python (no Pulumi imports): `parse_settings` turns the raw values of the project's config
+namespace into one `StackSettings` object, or raises `SettingsError` listing every problem with
+its config key path. `config.loader` feeds it from Pulumi; the tests feed it dictionaries.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.alias_generators import to_camel
+
+PROJECT = "litellm-gateway"
+
+# Secret config keys a user may set with `pulumi config set --secret <key>`; any of them left
+# unset is generated with pulumi-random and kept in Vault.
+SECRET_KEYS = ("masterKey", "saltKey", "uiPassword", "postgresPassword", "redisPassword")
+PUBLICLY_KNOWN_MASTER_KEYS = frozenset({"sk-1234"})
+MIN_MASTER_KEY_RANDOM_CHARS = 32
+
+_NAME = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
+_NAME_HELP = "lowercase letters, digits and '-', 1-40 characters, not starting or ending with '-'"
+
+
+class SettingsError(Exception):
+    """Every problem found in a stack's configuration, each as (key path, message)."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        lines = [f"  - {PROJECT}:{key}: {message}" for key, message in problems]
+        super().__init__(
+            f"invalid configuration ({len(problems)} problem{'s' if len(problems) != 1 else ''}); "
+            "nothing was deployed:\n" + "\n".join(lines)
+        )
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+Port = Field(ge=1, le=65535)
+
+
+class DockerSettings(_Section):
+    # unix:///var/run/docker.sock for the local engine, ssh://user@host for a remote one.
+    host: str = "unix:///var/run/docker.sock"
+    ssh_opts: tuple[str, ...] = ()
+
+
+class VaultSettings(_Section):
+    # dev-container: the stack runs Vault in dev mode on the gateway's Docker engine (dev only).
+    # external: an existing Vault, from `address` or VAULT_ADDR, token from VAULT_TOKEN.
+    mode: Literal["dev-container", "external"] = "external"
+    address: Optional[str] = None
+    dev_image: str = "hashicorp/vault:1.20.4"
+    dev_port: int = Field(default=8200, ge=1, le=65535)
+    mount: str = "secret"
+    path: Optional[str] = None
+    policy_name: Optional[str] = None
+    skip_tls_verify: bool = False
+
+
+class GatewaySettings(_Section):
+    image: str
+    replicas: int = Field(default=1, ge=1, le=16)
+    bind_address: str = "127.0.0.1"
+    port: int = Field(default=4000, ge=1, le=65535)
+    allow_public_bind: bool = False
+    memory_mb: int = Field(default=2048, ge=256)
+    cpus: float = Field(default=2.0, gt=0)
+    num_workers: int = Field(default=1, ge=1, le=64)
+    request_timeout_seconds: int = Field(default=600, ge=1)
+    # Bump to rotate the master key (see README, "Rotating the master key").
+    master_key_rotation: int = Field(default=0, ge=0)
+    ui_username: str = Field(default="admin", min_length=1)
+
+
+class ModelSettings(_Section):
+    name: str = Field(min_length=1)
+    ollama_tag: str = Field(min_length=1)
+    hosts: tuple[str, ...] = Field(min_length=1)
+    rpm: Optional[int] = Field(default=None, ge=1)
+    tpm: Optional[int] = Field(default=None, ge=1)
+
+
+class LocalOllamaContainer(_Section):
+    image: str
+
+
+class GpuHostSettings(_Section):
+    name: str
+    address: str = Field(min_length=1)
+    ollama_port: int = Field(default=11434, ge=1, le=65535)
+    # What the host pulls. Omitted: exactly the models routed to it. Given: must include them.
+    models: Optional[tuple[str, ...]] = None
+    # dev only: run this host as a CPU Ollama container on the gateway's Docker network.
+    local_container: Optional[LocalOllamaContainer] = None
+
+
+class RedisSettings(_Section):
+    image: str = "redis:7.4.6-alpine"
+    max_memory_mb: int = Field(default=256, ge=16)
+
+
+class CacheSettings(_Section):
+    enabled: bool = True
+    ttl_seconds: int = Field(default=600, ge=1, le=7 * 24 * 3600)
+
+
+class PostgresSettings(_Section):
+    image: str = "postgres:16.10"
+    volume_name: Optional[str] = None
+    database: str = "litellm"
+    user: str = "litellm"
+
+
+class SecretsSettings(_Section):
+    # The salt key encrypts credentials stored in the database; it must never change.
+    protect_salt_key: bool = True
+
+
+@dataclass(frozen=True)
+class SuppliedSecrets:
+    """Secret config values the user set; plain strings here, wrapped as Pulumi secrets on use."""
+
+    values: dict[str, str] = field(default_factory=dict)
+
+    def get(self, key: str) -> Optional[str]:
+        return self.values.get(key)
+
+    def __repr__(self) -> str:  # never print a secret, even in a traceback
+        return f"SuppliedSecrets(keys={sorted(self.values)})"
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    environment: str
+    docker: DockerSettings
+    vault: VaultSettings
+    gateway: GatewaySettings
+    models: tuple[ModelSettings, ...]
+    gpu_hosts: tuple[GpuHostSettings, ...]
+    redis: RedisSettings
+    cache: CacheSettings
+    postgres: PostgresSettings
+    secrets: SecretsSettings
+    supplied_secrets: SuppliedSecrets
+
+    @property
+    def vault_path(self) -> str:
+        return self.vault.path or f"{PROJECT}/{self.environment}"
+
+    @property
+    def vault_policy_name(self) -> str:
+        return self.vault.policy_name or f"{PROJECT}-{self.environment}-read"
+
+    @property
+    def postgres_volume(self) -> str:
+        return self.postgres.volume_name or f"{PROJECT}-{self.environment}-pgdata"
+
+    def resource_prefix(self) -> str:
+        return f"{PROJECT}-{self.environment}"
+
+    def host(self, name: str) -> GpuHostSettings:
+        return next(h for h in self.gpu_hosts if h.name == name)
+
+    def models_pulled_by(self, host: GpuHostSettings) -> tuple[str, ...]:
+        if host.models is not None:
+            return host.models
+        return tuple(m.name for m in self.models if host.name in m.hosts)
+
+    def routes(self) -> list[tuple[ModelSettings, GpuHostSettings]]:
+        """One (model, host) pair per deployment the gateway routes to, in config order."""
+        return [(m, self.host(h)) for m in self.models for h in m.hosts]
+
+
+_SECTIONS: dict[str, tuple[str, Any, bool]] = {
+    # config key: (attribute, type, required)
+    "docker": ("docker", DockerSettings, False),
+    "vault": ("vault", VaultSettings, False),
+    "gateway": ("gateway", GatewaySettings, True),
+    "models": ("models", tuple[ModelSettings, ...], True),
+    "gpuHosts": ("gpu_hosts", tuple[GpuHostSettings, ...], True),
+    "redis": ("redis", RedisSettings, False),
+    "cache": ("cache", CacheSettings, False),
+    "postgres": ("postgres", PostgresSettings, False),
+    "secrets": ("secrets", SecretsSettings, False),
+}
+_SCALARS = ("environment",)
+
+
+def _key_path(root: str, loc: tuple[Any, ...]) -> str:
+    path = root
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _pydantic_problems(root: str, error: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for item in error.errors():
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling against the README's configuration reference)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        problems.append((_key_path(root, item["loc"]), message))
+    return problems
+
+
+_IMAGE = re.compile(
+    r"^(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+
+
+def image_problem(image: str) -> Optional[str]:
+    """Why an image reference is not pinned, or None when it is."""
+    match = _IMAGE.match(image)
+    if not match:
+        return f"'{image}' is not a valid image reference"
+    if match["tag"] is None and match["digest"] is None:
+        return f"'{image}' has no tag; pin a version (for example '{image}:<version>')"
+    if match["tag"] in ("latest", "main-latest", "main-stable", "stable") and match["digest"] is None:
+        return f"'{image}' uses the moving tag '{match['tag']}'; pin a version"
+    return None
+
+
+def image_tag(image: str) -> str:
+    match = _IMAGE.match(image)
+    return (match["tag"] or "") if match else ""
+
+
+LITELLM_IMAGE_VERSION = re.compile(r"v(\d+\.\d+\.\d+)")
+
+
+def litellm_version_of(image: str) -> Optional[str]:
+    found = LITELLM_IMAGE_VERSION.search(image_tag(image))
+    return found.group(1) if found else None
+
+
+def _bind_problem(address: str, allowed: bool) -> Optional[str]:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"'{address}' is not an IP address"
+    if ip.is_loopback or allowed:
+        return None
+    if ip.is_unspecified or not ip.is_private:
+        return (
+            f"'{address}' publishes the gateway on a public or all interfaces; bind to 127.0.0.1 or "
+            "a private address, or set gateway.allowPublicBind: true if that is intended"
+        )
+    return None
+
+
+def _duplicates(names: list[str]) -> list[str]:
+    seen, dups = set(), []
+    for name in names:
+        if name in seen and name not in dups:
+            dups.append(name)
+        seen.add(name)
+    return dups
+
+
+def _check_name(problems, key: str, value: str) -> None:
+    if not re.match(_NAME, value):
+        problems.append((key, f"'{value}' is not a valid name: {_NAME_HELP}"))
+
+
+def _cross_check(parsed: dict[str, Any], problems: list[tuple[str, str]]) -> None:
+    gateway: Optional[GatewaySettings] = parsed.get("gateway")
+    if gateway is not None:
+        problem = image_problem(gateway.image)
+        if problem:
+            problems.append(("gateway.image", problem))
+        elif litellm_version_of(gateway.image) is None:
+            problems.append(
+                ("gateway.image", f"'{gateway.image}' names no LiteLLM version (expected a tag like main-v1.108.7-stable)")
+            )
+        problem = _bind_problem(gateway.bind_address, gateway.allow_public_bind)
+        if problem:
+            problems.append(("gateway.bindAddress", problem))
+        if gateway.port + gateway.replicas - 1 > 65535:
+            problems.append(("gateway.port", "port + replicas - 1 exceeds 65535 (each replica publishes the next port)"))
+
+    for section, attr in (("redis", "image"), ("postgres", "image")):
+        value = parsed.get(section)
+        if value is not None:
+            problem = image_problem(getattr(value, attr))
+            if problem:
+                problems.append((f"{section}.{attr}", problem))
+    redis: Optional[RedisSettings] = parsed.get("redis")
+    if redis is not None and not image_problem(redis.image):
+        major = re.match(r"(\d+)", image_tag(redis.image))
+        if major and int(major.group(1)) < 7:
+            problems.append(("redis.image", f"'{redis.image}' is Redis {major.group(1)}; Redis 7 or newer is required"))
+
+    vault: Optional[VaultSettings] = parsed.get("vault")
+    if vault is not None:
+        if vault.mode == "dev-container":
+            problem = image_problem(vault.dev_image)
+            if problem:
+                problems.append(("vault.devImage", problem))
+            if vault.address:
+                problems.append(("vault.address", "must not be set with vault.mode dev-container (the stack runs its own Vault)"))
+            docker_settings = parsed.get("docker")
+            if docker_settings is not None and not docker_settings.host.startswith("unix://"):
+                problems.append(("vault.mode", "dev-container needs the local Docker engine (docker.host unix://...): "
+                                 "the stack talks to the dev Vault on 127.0.0.1"))
+            if parsed.get("environment") == "prod":
+                problems.append(("vault.mode", "dev-container keeps secrets in memory only; prod needs mode: external"))
+        if vault.address and not re.match(r"^https?://", vault.address):
+            problems.append(("vault.address", f"'{vault.address}' must start with http:// or https://"))
+        if not re.match(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*$", vault.mount):
+            problems.append(("vault.mount", f"'{vault.mount}' is not a valid mount path"))
+        if vault.path is not None and not re.match(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", vault.path):
+            problems.append(("vault.path", f"'{vault.path}' is not a valid secret path (no leading or trailing '/')"))
+
+    docker: Optional[DockerSettings] = parsed.get("docker")
+    if docker is not None and not re.match(r"^(unix|ssh|tcp)://", docker.host):
+        problems.append(("docker.host", f"'{docker.host}' must start with unix://, ssh:// or tcp://"))
+
+    models: Optional[tuple[ModelSettings, ...]] = parsed.get("models")
+    hosts: Optional[tuple[GpuHostSettings, ...]] = parsed.get("gpu_hosts")
+    if models is not None:
+        if not models:
+            problems.append(("models", "declare at least one model"))
+        for i, model in enumerate(models):
+            _check_name(problems, f"models[{i}].name", model.name)
+            for dup in _duplicates(list(model.hosts)):
+                problems.append((f"models[{i}].hosts", f"host '{dup}' is listed twice"))
+        for dup in _duplicates([m.name for m in models]):
+            problems.append(("models", f"model name '{dup}' is declared more than once"))
+    if hosts is not None:
+        if not hosts:
+            problems.append(("gpuHosts", "declare at least one GPU host"))
+        for i, host in enumerate(hosts):
+            _check_name(problems, f"gpuHosts[{i}].name", host.name)
+            if host.local_container is not None:
+                problem = image_problem(host.local_container.image)
+                if problem:
+                    problems.append((f"gpuHosts[{i}].localContainer.image", problem))
+        for dup in _duplicates([h.name for h in hosts]):
+            problems.append(("gpuHosts", f"host name '{dup}' is declared more than once"))
+        for dup in _duplicates([f"{h.address}:{h.ollama_port}" for h in hosts]):
+            problems.append(("gpuHosts", f"two hosts share the Ollama endpoint {dup}"))
+    if models is not None and hosts is not None:
+        host_names = {h.name for h in hosts}
+        model_names = {m.name for m in models}
+        for i, model in enumerate(models):
+            for host_name in model.hosts:
+                if host_name not in host_names:
+                    problems.append((f"models[{i}].hosts", f"unknown GPU host '{host_name}' (declared: {sorted(host_names)})"))
+        for i, host in enumerate(hosts):
+            for model_name in host.models or ():
+                if model_name not in model_names:
+                    problems.append((f"gpuHosts[{i}].models", f"unknown model '{model_name}' (declared: {sorted(model_names)})"))
+            if host.models is not None:
+                for model in models:
+                    if host.name in model.hosts and model.name not in host.models:
+                        problems.append(
+                            (f"gpuHosts[{i}].models",
+                             f"model '{model.name}' is routed to '{host.name}' (models[].hosts) but the host does not pull it")
+                        )
+
+
+def _check_supplied_secret(key: str, value: str, is_secret: bool, problems) -> None:
+    if not is_secret:
+        problems.append(
+            (key, f"is stored in plain text; set it with `pulumi config set --secret {key} <value>`")
+        )
+    if not value:
+        problems.append((key, "is empty; remove it to have one generated"))
+        return
+    if key == "masterKey":
+        if value in PUBLICLY_KNOWN_MASTER_KEYS:
+            problems.append((key, "is the publicly known example key; LiteLLM refuses to start with it"))
+        elif not value.startswith("sk-"):
+            problems.append((key, "must start with 'sk-'"))
+        elif len(value) - 3 < MIN_MASTER_KEY_RANDOM_CHARS:
+            problems.append((key, f"is too short: use 'sk-' and at least {MIN_MASTER_KEY_RANDOM_CHARS} random characters"))
+    elif len(value) < 16:
+        problems.append((key, "is too short: use at least 16 random characters"))
+
+
+def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset()) -> StackSettings:
+    """Validate a stack's raw config (keys without the project prefix) into settings.
+
+    `raw` holds decoded values: dicts and lists for structured keys, strings for scalars.
+    `secret_keys` names the keys that Pulumi holds encrypted. Raises SettingsError.
+    """
+    problems: list[tuple[str, str]] = []
+    parsed: dict[str, Any] = {}
+
+    known = set(_SECTIONS) | set(_SCALARS) | set(SECRET_KEYS)
+    for key in sorted(set(raw) - known):
+        problems.append((key, f"unknown key (known keys: {', '.join(sorted(known))})"))
+
+    environment = raw.get("environment")
+    if environment is None:
+        problems.append(("environment", "required key is missing (for example: dev or prod)"))
+    elif not isinstance(environment, str) or not re.match(r"^[a-z][a-z0-9-]{0,19}$", environment):
+        problems.append(("environment", f"'{environment}' must be lowercase letters, digits and '-', up to 20 characters"))
+    else:
+        parsed["environment"] = environment
+
+    for key, (attr, kind, required) in _SECTIONS.items():
+        if key not in raw:
+            if required:
+                problems.append((key, "required key is missing"))
+            else:
+                parsed[attr] = kind()
+            continue
+        try:
+            parsed[attr] = TypeAdapter(kind).validate_python(raw[key])
+        except ValidationError as error:
+            problems.extend(_pydantic_problems(key, error))
+
+    _cross_check(parsed, problems)
+
+    supplied = {}
+    for key in SECRET_KEYS:
+        if key in raw:
+            value = raw[key]
+            if not isinstance(value, str):
+                problems.append((key, "must be a string"))
+                continue
+            _check_supplied_secret(key, value, key in secret_keys, problems)
+            supplied[key] = value
+
+    if problems:
+        raise SettingsError(problems)
+    return StackSettings(
+        environment=parsed["environment"],
+        docker=parsed["docker"],
+        vault=parsed["vault"],
+        gateway=parsed["gateway"],
+        models=parsed["models"],
+        gpu_hosts=parsed["gpu_hosts"],
+        redis=parsed["redis"],
+        cache=parsed["cache"],
+        postgres=parsed["postgres"],
+        secrets=parsed["secrets"],
+        supplied_secrets=SuppliedSecrets(supplied),
+    )

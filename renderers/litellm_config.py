@@ -1,0 +1,109 @@
+"""Render the LiteLLM proxy's config.yaml from stack settings.
+
+Pure: settings in, text out. Secrets appear only as `os.environ/NAME` references, resolved by the
+proxy from the container's environment (which Pulumi fills from secret Outputs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from config.settings import StackSettings
+
+# Names of the environment variables the rendered config refers to; the gateway component sets
+# each of them on the LiteLLM containers.
+MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
+DATABASE_URL_ENV = "DATABASE_URL"
+REDIS_PASSWORD_ENV = "REDIS_PASSWORD"
+CONFIG_PATH = "/app/config.yaml"
+PROXY_PORT = 4000
+REDIS_PORT = 6379
+
+
+def _ref(env_name: str) -> str:
+    return f"os.environ/{env_name}"
+
+
+def deployment_id(model_name: str, host_name: str) -> str:
+    return f"{model_name}@{host_name}"
+
+
+def ollama_api_base(address: str, port: int) -> str:
+    return f"http://{address}:{port}"
+
+
+def model_list(settings: StackSettings) -> list[dict[str, Any]]:
+    deployments = []
+    for model, host in settings.routes():
+        params: dict[str, Any] = {
+            "model": f"ollama_chat/{model.ollama_tag}",
+            "api_base": ollama_api_base(host.address, host.ollama_port),
+        }
+        if model.rpm is not None:
+            params["rpm"] = model.rpm
+        if model.tpm is not None:
+            params["tpm"] = model.tpm
+        deployments.append(
+            {
+                "model_name": model.name,
+                "litellm_params": params,
+                "model_info": {"id": deployment_id(model.name, host.name), "gpu_host": host.name},
+            }
+        )
+    return deployments
+
+
+def render_config_dict(settings: StackSettings, redis_host: str, redis_port: int = REDIS_PORT) -> dict[str, Any]:
+    """The config as a dict; `redis_host` is the Redis container's name on the gateway network."""
+    redis_connection = {"host": redis_host, "port": redis_port, "password": _ref(REDIS_PASSWORD_ENV)}
+    litellm_settings: dict[str, Any] = {
+        "request_timeout": settings.gateway.request_timeout_seconds,
+        "set_verbose": False,
+        "json_logs": True,
+        "drop_params": True,
+        # /metrics for Prometheus; it requires a bearer key (require_auth_for_metrics_endpoint).
+        "callbacks": ["prometheus"],
+        "require_auth_for_metrics_endpoint": True,
+    }
+    if settings.cache.enabled:
+        litellm_settings["cache"] = True
+        litellm_settings["cache_params"] = {
+            "type": "redis",
+            **redis_connection,
+            "ttl": settings.cache.ttl_seconds,
+            "namespace": f"litellm.{settings.environment}.cache",
+        }
+    return {
+        "model_list": model_list(settings),
+        "router_settings": {
+            "routing_strategy": "simple-shuffle",
+            # Shared deployment rpm/tpm and cooldowns across replicas.
+            "redis_host": redis_host,
+            "redis_port": redis_port,
+            "redis_password": _ref(REDIS_PASSWORD_ENV),
+            "num_retries": 2,
+            "allowed_fails": 3,
+            "cooldown_time": 30,
+            "timeout": settings.gateway.request_timeout_seconds,
+        },
+        "litellm_settings": litellm_settings,
+        "general_settings": {
+            "master_key": _ref(MASTER_KEY_ENV),
+            "database_url": _ref(DATABASE_URL_ENV),
+            "proxy_batch_write_at": 60,
+            "database_connection_pool_limit": 10,
+            "disable_error_logs": True,
+            # Key/user/team rate limits and spend counters shared across replicas.
+            "coordination_redis": dict(redis_connection),
+        },
+    }
+
+
+def render_litellm_config(settings: StackSettings, redis_host: str, redis_port: int = REDIS_PORT) -> str:
+    header = (
+        f"# Rendered by the {settings.resource_prefix()} Pulumi stack; edit the stack config, not this file.\n"
+        "# Secrets are os.environ/ references filled from Vault-held values at container start.\n"
+    )
+    return header + yaml.safe_dump(render_config_dict(settings, redis_host, redis_port), sort_keys=False)

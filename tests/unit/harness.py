@@ -1,0 +1,157 @@
+"""Run the whole Pulumi program under mocks and record what it declares.
+
+`run_stack` executes __main__.py the way the Pulumi CLI would, but against `RecordingMocks`: every
+registered resource is kept with its inputs (secret inputs stay wrapped, so tests can see which
+values Pulumi would encrypt), and the stack outputs are resolved with their secretness.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import pulumi
+import yaml
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret, wrap_rpc_secret
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parents[2]
+MAIN = ROOT / "__main__.py"
+PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
+
+# Every value the mocks generate for a secret contains this marker, so a scan can find leaks.
+SECRET_MARKER = "MOCKSECRET"
+
+
+@dataclass
+class Recorded:
+    type: str
+    name: str
+    inputs: dict[str, Any]  # secret values wrapped as Pulumi's RPC secrets
+    provider: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def plain(self, key: str, default: Any = None) -> Any:
+        """An input with secret wrappers removed (for assertions on values)."""
+        return _unwrap_all(self.inputs.get(key, default))
+
+    def is_secret(self, key: str) -> bool:
+        return is_rpc_secret(self.inputs.get(key))
+
+
+def _unwrap_all(value: Any) -> Any:
+    value = unwrap_rpc_secret(value)
+    if isinstance(value, dict):
+        return {k: _unwrap_all(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_all(v) for v in value]
+    return value
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Test double for the Pulumi engine and providers: records inputs, invents provider outputs."""
+
+    def __init__(self):
+        self.resources: list[Recorded] = []
+        self._names: set[tuple[str, str]] = set()
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        key = (args.typ, args.name)
+        # The real engine rejects two resources with one URN; the mock monitor does not.
+        assert key not in self._names, f"duplicate resource {key}"
+        self._names.add(key)
+        self.resources.append(Recorded(args.typ, args.name, copy.deepcopy(args.inputs), args.provider or ""))
+        state = dict(args.inputs)
+        digest = hashlib.sha256(args.name.encode()).hexdigest()
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            length = int(_unwrap_all(args.inputs.get("length", 32)))
+            value = (SECRET_MARKER + digest)[:length].ljust(length, "x")
+            state["result"] = wrap_rpc_secret(value)
+        elif args.typ == "vault:kv/secretV2:SecretV2":
+            state["metadata"] = {"version": "1", "created_time": "2026-11-26T00:00:00Z"}
+            state["path"] = f"{_unwrap_all(args.inputs['mount'])}/data/{_unwrap_all(args.inputs['name'])}"
+        elif args.typ == "docker:index/remoteImage:RemoteImage":
+            state["imageId"] = f"sha256:{digest}"
+            state["repoDigest"] = f"{_unwrap_all(args.inputs['name'])}@sha256:{digest}"
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+    def of_type(self, type_suffix: str) -> list[Recorded]:
+        return [r for r in self.resources if r.type.endswith(type_suffix)]
+
+    def named(self, name: str) -> Recorded:
+        matches = [r for r in self.resources if r.name == name]
+        assert len(matches) == 1, f"expected one resource named {name}, found {len(matches)}"
+        return matches[0]
+
+
+@dataclass
+class StackRun:
+    mocks: RecordingMocks
+    outputs: dict[str, Any]
+    secret_outputs: set[str]
+
+    @property
+    def resources(self) -> list[Recorded]:
+        return self.mocks.resources
+
+
+def stack_file_config(stack: str) -> dict[str, Any]:
+    """The project's config from Pulumi.<stack>.yaml, keys without the project prefix."""
+    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    prefix = f"{PROJECT}:"
+    return {k[len(prefix):]: v for k, v in data["config"].items() if k.startswith(prefix)}
+
+
+def run_stack(
+    config: dict[str, Any], secrets: Optional[dict[str, str]] = None, stack: str = "test", preview: bool = False
+) -> StackRun:
+    """Run __main__.py under mocks with `config` (plain keys) and `secrets` (set as secret config)."""
+    mocks = RecordingMocks()
+    runtime_settings.ROOT.set(None)  # a fresh root Stack resource for each run
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview)
+    flat = {f"{PROJECT}:{k}": (v if isinstance(v, str) else json.dumps(v)) for k, v in config.items()}
+    flat.update({f"{PROJECT}:{k}": v for k, v in (secrets or {}).items()})
+    pulumi.runtime.set_all_config(flat, [f"{PROJECT}:{k}" for k in (secrets or {})])
+
+    resolved: dict[str, Any] = {}
+    secret_outputs: set[str] = set()
+
+    def program():
+        runpy.run_path(str(MAIN), run_name="__pulumi_program__")
+        outputs = dict(runtime_settings.get_root_resource().outputs)
+
+        async def resolve():
+            for name, value in outputs.items():
+                output = pulumi.Output.from_input(value)
+                resolved[name] = await output.future()
+                if await output.is_secret():
+                    secret_outputs.add(name)
+
+        _sync_await(resolve())
+
+    _sync_await(run_pulumi_func(program))
+    return StackRun(mocks, resolved, secret_outputs)
+
+
+def walk_plain(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every leaf outside a secret wrapper, with its path (secret subtrees are skipped)."""
+    if is_rpc_secret(value):
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from walk_plain(v, f"{path}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from walk_plain(v, f"{path}[{i}]")
+    else:
+        yield path, value
