@@ -25,6 +25,8 @@ MIN_MASTER_KEY_RANDOM_CHARS = 32
 
 _NAME = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
 _NAME_HELP = "lowercase letters, digits and '-', 1-40 characters, not starting or ending with '-'"
+_MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
+_MODEL_NAME_HELP = "letters, digits and . _ : / -, up to 64 characters, starting with a letter or digit"
 
 
 class SettingsError(Exception):
@@ -275,40 +277,50 @@ def _check_name(problems, key: str, value: str) -> None:
         problems.append((key, f"'{value}' is not a valid name: {_NAME_HELP}"))
 
 
+def _image_references(raw: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(key path, value) of every image reference in the raw config, valid sections or not."""
+    found = []
+    for section, key in (("gateway", "image"), ("redis", "image"), ("postgres", "image"), ("vault", "devImage")):
+        if isinstance(raw.get(section), dict) and key in raw[section]:
+            found.append((f"{section}.{key}", raw[section][key]))
+    hosts = raw.get("gpuHosts")
+    if isinstance(hosts, list):
+        for i, host in enumerate(hosts):
+            local = host.get("localContainer") if isinstance(host, dict) else None
+            if isinstance(local, dict) and "image" in local:
+                found.append((f"gpuHosts[{i}].localContainer.image", local["image"]))
+    return found
+
+
+def _check_images(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
+    # Checked on the raw values so that an unpinned image is reported even when a sibling key
+    # of the same section has the wrong type.
+    for key, value in _image_references(raw):
+        if not isinstance(value, str):
+            continue  # the type error is reported by the section's own validation
+        problem = image_problem(value)
+        if problem:
+            problems.append((key, problem))
+        elif key == "gateway.image" and litellm_version_of(value) is None:
+            problems.append((key, f"'{value}' names no LiteLLM version (expected a tag like main-v1.108.7-stable)"))
+        elif key == "redis.image":
+            major = re.match(r"(\d+)", image_tag(value))
+            if major and int(major.group(1)) < 7:
+                problems.append((key, f"'{value}' is Redis {major.group(1)}; Redis 7 or newer is required"))
+
+
 def _cross_check(parsed: dict[str, Any], problems: list[tuple[str, str]]) -> None:
     gateway: Optional[GatewaySettings] = parsed.get("gateway")
     if gateway is not None:
-        problem = image_problem(gateway.image)
-        if problem:
-            problems.append(("gateway.image", problem))
-        elif litellm_version_of(gateway.image) is None:
-            problems.append(
-                ("gateway.image", f"'{gateway.image}' names no LiteLLM version (expected a tag like main-v1.108.7-stable)")
-            )
         problem = _bind_problem(gateway.bind_address, gateway.allow_public_bind)
         if problem:
             problems.append(("gateway.bindAddress", problem))
         if gateway.port + gateway.replicas - 1 > 65535:
             problems.append(("gateway.port", "port + replicas - 1 exceeds 65535 (each replica publishes the next port)"))
 
-    for section, attr in (("redis", "image"), ("postgres", "image")):
-        value = parsed.get(section)
-        if value is not None:
-            problem = image_problem(getattr(value, attr))
-            if problem:
-                problems.append((f"{section}.{attr}", problem))
-    redis: Optional[RedisSettings] = parsed.get("redis")
-    if redis is not None and not image_problem(redis.image):
-        major = re.match(r"(\d+)", image_tag(redis.image))
-        if major and int(major.group(1)) < 7:
-            problems.append(("redis.image", f"'{redis.image}' is Redis {major.group(1)}; Redis 7 or newer is required"))
-
     vault: Optional[VaultSettings] = parsed.get("vault")
     if vault is not None:
         if vault.mode == "dev-container":
-            problem = image_problem(vault.dev_image)
-            if problem:
-                problems.append(("vault.devImage", problem))
             if vault.address:
                 problems.append(("vault.address", "must not be set with vault.mode dev-container (the stack runs its own Vault)"))
             docker_settings = parsed.get("docker")
@@ -334,7 +346,8 @@ def _cross_check(parsed: dict[str, Any], problems: list[tuple[str, str]]) -> Non
         if not models:
             problems.append(("models", "declare at least one model"))
         for i, model in enumerate(models):
-            _check_name(problems, f"models[{i}].name", model.name)
+            if not re.match(_MODEL_NAME, model.name):
+                problems.append((f"models[{i}].name", f"'{model.name}' is not a valid model name: {_MODEL_NAME_HELP}"))
             for dup in _duplicates(list(model.hosts)):
                 problems.append((f"models[{i}].hosts", f"host '{dup}' is listed twice"))
         for dup in _duplicates([m.name for m in models]):
@@ -344,10 +357,6 @@ def _cross_check(parsed: dict[str, Any], problems: list[tuple[str, str]]) -> Non
             problems.append(("gpuHosts", "declare at least one GPU host"))
         for i, host in enumerate(hosts):
             _check_name(problems, f"gpuHosts[{i}].name", host.name)
-            if host.local_container is not None:
-                problem = image_problem(host.local_container.image)
-                if problem:
-                    problems.append((f"gpuHosts[{i}].localContainer.image", problem))
         for dup in _duplicates([h.name for h in hosts]):
             problems.append(("gpuHosts", f"host name '{dup}' is declared more than once"))
         for dup in _duplicates([f"{h.address}:{h.ollama_port}" for h in hosts]):
@@ -424,6 +433,7 @@ def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(
         except ValidationError as error:
             problems.extend(_pydantic_problems(key, error))
 
+    _check_images(raw, problems)
     _cross_check(parsed, problems)
 
     supplied = {}

@@ -1,5 +1,8 @@
 import sys
 from pathlib import Path
 
-# The program's packages (config/, components/, renderers/) import from the repository root.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+TESTS = Path(__file__).resolve().parent
+# The program's packages (config/, components/, renderers/) import from the repository root;
+# the shared test helpers live in tests/unit and tests/integration.
+for path in (TESTS.parent, TESTS / "unit", TESTS / "integration"):
+    sys.path.insert(0, str(path))

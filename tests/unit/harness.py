@@ -13,7 +13,7 @@ import json
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import pulumi
 import yaml
@@ -116,10 +116,20 @@ def run_stack(
     config: dict[str, Any], secrets: Optional[dict[str, str]] = None, stack: str = "test", preview: bool = False
 ) -> StackRun:
     """Run __main__.py under mocks with `config` (plain keys) and `secrets` (set as secret config)."""
+    return run_under_mocks(
+        lambda: runpy.run_path(str(MAIN), run_name="__pulumi_program__"), config, secrets, stack, preview
+    )
+
+
+def run_under_mocks(
+    body: Callable[[], Any], config: Optional[dict[str, Any]] = None, secrets: Optional[dict[str, str]] = None,
+    stack: str = "test", preview: bool = False,
+) -> StackRun:
+    """Run `body` (which declares resources, and may export outputs) to completion under fresh mocks."""
     mocks = RecordingMocks()
     runtime_settings.ROOT.set(None)  # a fresh root Stack resource for each run
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview)
-    flat = {f"{PROJECT}:{k}": (v if isinstance(v, str) else json.dumps(v)) for k, v in config.items()}
+    flat = {f"{PROJECT}:{k}": (v if isinstance(v, str) else json.dumps(v)) for k, v in (config or {}).items()}
     flat.update({f"{PROJECT}:{k}": v for k, v in (secrets or {}).items()})
     pulumi.runtime.set_all_config(flat, [f"{PROJECT}:{k}" for k in (secrets or {})])
 
@@ -127,7 +137,7 @@ def run_stack(
     secret_outputs: set[str] = set()
 
     def program():
-        runpy.run_path(str(MAIN), run_name="__pulumi_program__")
+        body()
         outputs = dict(runtime_settings.get_root_resource().outputs)
 
         async def resolve():
