@@ -60,6 +60,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def __init__(self):
         self.resources: list[Recorded] = []
+        self.options: dict[tuple[str, str], pulumi.ResourceOptions] = {}
         self._names: set[tuple[str, str]] = set()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
@@ -87,6 +88,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def of_type(self, type_suffix: str) -> list[Recorded]:
         return [r for r in self.resources if r.type.endswith(type_suffix)]
+
+    def options_of(self, name: str) -> pulumi.ResourceOptions:
+        matches = [opts for (_, n), opts in self.options.items() if n == name]
+        assert len(matches) == 1, f"expected options for one resource named {name}, found {len(matches)}"
+        return matches[0]
+
+    def depends_on_names(self, name: str) -> set[str]:
+        return {dep._name for dep in (self.options_of(name).depends_on or [])}
 
     def named(self, name: str) -> Recorded:
         matches = [r for r in self.resources if r.name == name]
@@ -136,7 +145,14 @@ def run_under_mocks(
     resolved: dict[str, Any] = {}
     secret_outputs: set[str] = set()
 
+    def record_options(args: pulumi.ResourceTransformationArgs):
+        # In-process hook that sees each resource's options (protect, depends_on, ...), which the
+        # mock monitor does not receive.
+        mocks.options[(args.type_, args.name)] = args.opts
+        return None
+
     def program():
+        pulumi.runtime.register_stack_transformation(record_options)
         body()
         outputs = dict(runtime_settings.get_root_resource().outputs)
 

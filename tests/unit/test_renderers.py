@@ -1,0 +1,72 @@
+"""The pure renderers: what the LiteLLM config and the Vault policy say."""
+
+import copy
+
+import yaml
+
+from config.settings import parse_settings
+from harness import stack_file_config
+from renderers.litellm_config import render_config_dict, render_litellm_config
+from renderers.vault_policy import render_read_policy
+
+
+def prod_settings(**cache):
+    raw = copy.deepcopy(stack_file_config("prod"))
+    raw["cache"].update(cache)
+    return parse_settings(raw)
+
+
+def test_one_deployment_per_model_and_host_with_its_api_base_and_limits():
+    config = render_config_dict(prod_settings(), redis_host="redis")
+    deployments = [
+        (d["model_name"], d["litellm_params"]["model"], d["litellm_params"]["api_base"],
+         d["litellm_params"].get("rpm"), d["litellm_params"].get("tpm"))
+        for d in config["model_list"]
+    ]
+    assert deployments == [
+        ("llama3.1-8b", "ollama_chat/llama3.1:8b", "http://10.20.1.11:11434", 600, 400000),
+        ("llama3.1-8b", "ollama_chat/llama3.1:8b", "http://10.20.1.12:11434", 600, 400000),
+        ("qwen-coder", "ollama_chat/qwen2.5-coder:32b", "http://10.20.1.13:11434", 120, None),
+        ("mistral-7b", "ollama_chat/mistral:7b", "http://10.20.1.11:11434", None, None),
+    ]
+    ids = [d["model_info"]["id"] for d in config["model_list"]]
+    assert len(set(ids)) == len(ids)
+
+
+def test_secrets_are_environment_references():
+    config = render_config_dict(prod_settings(), redis_host="redis")
+    assert config["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
+    assert config["general_settings"]["database_url"] == "os.environ/DATABASE_URL"
+    assert config["router_settings"]["redis_password"] == "os.environ/REDIS_PASSWORD"
+    assert config["litellm_settings"]["cache_params"]["password"] == "os.environ/REDIS_PASSWORD"
+    assert config["general_settings"]["coordination_redis"]["password"] == "os.environ/REDIS_PASSWORD"
+
+
+def test_cache_follows_the_settings():
+    on = render_config_dict(prod_settings(enabled=True, ttlSeconds=120), redis_host="redis")
+    assert on["litellm_settings"]["cache"] is True
+    assert on["litellm_settings"]["cache_params"]["ttl"] == 120
+    assert on["litellm_settings"]["cache_params"]["type"] == "redis"
+    off = render_config_dict(prod_settings(enabled=False), redis_host="redis")
+    assert "cache" not in off["litellm_settings"]
+    # Router state stays shared through Redis even without the response cache.
+    assert off["router_settings"]["redis_host"] == "redis"
+
+
+def test_metrics_are_on_and_need_a_key():
+    config = render_config_dict(prod_settings(), redis_host="redis")
+    assert "prometheus" in config["litellm_settings"]["callbacks"]
+    assert config["litellm_settings"]["require_auth_for_metrics_endpoint"] is True
+
+
+def test_rendered_text_is_yaml_that_round_trips():
+    settings = prod_settings()
+    text = render_litellm_config(settings, redis_host="redis")
+    assert text.startswith("# Rendered by the litellm-gateway-prod Pulumi stack")
+    assert yaml.safe_load(text) == render_config_dict(settings, redis_host="redis")
+
+
+def test_vault_policy_paths():
+    text = render_read_policy("kv", "teams/ai/gateway")
+    assert 'path "kv/data/teams/ai/gateway"' in text
+    assert 'path "kv/metadata/teams/ai/gateway"' in text
