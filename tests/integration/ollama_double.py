@@ -1,0 +1,120 @@
+"""Test double for an Ollama server (Ollama cannot be installed here).
+
+Serves the parts of Ollama's HTTP API that LiteLLM's `ollama_chat/` provider uses, with the same
+shapes and status codes as Ollama (https://github.com/ollama/ollama/blob/main/docs/api.md):
+POST /api/chat (streaming NDJSON or a single JSON object), POST /api/show, GET /api/tags,
+GET /api/version. A model that is not pulled answers 404 like Ollama does. Each double records
+the chat requests it received, so tests can see where LiteLLM routed them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+OLLAMA_VERSION = "0.12.6"
+
+
+class OllamaDouble:
+    def __init__(self, host_name: str, models: list[str]):
+        self.host_name = host_name
+        self.models = list(models)
+        self.chat_requests: list[dict] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def start(self) -> "OllamaDouble":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def chats_for(self, model: str) -> list[dict]:
+        with self._lock:
+            return [r for r in self.chat_requests if r.get("model") == model]
+
+    def _tags(self) -> dict:
+        return {"models": [
+            {"name": m, "model": m, "modified_at": "2026-11-01T00:00:00Z", "size": 397821319,
+             "digest": hashlib.sha256(m.encode()).hexdigest(),
+             "details": {"format": "gguf", "family": "qwen2", "parameter_size": "494.03M",
+                         "quantization_level": "Q4_K_M"}}
+            for m in self.models
+        ]}
+
+    def _handler(self):
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def _send(self, status: int, body) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _body(self) -> dict:
+                length = int(self.headers.get("Content-Length") or 0)
+                return json.loads(self.rfile.read(length) or b"{}")
+
+            def do_GET(self):
+                if self.path == "/api/version":
+                    self._send(200, {"version": OLLAMA_VERSION})
+                elif self.path == "/api/tags":
+                    self._send(200, double._tags())
+                elif self.path == "/":
+                    self._send(200, "Ollama is running")
+                else:
+                    self._send(404, {"error": "404 page not found"})
+
+            def do_POST(self):
+                body = self._body()
+                model = body.get("model") or body.get("name")
+                if self.path == "/api/show":
+                    if model not in double.models:
+                        return self._send(404, {"error": f"model '{model}' not found"})
+                    return self._send(200, {
+                        "modelfile": "", "parameters": "", "template": "{{ .Prompt }}",
+                        "details": double._tags()["models"][0]["details"],
+                        "model_info": {"general.architecture": "qwen2", "qwen2.context_length": 32768},
+                        "capabilities": ["completion"],
+                    })
+                if self.path != "/api/chat":
+                    return self._send(404, {"error": "404 page not found"})
+                with double._lock:
+                    double.chat_requests.append(body)
+                if model not in double.models:
+                    return self._send(404, {"error": f'model "{model}" not found, try pulling it first'})
+                text = f"reply from {double.host_name} ({model})"
+                now = datetime.now(timezone.utc).isoformat()
+                final = {"model": model, "created_at": now, "message": {"role": "assistant", "content": ""},
+                         "done": True, "done_reason": "stop", "total_duration": 1000000,
+                         "load_duration": 1000, "prompt_eval_count": 7, "prompt_eval_duration": 1000,
+                         "eval_count": 5, "eval_duration": 1000}
+                if body.get("stream", True):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/x-ndjson")
+                    self.end_headers()
+                    chunk = {"model": model, "created_at": now,
+                             "message": {"role": "assistant", "content": text}, "done": False}
+                    self.wfile.write((json.dumps(chunk) + "\n").encode())
+                    self.wfile.write((json.dumps(final) + "\n").encode())
+                    return
+                final["message"]["content"] = text
+                self._send(200, final)
+
+        return Handler

@@ -1,0 +1,170 @@
+"""The rendered LiteLLM config, run by the real LiteLLM proxy against a real Redis.
+
+The GPU hosts are `OllamaDouble`s (Ollama cannot be installed here). LiteLLM's database mode
+cannot run here either (Prisma's query engine cannot be downloaded), so the tests drop
+`general_settings.database_url` from the rendered config and run the proxy without a database;
+everything else is the config exactly as the stack renders it.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+
+import httpx
+import pytest
+import redis as redis_client
+import yaml
+
+from config.settings import parse_settings
+from harness import stack_file_config
+from ollama_double import OllamaDouble
+from renderers.litellm_config import render_config_dict
+from servers import litellm_proxy, redis_server, run_litellm_until_exit
+
+MASTER_KEY = "sk-" + uuid.uuid4().hex + uuid.uuid4().hex
+REDIS_PASSWORD = uuid.uuid4().hex
+
+
+def config_without_database(settings, redis_port: int) -> str:
+    config = render_config_dict(settings, redis_host="127.0.0.1", redis_port=redis_port)
+    assert config["general_settings"].pop("database_url") == "os.environ/DATABASE_URL"
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def settings_on_doubles(stack: str, doubles: dict[str, OllamaDouble]):
+    """The stack's settings with each GPU host pointed at its loopback double."""
+    raw = copy.deepcopy(stack_file_config(stack))
+    for host in raw["gpuHosts"]:
+        host["address"] = "127.0.0.1"
+        host["ollamaPort"] = doubles[host["name"]].port
+        host.pop("localContainer", None)
+    return parse_settings(raw)
+
+
+def chat(proxy, model: str, content: str, key: str | None = MASTER_KEY) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.post(
+        f"{proxy.url}/v1/chat/completions", headers=headers, timeout=60,
+        json={"model": model, "messages": [{"role": "user", "content": content}]},
+    )
+
+
+@pytest.fixture(scope="module")
+def redis_port():
+    with redis_server(REDIS_PASSWORD) as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+def dev_gateway(redis_port):
+    """The dev stack's rendered config: one CPU Ollama host serving qwen-small."""
+    settings_raw = stack_file_config("dev")
+    doubles = {h["name"]: OllamaDouble(h["name"], [m["ollamaTag"] for m in settings_raw["models"]]).start()
+               for h in settings_raw["gpuHosts"]}
+    settings = settings_on_doubles("dev", doubles)
+    env = {"LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_PASSWORD": REDIS_PASSWORD}
+    try:
+        with litellm_proxy(config_without_database(settings, redis_port), env) as proxy:
+            yield proxy, doubles, settings
+    finally:
+        for double in doubles.values():
+            double.stop()
+
+
+@pytest.fixture(scope="module")
+def prod_gateway(redis_port):
+    """The prod stack's routing (three hosts, three models) on loopback doubles."""
+    raw = stack_file_config("prod")
+    tags = {m["name"]: m["ollamaTag"] for m in raw["models"]}
+    settings = parse_settings(raw)
+    doubles = {h.name: OllamaDouble(h.name, [tags[m] for m in settings.models_pulled_by(h)]).start()
+               for h in settings.gpu_hosts}
+    settings = settings_on_doubles("prod", doubles)
+    env = {"LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_PASSWORD": REDIS_PASSWORD}
+    try:
+        with litellm_proxy(config_without_database(settings, redis_port), env) as proxy:
+            yield proxy, doubles, settings
+    finally:
+        for double in doubles.values():
+            double.stop()
+
+
+def test_requests_without_a_valid_key_are_refused(dev_gateway):
+    proxy, doubles, _ = dev_gateway
+    assert chat(proxy, "qwen-small", "no key", key=None).status_code == 401
+    wrong = chat(proxy, "qwen-small", "wrong key", key="sk-" + "0" * 48)
+    # With a database a wrong key is a 401; without one (here) LiteLLM cannot look virtual keys up
+    # and refuses with a 400. Either way the request is refused and never reaches a GPU host.
+    assert wrong.status_code in (400, 401), wrong.text
+    assert not any(d.chat_requests for d in doubles.values()), "a refused request must not reach a GPU host"
+
+
+def test_the_master_key_is_accepted_and_the_model_answers(dev_gateway):
+    proxy, doubles, _ = dev_gateway
+    response = chat(proxy, "qwen-small", f"hello {uuid.uuid4()}")
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == "reply from ollama-dev (qwen2.5:0.5b)"
+    assert response.headers["x-litellm-model-id"] == "qwen-small@ollama-dev"
+
+
+def test_an_unknown_model_is_rejected_by_the_gateway(dev_gateway):
+    proxy, _, _ = dev_gateway
+    response = chat(proxy, "gpt-4o", "not routed")
+    assert response.status_code in (400, 404), response.text
+
+
+def test_a_repeated_request_is_answered_from_the_redis_cache(dev_gateway, redis_port):
+    proxy, doubles, settings = dev_gateway
+    double = doubles["ollama-dev"]
+    content = f"cache me {uuid.uuid4()}"
+    before = len(double.chats_for("qwen2.5:0.5b"))
+    first = chat(proxy, "qwen-small", content)
+    second = chat(proxy, "qwen-small", content)
+    assert first.status_code == second.status_code == 200
+    assert len(double.chats_for("qwen2.5:0.5b")) == before + 1, "the second answer must come from the cache"
+    assert second.json()["choices"][0]["message"]["content"] == first.json()["choices"][0]["message"]["content"]
+    cache_key = second.headers.get("x-litellm-cache-key")
+    assert cache_key and cache_key.startswith(f"litellm.{settings.environment}.cache:")
+    stored = redis_client.Redis(host="127.0.0.1", port=redis_port, password=REDIS_PASSWORD)
+    assert stored.exists(cache_key), "the cached answer lives in Redis"
+    ttl = stored.ttl(cache_key)
+    assert 0 < ttl <= settings.cache.ttl_seconds
+
+
+def test_metrics_need_a_bearer_key(dev_gateway):
+    proxy, _, _ = dev_gateway
+    chat(proxy, "qwen-small", f"count me {uuid.uuid4()}")
+    assert httpx.get(f"{proxy.url}/metrics/", timeout=10).status_code == 401
+    metrics = httpx.get(f"{proxy.url}/metrics/", headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=10)
+    assert metrics.status_code == 200
+    assert "litellm_" in metrics.text
+
+
+def test_each_model_is_routed_only_to_the_api_base_of_its_hosts(prod_gateway):
+    proxy, doubles, settings = prod_gateway
+    port_to_host = {d.port: name for name, d in doubles.items()}
+    for model in settings.models:
+        hosts_hit = set()
+        for _ in range(16):  # distinct prompts, so the cache does not answer
+            response = chat(proxy, model.name, f"{model.name} {uuid.uuid4()}")
+            assert response.status_code == 200, response.text
+            api_base = response.headers["x-litellm-model-api-base"]
+            hosts_hit.add(port_to_host[int(api_base.rsplit(":", 1)[1])])
+            assert response.json()["choices"][0]["message"]["content"].endswith(f"({model.ollama_tag})")
+        assert hosts_hit == set(model.hosts), f"{model.name} went to {hosts_hit}, expected {model.hosts}"
+    # The doubles agree: no host received a model the gateway does not route to it.
+    for name, double in doubles.items():
+        routed_tags = {m.ollama_tag for m in settings.models if name in m.hosts}
+        received = {r["model"] for r in double.chat_requests}
+        assert received == routed_tags, f"{name} received {received}, routed {routed_tags}"
+
+
+@pytest.mark.parametrize("weak_key", ["sk-1234", ""])
+def test_the_proxy_refuses_to_boot_with_a_weak_master_key(redis_port, weak_key):
+    settings = settings_on_doubles("dev", {"ollama-dev": OllamaDouble("ollama-dev", [])})
+    env = {"LITELLM_MASTER_KEY": weak_key, "REDIS_PASSWORD": REDIS_PASSWORD}
+    code, output = run_litellm_until_exit(config_without_database(settings, redis_port), env)
+    assert code is not None, "the proxy kept running with a weak master key"
+    assert code != 0
+    assert "master key" in output.lower() or "master_key" in output.lower()

@@ -1,0 +1,30 @@
+"""One LiteLLM version everywhere: the image the stacks deploy and the proxy the tests boot."""
+
+import re
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from config.settings import litellm_version_of, parse_settings
+from harness import ROOT, stack_file_config
+
+
+def pinned_requirement(name: str) -> str:
+    for line in (ROOT / "requirements-test.txt").read_text().splitlines():
+        match = re.match(rf"^{re.escape(name)}(\[[^\]]*\])?==(\S+)", line.strip())
+        if match:
+            return match.group(2)
+    raise AssertionError(f"{name} is not pinned in requirements-test.txt")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_image_tag_names_the_tested_litellm_version(stack):
+    image = parse_settings(stack_file_config(stack)).gateway.image
+    assert litellm_version_of(image) == pinned_requirement("litellm"), (
+        f"Pulumi.{stack}.yaml deploys {image}, but the tests run litellm {pinned_requirement('litellm')}"
+    )
+
+
+def test_installed_litellm_is_the_pinned_one():
+    assert version("litellm") == pinned_requirement("litellm")
