@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pulumi
 import pulumi_docker as docker
 
@@ -26,4 +28,14 @@ def secret_envs(values: dict[str, pulumi.Input[str]]) -> pulumi.Output[list[str]
     """A container's environment as one secret list: its values never reach state in plain text."""
     return pulumi.Output.secret(
         pulumi.Output.all(**values).apply(lambda resolved: [f"{k}={v}" for k, v in resolved.items()])
+    )
+
+
+def container_options(
+    base: pulumi.ResourceOptions, depends_on: Optional[list[pulumi.Resource]] = None
+) -> pulumi.ResourceOptions:
+    # Containers have fixed names and host ports, so a replacement cannot start beside the old
+    # container: remove the old one first (a short outage per container, see README).
+    return pulumi.ResourceOptions.merge(
+        base, pulumi.ResourceOptions(delete_before_replace=True, depends_on=depends_on)
     )

@@ -10,7 +10,7 @@ import pulumi_docker as docker
 
 from config.settings import StackSettings
 from renderers import litellm_config as rendered
-from .containers import labels, pinned_image, secret_envs
+from .containers import container_options, labels, pinned_image, secret_envs
 
 POSTGRES_PORT = 5432
 OLLAMA_PORT = 11434
@@ -88,7 +88,7 @@ class Gateway(pulumi.ComponentResource):
             wait=True,
             wait_timeout=120,
             labels=labels(settings, "postgres"),
-            opts=child,
+            opts=container_options(child),
         )
 
         # Redis: response cache (BACKLOG-008), router state and key/user limits shared by replicas.
@@ -111,7 +111,7 @@ class Gateway(pulumi.ComponentResource):
             wait=True,
             wait_timeout=60,
             labels=labels(settings, "redis"),
-            opts=child,
+            opts=container_options(child),
         )
 
         local_ollama = [
@@ -174,7 +174,7 @@ class Gateway(pulumi.ComponentResource):
                 # The first start runs database migrations.
                 wait_timeout=300,
                 labels=labels(settings, "litellm"),
-                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=depends_on)),
+                opts=container_options(child, depends_on),
             )
             self.litellm_containers.append(container)
 
@@ -205,5 +205,5 @@ class Gateway(pulumi.ComponentResource):
             wait=True,
             wait_timeout=120,
             labels=labels(settings, "ollama"),
-            opts=child,
+            opts=container_options(child),
         )

@@ -11,7 +11,7 @@ import pulumi_random as random
 import pulumi_vault as vault
 
 from config.settings import StackSettings
-from .containers import labels, pinned_image, secret_envs
+from .containers import container_options, labels, pinned_image, secret_envs
 
 VAULT_PORT = 8200
 
@@ -78,7 +78,7 @@ class VaultAccess(pulumi.ComponentResource):
             wait=True,
             wait_timeout=120,
             labels=labels(settings, "vault-dev"),
-            opts=docker_child,
+            opts=container_options(docker_child),
         )
         # Derived from the container so the provider is configured only once the server is healthy.
         address = container.id.apply(lambda _: f"http://127.0.0.1:{settings.vault.dev_port}")

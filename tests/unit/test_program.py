@@ -125,6 +125,13 @@ def test_every_container_has_healthcheck_restart_policy_and_waits(stack):
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_named_containers_are_removed_before_their_replacement_starts(stack):
+    run = run_stack(stack_file_config(stack), stack=stack)
+    for name in containers(run):
+        assert run.mocks.options_of(name).delete_before_replace is True, name
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_image_is_pinned(stack):
     run = run_stack(stack_file_config(stack), stack=stack)
     for image in run.mocks.of_type("docker:index/remoteImage:RemoteImage"):
