@@ -4,7 +4,8 @@ import pulumi
 import pulumi_docker as docker
 
 from components.evidence import backlog_evidence, collect_facts
-from components.gateway import Gateway, GatewayArgs, GatewaySecretValues
+from components.gateway import Gateway, GatewayArgs, GatewaySecretValues, private_network
+from components.model_fleet import ModelFleet, ModelFleetArgs, ssh_private_key
 from components.secrets import GatewaySecrets, GatewaySecretsArgs
 from components.vault_access import VaultAccess, VaultAccessArgs
 from config.loader import load_settings
@@ -17,6 +18,10 @@ docker_provider = docker.Provider(
 )
 vault_access = VaultAccess("vault", VaultAccessArgs(settings, docker_provider))
 secrets = GatewaySecrets("secrets", GatewaySecretsArgs(settings, vault_access.provider))
+network = private_network(settings, docker_provider)
+fleet = ModelFleet("models", ModelFleetArgs(
+    settings, docker_provider, network.name, ssh_private_key(settings, vault_access.provider),
+))
 gateway = Gateway("gateway", GatewayArgs(
     settings,
     GatewaySecretValues(
@@ -27,6 +32,8 @@ gateway = Gateway("gateway", GatewayArgs(
         redis_password=secrets.redis_password,
     ),
     docker_provider,
+    network.name,
+    routes_ready=fleet.routes_ready,  # no route goes live before its model is on its hosts
 ))
 
 models = {
@@ -43,4 +50,6 @@ pulumi.export("vaultSecretPath", secrets.secret_path)
 pulumi.export("vaultSecretVersion", secrets.secret_version)
 pulumi.export("vaultReadPolicy", secrets.policy_name)
 pulumi.export("models", models)
-pulumi.export("backlog", collect_facts(settings, secrets, gateway).apply(backlog_evidence))
+pulumi.export("gpuHostModels", {host: {"status": r.status, "models": r.models, "missing": r.missing,
+                                       "mismatched": r.mismatched} for host, r in fleet.observed.items()})
+pulumi.export("backlog", collect_facts(settings, secrets, gateway, fleet).apply(backlog_evidence))

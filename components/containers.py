@@ -39,3 +39,9 @@ def container_options(
     return pulumi.ResourceOptions.merge(
         base, pulumi.ResourceOptions(delete_before_replace=True, depends_on=depends_on)
     )
+
+
+def healthcheck(test: list[str], start_period: str = "10s") -> docker.ContainerHealthcheckArgs:
+    return docker.ContainerHealthcheckArgs(
+        tests=test, interval="10s", timeout="5s", retries=6, start_period=start_period
+    )

@@ -59,7 +59,7 @@ def backlog_evidence(facts: DeclaredFacts) -> dict[str, dict[str, Any]]:
         "gateway_master_key_source": "vault secret" if facts.master_key_from_vault_secret else None,
     })
 
-    pulled = {(p["model"], p["host"]) for p in facts.model_pulls}
+    pulled = {(p["model"], p["host"]) for p in facts.model_pulls if p["status"] == "verified"}
     routed = {(r["model"], r["host"]) for r in facts.routes}
     if routed and routed <= pulled:
         status_002 = "done"
@@ -110,7 +110,7 @@ def backlog_evidence(facts: DeclaredFacts) -> dict[str, dict[str, Any]]:
     return entries
 
 
-def collect_facts(settings, secrets, gateway):
+def collect_facts(settings, secrets, gateway, fleet):
     """DeclaredFacts (as an Output) read off the declared components and the rendered LiteLLM config."""
     import pulumi  # kept local: the rest of this module is pure and tested without Pulumi
 
@@ -133,6 +133,14 @@ def collect_facts(settings, secrets, gateway):
             master_key_from_vault_secret="LITELLM_MASTER_KEY" in secrets.stored_fields
             and general.get("master_key") == "os.environ/LITELLM_MASTER_KEY",
             routes=routes,
+            model_pulls=[
+                {"host": host, "model": name, "tag": info["tag"], "digest": info["digest"], "size": info["size"],
+                 "status": "verified" if name not in resolved["mismatched"][host] else "digest mismatch"}
+                for host, models in sorted(resolved["observed"].items()) for name, info in sorted((models or {}).items())
+            ] + [
+                {"host": host, "model": name, "status": "missing"}
+                for host, missing in sorted(resolved["missing"].items()) for name in (missing or [])
+            ],
             metrics_callback="prometheus" in litellm_settings.get("callbacks", []),
             database=database,
             shared_limit_store="redis (router_settings and general_settings.coordination_redis)"
@@ -148,5 +156,8 @@ def collect_facts(settings, secrets, gateway):
         )
 
     return pulumi.Output.all(
-        version=secrets.secret_version, policy=secrets.policy_name, url=gateway.url
+        version=secrets.secret_version, policy=secrets.policy_name, url=gateway.url,
+        observed={h: r.models for h, r in fleet.observed.items()},
+        missing={h: r.missing for h, r in fleet.observed.items()},
+        mismatched={h: r.mismatched for h, r in fleet.observed.items()},
     ).apply(build)

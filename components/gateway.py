@@ -10,10 +10,9 @@ import pulumi_docker as docker
 
 from config.settings import StackSettings
 from renderers import litellm_config as rendered
-from .containers import container_options, labels, pinned_image, secret_envs
+from .containers import container_options, healthcheck, labels, pinned_image, secret_envs
 
 POSTGRES_PORT = 5432
-OLLAMA_PORT = 11434
 
 
 @dataclass
@@ -32,13 +31,18 @@ class GatewayArgs:
     settings: StackSettings
     secrets: GatewaySecretValues
     docker_provider: docker.Provider
+    network_name: pulumi.Input[str]
     # Resources each LiteLLM replica waits for (the model pulls), so no route goes live early.
     routes_ready: Sequence[pulumi.Resource] = field(default_factory=list)
 
 
-def _healthcheck(test: list[str], start_period: str = "10s") -> docker.ContainerHealthcheckArgs:
-    return docker.ContainerHealthcheckArgs(
-        tests=test, interval="10s", timeout="5s", retries=6, start_period=start_period
+def private_network(settings: StackSettings, docker_provider: docker.Provider) -> docker.Network:
+    """The gateway's private Docker network (also joined by the dev stack's Ollama container)."""
+    prefix = settings.resource_prefix()
+    return docker.Network(
+        "network", name=f"{prefix}-net", driver="bridge",
+        labels=[docker.NetworkLabelArgs(label=f"{prefix}.role", value="gateway")],
+        opts=pulumi.ResourceOptions(provider=docker_provider),
     )
 
 
@@ -54,16 +58,9 @@ class Gateway(pulumi.ComponentResource):
         settings = args.settings
         prefix = settings.resource_prefix()
         child = pulumi.ResourceOptions(parent=self, provider=args.docker_provider)
-        self._settings = settings
-
-        network = docker.Network(
-            f"{name}-network", name=f"{prefix}-net", driver="bridge",
-            labels=[docker.NetworkLabelArgs(label=f"{prefix}.role", value="gateway")], opts=child,
-        )
-        self.network_name = network.name
 
         def on_network(*aliases: str) -> list[docker.ContainerNetworksAdvancedArgs]:
-            return [docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=list(aliases))]
+            return [docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=list(aliases))]
 
         # Postgres: LiteLLM's keys, users, teams, spend logs. Never published on the host.
         pg = settings.postgres
@@ -82,7 +79,7 @@ class Gateway(pulumi.ComponentResource):
                 "POSTGRES_PASSWORD": args.secrets.postgres_password,
             }),
             mounts=[docker.ContainerMountArgs(target="/var/lib/postgresql/data", source=pg_volume.name, type="volume")],
-            healthcheck=_healthcheck(["CMD", "pg_isready", "-U", pg.user, "-d", pg.database]),
+            healthcheck=healthcheck(["CMD", "pg_isready", "-U", pg.user, "-d", pg.database]),
             networks_advanced=on_network("postgres"),
             restart="unless-stopped",
             wait=True,
@@ -105,7 +102,7 @@ class Gateway(pulumi.ComponentResource):
                 "REDIS_PASSWORD": args.secrets.redis_password,
                 "REDISCLI_AUTH": args.secrets.redis_password,
             }),
-            healthcheck=_healthcheck(["CMD", "redis-cli", "ping"], start_period="5s"),
+            healthcheck=healthcheck(["CMD", "redis-cli", "ping"], start_period="5s"),
             networks_advanced=on_network("redis"),
             restart="unless-stopped",
             wait=True,
@@ -113,12 +110,6 @@ class Gateway(pulumi.ComponentResource):
             labels=labels(settings, "redis"),
             opts=container_options(child),
         )
-
-        local_ollama = [
-            self._local_ollama(name, host, on_network, child)
-            for host in settings.gpu_hosts
-            if host.local_container is not None
-        ]
 
         self.config = rendered.render_config_dict(settings, redis_host=f"{prefix}-redis")
         self.rendered_config = rendered.render_litellm_config(settings, redis_host=f"{prefix}-redis")
@@ -144,7 +135,7 @@ class Gateway(pulumi.ComponentResource):
                 # Use the cost map shipped in the image instead of fetching it at every start.
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             }
-            depends_on: list[pulumi.Resource] = [postgres, redis, *local_ollama, *args.routes_ready]
+            depends_on: list[pulumi.Resource] = [postgres, redis, *args.routes_ready]
             if replica > 0:
                 # Replica 0 runs the Prisma migrations; the others wait for it and never migrate.
                 env["DISABLE_SCHEMA_UPDATE"] = "true"
@@ -160,7 +151,7 @@ class Gateway(pulumi.ComponentResource):
                 ports=[docker.ContainerPortArgs(
                     internal=rendered.PROXY_PORT, external=gateway.port + replica, ip=gateway.bind_address,
                 )],
-                healthcheck=_healthcheck(
+                healthcheck=healthcheck(
                     ["CMD", "python3", "-c",
                      "import urllib.request; urllib.request.urlopen("
                      f"'http://127.0.0.1:{rendered.PROXY_PORT}/health/liveliness', timeout=4)"],
@@ -184,26 +175,4 @@ class Gateway(pulumi.ComponentResource):
             for i, c in enumerate(self.litellm_containers)
         ])
         self.url = self.urls.apply(lambda urls: urls[0])
-        self.register_outputs({"urls": self.urls, "network": self.network_name})
-
-    def _local_ollama(self, name, host, on_network, child) -> docker.Container:
-        """dev: the GPU host is a CPU Ollama container reachable on the gateway network as host.address."""
-        settings = self._settings
-        prefix = settings.resource_prefix()
-        models_volume = docker.Volume(
-            f"{name}-ollama-{host.name}-models", name=f"{prefix}-ollama-{host.name}-models", opts=child,
-        )
-        return docker.Container(
-            f"{name}-ollama-{host.name}",
-            name=f"{prefix}-ollama-{host.name}",
-            image=pinned_image(f"{name}-ollama-{host.name}-image", host.local_container.image, child).image_id,
-            envs=[f"OLLAMA_HOST=0.0.0.0:{host.ollama_port}"],
-            mounts=[docker.ContainerMountArgs(target="/root/.ollama", source=models_volume.name, type="volume")],
-            healthcheck=_healthcheck(["CMD", "ollama", "list"]),
-            networks_advanced=on_network(host.address),
-            restart="unless-stopped",
-            wait=True,
-            wait_timeout=120,
-            labels=labels(settings, "ollama"),
-            opts=container_options(child),
-        )
+        self.register_outputs({"urls": self.urls})

@@ -8,11 +8,9 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from .settings import PROJECT, SECRET_KEYS, SettingsError, StackSettings, parse_settings
+from .settings import PROJECT, SECRET_KEYS, STRUCTURED_KEYS, SettingsError, StackSettings, parse_settings
 
-_STRUCTURED_KEYS = frozenset(
-    {"docker", "vault", "gateway", "models", "gpuHosts", "redis", "cache", "postgres", "secrets"}
-)
+_STRUCTURED_KEYS = STRUCTURED_KEYS
 
 
 def raw_stack_config() -> tuple[dict[str, Any], frozenset[str]]:

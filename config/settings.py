@@ -19,7 +19,9 @@ PROJECT = "litellm-gateway"
 
 # Secret config keys a user may set with `pulumi config set --secret <key>`; any of them left
 # unset is generated with pulumi-random and kept in Vault.
-SECRET_KEYS = ("masterKey", "saltKey", "uiPassword", "postgresPassword", "redisPassword")
+SECRET_KEYS = ("masterKey", "saltKey", "uiPassword", "postgresPassword", "redisPassword", "gpuSshPrivateKey")
+# Secret keys that are credentials of the gateway itself (stored in its Vault secret).
+GATEWAY_SECRET_KEYS = ("masterKey", "saltKey", "uiPassword", "postgresPassword", "redisPassword")
 PUBLICLY_KNOWN_MASTER_KEYS = frozenset({"sk-1234"})
 MIN_MASTER_KEY_RANDOM_CHARS = 32
 
@@ -90,20 +92,55 @@ class ModelSettings(_Section):
     hosts: tuple[str, ...] = Field(min_length=1)
     rpm: Optional[int] = Field(default=None, ge=1)
     tpm: Optional[int] = Field(default=None, ge=1)
+    # Pin the model: the ID `ollama list` shows (12 hex characters) or the full sha256 digest.
+    digest: Optional[str] = Field(default=None, pattern=r"^(sha256:)?[0-9a-f]{12,64}$")
 
 
 class LocalOllamaContainer(_Section):
     image: str
 
 
+class HostSshSettings(_Section):
+    user: Optional[str] = None
+    port: Optional[int] = Field(default=None, ge=1, le=65535)
+    # The host's public key ("ssh-ed25519 AAAA..."): checked on every connection when given.
+    host_key: Optional[str] = Field(default=None, pattern=r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$")
+
+
 class GpuHostSettings(_Section):
     name: str
     address: str = Field(min_length=1)
     ollama_port: int = Field(default=11434, ge=1, le=65535)
+    ssh: HostSshSettings = HostSshSettings()
     # What the host pulls. Omitted: exactly the models routed to it. Given: must include them.
     models: Optional[tuple[str, ...]] = None
     # dev only: run this host as a CPU Ollama container on the gateway's Docker network.
     local_container: Optional[LocalOllamaContainer] = None
+
+
+class VaultFieldRef(_Section):
+    mount: str = "secret"
+    path: str = Field(min_length=1)
+    field: str = "private_key"
+
+
+class GpuSshSettings(_Section):
+    """Defaults for reaching every GPU host over SSH (a host's own `ssh` block overrides them)."""
+
+    user: str = "ollama"
+    port: int = Field(default=22, ge=1, le=65535)
+    # Where the private key comes from: the secret config key gpuSshPrivateKey, or this Vault field.
+    private_key_vault: Optional[VaultFieldRef] = None
+    dial_error_limit: int = Field(default=3, ge=1, le=100)
+
+
+class ModelPullSettings(_Section):
+    retries: int = Field(default=4, ge=1, le=20)
+    backoff_seconds: int = Field(default=5, ge=0, le=600)
+    attempt_timeout_seconds: int = Field(default=1800, ge=10)
+    timeout_seconds: int = Field(default=3600, ge=10)
+    # Remove a model from a host (`ollama rm`) when it leaves the config. Off by default.
+    prune: bool = False
 
 
 class RedisSettings(_Section):
@@ -153,6 +190,8 @@ class StackSettings:
     cache: CacheSettings
     postgres: PostgresSettings
     secrets: SecretsSettings
+    gpu_ssh: GpuSshSettings
+    model_pulls: ModelPullSettings
     supplied_secrets: SuppliedSecrets
 
     @property
@@ -178,6 +217,19 @@ class StackSettings:
             return host.models
         return tuple(m.name for m in self.models if host.name in m.hosts)
 
+    def model(self, name: str) -> ModelSettings:
+        return next(m for m in self.models if m.name == name)
+
+    def ssh_hosts(self) -> tuple[GpuHostSettings, ...]:
+        """Hosts reached over SSH (every host but the dev stack's local Ollama containers)."""
+        return tuple(h for h in self.gpu_hosts if h.local_container is None)
+
+    def ssh_user(self, host: GpuHostSettings) -> str:
+        return host.ssh.user or self.gpu_ssh.user
+
+    def ssh_port(self, host: GpuHostSettings) -> int:
+        return host.ssh.port or self.gpu_ssh.port
+
     def routes(self) -> list[tuple[ModelSettings, GpuHostSettings]]:
         """One (model, host) pair per deployment the gateway routes to, in config order."""
         return [(m, self.host(h)) for m in self.models for h in m.hosts]
@@ -194,8 +246,11 @@ _SECTIONS: dict[str, tuple[str, Any, bool]] = {
     "cache": ("cache", CacheSettings, False),
     "postgres": ("postgres", PostgresSettings, False),
     "secrets": ("secrets", SecretsSettings, False),
+    "gpuSsh": ("gpu_ssh", GpuSshSettings, False),
+    "modelPulls": ("model_pulls", ModelPullSettings, False),
 }
 _SCALARS = ("environment",)
+STRUCTURED_KEYS = frozenset(_SECTIONS)
 
 
 def _key_path(root: str, loc: tuple[Any, ...]) -> str:
@@ -381,6 +436,25 @@ def _cross_check(parsed: dict[str, Any], problems: list[tuple[str, str]]) -> Non
                         )
 
 
+def _check_fleet_access(parsed: dict[str, Any], supplied: dict[str, str], problems) -> None:
+    hosts = parsed.get("gpu_hosts")
+    ssh = parsed.get("gpu_ssh")
+    pulls = parsed.get("model_pulls")
+    if pulls is not None and pulls.attempt_timeout_seconds > pulls.timeout_seconds:
+        problems.append(("modelPulls.attemptTimeoutSeconds", "is longer than modelPulls.timeoutSeconds"))
+    if hosts is None or ssh is None:
+        return
+    ssh_hosts = [h.name for h in hosts if h.local_container is None]
+    from_config = "gpuSshPrivateKey" in supplied
+    from_vault = ssh.private_key_vault is not None
+    if ssh_hosts and not (from_config or from_vault):
+        problems.append(("gpuSshPrivateKey", (
+            f"required: GPU hosts {ssh_hosts} are reached over SSH to pull their models; set it with "
+            "`pulumi config set --secret gpuSshPrivateKey < ~/.ssh/id_ed25519`, or set gpuSsh.privateKeyVault")))
+    if from_config and from_vault:
+        problems.append(("gpuSsh.privateKeyVault", "set both this and gpuSshPrivateKey; keep one source for the key"))
+
+
 def _check_supplied_secret(key: str, value: str, is_secret: bool, problems) -> None:
     if not is_secret:
         problems.append(
@@ -396,6 +470,10 @@ def _check_supplied_secret(key: str, value: str, is_secret: bool, problems) -> N
             problems.append((key, "must start with 'sk-'"))
         elif len(value) - 3 < MIN_MASTER_KEY_RANDOM_CHARS:
             problems.append((key, f"is too short: use 'sk-' and at least {MIN_MASTER_KEY_RANDOM_CHARS} random characters"))
+    elif key == "gpuSshPrivateKey":
+        if "-----BEGIN" not in value or "PRIVATE KEY-----" not in value:
+            problems.append((key, "is not a PEM/OpenSSH private key (expected '-----BEGIN ... PRIVATE KEY-----'); "
+                                  "set it with `pulumi config set --secret gpuSshPrivateKey < ~/.ssh/id_ed25519`"))
     elif len(value) < 16:
         problems.append((key, "is too short: use at least 16 random characters"))
 
@@ -446,6 +524,8 @@ def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(
             _check_supplied_secret(key, value, key in secret_keys, problems)
             supplied[key] = value
 
+    _check_fleet_access(parsed, supplied, problems)
+
     if problems:
         raise SettingsError(problems)
     return StackSettings(
@@ -459,5 +539,7 @@ def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(
         cache=parsed["cache"],
         postgres=parsed["postgres"],
         secrets=parsed["secrets"],
+        gpu_ssh=parsed["gpu_ssh"],
+        model_pulls=parsed["model_pulls"],
         supplied_secrets=SuppliedSecrets(supplied),
     )

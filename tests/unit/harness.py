@@ -78,12 +78,22 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif args.typ == "vault:kv/secretV2:SecretV2":
             state["metadata"] = {"version": "1", "created_time": "2026-11-26T00:00:00Z"}
             state["path"] = f"{_unwrap_all(args.inputs['mount'])}/data/{_unwrap_all(args.inputs['name'])}"
+        elif args.typ == "pulumi-python:dynamic:Resource" and "expected" in args.inputs:
+            # OllamaHostModels: the host has exactly what is expected (drift is tested for real over SSH).
+            expected = _unwrap_all(args.inputs["expected"])
+            state["models"] = {name: {"tag": want["tag"], "digest": (want["digest"] or "0123456789ab")[:12],
+                                      "size": "4.9GB"} for name, want in expected.items()}
+            state["missing"], state["mismatched"], state["status"] = [], [], "in-sync"
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256:{digest}"
             state["repoDigest"] = f"{_unwrap_all(args.inputs['name'])}@sha256:{digest}"
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "vault:kv/getSecretV2:getSecretV2":
+            # Test double for Vault's KV read: every field holds a marked fake secret.
+            return {"data": {"private_key": f"-----BEGIN OPENSSH PRIVATE KEY-----{SECRET_MARKER}-vault-ssh-key"},
+                    "mount": args.args.get("mount"), "name": args.args.get("name")}
         return {}
 
     def of_type(self, type_suffix: str) -> list[Recorded]:

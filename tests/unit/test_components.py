@@ -9,7 +9,7 @@ import pulumi_vault as vault
 import yaml
 from pulumi.runtime.sync_await import _sync_await
 
-from components.gateway import Gateway, GatewayArgs, GatewaySecretValues
+from components.gateway import Gateway, GatewayArgs, GatewaySecretValues, private_network
 from components.secrets import VAULT_FIELDS, GatewaySecrets, GatewaySecretsArgs
 from components.vault_access import VaultAccess, VaultAccessArgs
 from config.settings import parse_settings
@@ -130,9 +130,9 @@ def test_dev_vault_provider_waits_for_the_dev_server():
 def declare_gateway(settings):
     values = {k: pulumi.Output.secret(f"{SECRET_MARKER}-{k}") for k in
               ("master_key", "salt_key", "ui_password", "postgres_password", "redis_password")}
-    return Gateway("gateway", GatewayArgs(
-        settings, GatewaySecretValues(**values), docker.Provider("docker", host=settings.docker.host),
-    ))
+    provider = docker.Provider("docker", host=settings.docker.host)
+    network = private_network(settings, provider)
+    return Gateway("gateway", GatewayArgs(settings, GatewaySecretValues(**values), provider, network.name))
 
 
 def _env(container):
@@ -180,7 +180,7 @@ def test_postgres_keeps_its_data_on_a_named_volume():
 
 def test_gateway_containers_share_one_private_network():
     run = run_under_mocks(lambda: declare_gateway(settings_for("prod")))
-    network = run.mocks.named("gateway-network")
+    network = run.mocks.named("network")
     assert network.plain("name") == "litellm-gateway-prod-net"
     for c in run.mocks.of_type("docker:index/container:Container"):
         assert [n["name"] for n in c.plain("networksAdvanced")] == ["litellm-gateway-prod-net"]

@@ -40,7 +40,7 @@ def test_dev_runs_everything_on_the_local_docker_engine(dev_run):
     provider = dev_run.mocks.named("docker")
     assert provider.plain("host") == "unix:///var/run/docker.sock"
     assert set(containers(dev_run)) == {
-        "vault-dev-server", "gateway-postgres", "gateway-redis", "gateway-ollama-ollama-dev", "gateway-litellm-0",
+        "vault-dev-server", "gateway-postgres", "gateway-redis", "models-ollama-ollama-dev", "gateway-litellm-0",
     }
 
 
@@ -63,7 +63,7 @@ def test_dev_outputs(dev_run):
 
 
 def test_dev_ollama_container_answers_as_the_configured_host_address(dev_run):
-    ollama = container(dev_run, "gateway-ollama-ollama-dev")
+    ollama = container(dev_run, "models-ollama-ollama-dev")
     assert ollama.plain("networksAdvanced")[0]["aliases"] == ["ollama-dev"]
     assert not ollama.plain("ports"), "the dev Ollama is reached only on the gateway network"
 
@@ -161,7 +161,12 @@ def test_backlog_has_every_seed_item_with_computed_status(stack):
     assert backlog["BACKLOG-008"]["evidence"]["cache"]["ttl_seconds"] == stack_file_config(stack)["cache"]["ttlSeconds"]
     # Not built yet: their status must say so rather than claim done.
     assert backlog["BACKLOG-004"]["status"] == "not started"
-    assert backlog["BACKLOG-002"]["status"] == "partial"
+    pulls = backlog["BACKLOG-002"]["evidence"]["pulls"]
+    settings_raw = stack_file_config(stack)
+    routed = {(m["name"], h) for m in settings_raw["models"] for h in m["hosts"]}
+    assert routed <= {(p["model"], p["host"]) for p in pulls if p["status"] == "verified"}
+    assert all(p["digest"] for p in pulls)
+    assert backlog["BACKLOG-002"]["status"] == "done"
 
 
 def test_backlog_follows_the_config_not_a_fixed_answer():

@@ -1,0 +1,182 @@
+"""A resource whose read checks a GPU host again: what models Ollama really has there.
+
+`pulumi_command` cannot do this (remote.Command has no Read, pulumi-command#432, and refresh
+empties its stdout, pulumi-command#1377). This dynamic provider runs the host script's `list`
+action over SSH (paramiko) or `docker exec` (dev) on create, read and update:
+
+- `pulumi refresh` stores what the host has now; a removed or replaced model shows up as a change
+  of `models`, `missing`, `mismatched` and `status`;
+- `pulumi preview --refresh --expect-no-changes` then also plans an update (diff reports drift),
+  so the scheduled check fails;
+- `pulumi up` after drift runs the update, which pulls the missing or replaced models again with
+  the same script and verifies them.
+
+The provider is serialized into the state (Pulumi pickles it by value), so its methods import
+what they need themselves and call nothing else from this repository.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import pulumi
+import pulumi.dynamic as dynamic
+
+
+class OllamaHostModelsProvider(dynamic.ResourceProvider):
+    """props: host, transport, script, expected {model: {tag, digest}}, read_timeout, pull_timeout."""
+
+    @staticmethod
+    def run(transport: dict, command: str, stdin: str, timeout: float) -> tuple[int, str, str]:
+        """Run `command` on the host with `stdin`; (exit code, stdout, stderr). Raises on no connection."""
+        import base64
+        import io
+        import os
+        import shlex
+        import subprocess
+
+        if transport["kind"] == "docker":
+            env = dict(os.environ)
+            if transport.get("docker_host"):
+                env["DOCKER_HOST"] = transport["docker_host"]
+            done = subprocess.run(
+                ["docker", "exec", "-i", transport["container"], *shlex.split(command)],
+                input=stdin, capture_output=True, text=True, timeout=timeout, env=env,
+            )
+            return done.returncode, done.stdout, done.stderr
+
+        import paramiko
+
+        key_text = transport["private_key"]
+        pkey = None
+        for key_class in ("Ed25519Key", "ECDSAKey", "RSAKey"):
+            if hasattr(paramiko, key_class):
+                try:
+                    pkey = getattr(paramiko, key_class).from_private_key(io.StringIO(key_text))
+                    break
+                except (paramiko.SSHException, ValueError):
+                    continue
+        if pkey is None:
+            raise RuntimeError(f"host {transport['host']}: the SSH private key could not be read")
+        client = paramiko.SSHClient()
+        address, port = transport["address"], int(transport["port"])
+        if transport.get("host_key"):
+            key_type, key_b64 = transport["host_key"].split()[:2]
+            known = paramiko.PKey.from_type_string(key_type, base64.b64decode(key_b64))
+            client.get_host_keys().add(address if port == 22 else f"[{address}]:{port}", key_type, known)
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        else:
+            # Documented: without gpuHosts[].ssh.hostKey the host's key is not checked.
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        try:
+            client.connect(address, port=port, username=transport["user"], pkey=pkey, timeout=15,
+                           banner_timeout=15, auth_timeout=15, allow_agent=False, look_for_keys=False)
+            channel_in, channel_out, channel_err = client.exec_command(command, timeout=timeout)
+            channel_in.write(stdin)
+            channel_in.channel.shutdown_write()
+            out = channel_out.read().decode(errors="replace")
+            err = channel_err.read().decode(errors="replace")
+            return channel_out.channel.recv_exit_status(), out, err
+        finally:
+            client.close()
+
+    @staticmethod
+    def parse_models(text: str) -> dict[str, dict[str, str]]:
+        """`OLLAMA_MODEL key=value ...` lines -> {tag: {digest, size, status}}."""
+        models = {}
+        for line in text.splitlines():
+            if not line.startswith("OLLAMA_MODEL "):
+                continue
+            fields = dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
+            models[fields["model"]] = {k: fields.get(k, "") for k in ("digest", "size", "status")}
+        return models
+
+    @staticmethod
+    def full_tag(tag: str) -> str:
+        return tag if ":" in tag else f"{tag}:latest"
+
+    def observe(self, props: dict) -> dict[str, Any]:
+        """What the host has now, compared with what it should have."""
+        try:
+            code, out, err = self.run(props["transport"], "bash -s -- list", props["script"],
+                                      float(props.get("read_timeout", 60)))
+        except Exception as error:  # noqa: BLE001 - any connection failure is reported as state
+            return {"models": {}, "missing": sorted(props["expected"]), "mismatched": [],
+                    "status": f"unreachable: {type(error).__name__}: {error}"}
+        if code != 0:
+            reason = (err.strip().splitlines() or [f"exit {code}"])[-1]
+            return {"models": {}, "missing": sorted(props["expected"]), "mismatched": [],
+                    "status": f"error: {reason}"}
+        listed = self.parse_models(out)
+        models, missing, mismatched = {}, [], []
+        for name, want in sorted(props["expected"].items()):
+            found = listed.get(self.full_tag(want["tag"]))
+            if found is None:
+                missing.append(name)
+                continue
+            models[name] = {"tag": want["tag"], "digest": found["digest"], "size": found["size"]}
+            pinned = (want.get("digest") or "").removeprefix("sha256:")
+            if pinned and not (pinned.startswith(found["digest"]) or found["digest"].startswith(pinned)):
+                mismatched.append(name)
+        status = "in-sync" if not missing and not mismatched else "drift"
+        return {"models": models, "missing": missing, "mismatched": mismatched, "status": status}
+
+    def heal(self, props: dict) -> None:
+        """Pull again every expected model the host lacks or has in another version."""
+        import shlex
+
+        state = self.observe(props)
+        if state["status"].startswith(("unreachable", "error")):
+            raise RuntimeError(f"host {props['host']}: {state['status']}")
+        for name in state["missing"] + state["mismatched"]:
+            want = props["expected"][name]
+            command = "bash -s -- pull " + shlex.quote(want["tag"])
+            if want.get("digest"):
+                command += " " + shlex.quote(want["digest"])
+            code, out, err = self.run(props["transport"], command, props["script"],
+                                      float(props.get("pull_timeout", 3600)))
+            if code != 0:
+                raise RuntimeError((err.strip().splitlines() or [f"host {props['host']}: pull of {want['tag']} "
+                                                                  f"failed with exit {code}"])[-1])
+
+    def create(self, props):
+        observed = self.observe(props)
+        if observed["status"] != "in-sync":
+            raise RuntimeError(f"host {props['host']}: models not as expected after the pulls: {observed}")
+        return dynamic.CreateResult(id_=f"ollama-models-{props['host']}", outs={**props, **observed})
+
+    def read(self, id_, props):
+        return dynamic.ReadResult(id_=id_, outs={**props, **self.observe(props)})
+
+    def diff(self, id_, olds, news):
+        inputs_changed = any(olds.get(k) != news.get(k) for k in ("host", "transport", "script", "expected"))
+        drifted = olds.get("status") != "in-sync"
+        replaces = ["host"] if olds.get("host") != news.get("host") else []
+        return dynamic.DiffResult(changes=inputs_changed or drifted, replaces=replaces, delete_before_replace=False)
+
+    def update(self, id_, olds, news):
+        self.heal(news)
+        return dynamic.UpdateResult(outs={**news, **self.create(news).outs})
+
+    def delete(self, id_, props):
+        return None  # reading has no side effects; pruning is the pull commands' job
+
+
+class OllamaHostModels(dynamic.Resource):
+    """Models observed on one GPU host (read again on every refresh)."""
+
+    models: pulumi.Output[dict]
+    missing: pulumi.Output[list]
+    mismatched: pulumi.Output[list]
+    status: pulumi.Output[str]
+
+    def __init__(self, name: str, host: str, transport: pulumi.Input[dict], script: str,
+                 expected: dict[str, dict[str, Optional[str]]], pull_timeout: int,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(
+            OllamaHostModelsProvider(), name,
+            {"host": host, "transport": transport, "script": script, "expected": expected,
+             "read_timeout": 60, "pull_timeout": pull_timeout,
+             "models": None, "missing": None, "mismatched": None, "status": None},
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["transport"])),
+        )
