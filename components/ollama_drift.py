@@ -17,6 +17,7 @@ what they need themselves and call nothing else from this repository.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Optional
 
 import pulumi
@@ -162,6 +163,25 @@ class OllamaHostModelsProvider(dynamic.ResourceProvider):
         return None  # reading has no side effects; pruning is the pull commands' job
 
 
+@contextlib.contextmanager
+def pickled_by_value():
+    """Let dill pickle the provider class itself rather than a reference to this module.
+
+    Pulumi's dynamic-provider host unpickles the provider without this repository on its path
+    (pulumi/pulumi#7453); dill pickles a class by value only when it lives in `__main__`.
+    """
+    cls = OllamaHostModelsProvider
+    members = [cls] + [getattr(m, "__func__", m) for m in vars(cls).values() if callable(getattr(m, "__func__", m))]
+    originals = [(m, m.__module__) for m in members]
+    for member in members:
+        member.__module__ = "__main__"
+    try:
+        yield
+    finally:
+        for member, module in originals:
+            member.__module__ = module
+
+
 class OllamaHostModels(dynamic.Resource):
     """Models observed on one GPU host (read again on every refresh)."""
 
@@ -173,6 +193,10 @@ class OllamaHostModels(dynamic.Resource):
     def __init__(self, name: str, host: str, transport: pulumi.Input[dict], script: str,
                  expected: dict[str, dict[str, Optional[str]]], pull_timeout: int,
                  opts: Optional[pulumi.ResourceOptions] = None):
+        with pickled_by_value():
+            self._declare(name, host, transport, script, expected, pull_timeout, opts)
+
+    def _declare(self, name, host, transport, script, expected, pull_timeout, opts):
         super().__init__(
             OllamaHostModelsProvider(), name,
             {"host": host, "transport": transport, "script": script, "expected": expected,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -146,3 +147,79 @@ def run_litellm_until_exit(config_text: str, env: dict[str, str], timeout: float
             return None, (process.stdout.read() or b"").decode(errors="replace")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class SshHost:
+    """A GPU host stand-in: real sshd on loopback, with the `ollama` test double on its PATH."""
+
+    def __init__(self, root: Path, port: int, user: str):
+        self.root = root
+        self.port = port
+        self.user = user
+        self.state_path = root / "ollama-state.json"
+        self.client_key = (root / "client_key").read_text()
+        self.host_key = " ".join((root / "host_key.pub").read_text().split()[:2])
+
+    def transport(self, host_name: str, pin_host_key: bool = True) -> dict:
+        return {"kind": "ssh", "host": host_name, "address": "127.0.0.1", "port": self.port, "user": self.user,
+                "private_key": self.client_key, "host_key": self.host_key if pin_host_key else ""}
+
+    def state(self) -> dict:
+        return json.loads(self.state_path.read_text())
+
+    def set_state(self, **changes) -> None:
+        state = self.state()
+        state.update(changes)
+        self.state_path.write_text(json.dumps(state))
+
+
+@contextlib.contextmanager
+def ssh_host(ollama_double: Path, registry: dict, models: Optional[dict] = None) -> Iterator[SshHost]:
+    """Start sshd (Debian's openssh-server) on a free loopback port; the current user logs in by key."""
+    sshd = require_program("sshd") if shutil.which("sshd") else "/usr/sbin/sshd"
+    if not Path(sshd).exists():
+        raise RuntimeError("sshd is not installed; run .ci/run (apt-get install openssh-server) first")
+    root = Path(tempfile.mkdtemp(prefix="gpu-host-"))
+    os.chmod(root, 0o755)
+    try:
+        for key in ("host_key", "client_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / key)], check=True)
+        (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
+        bin_dir = root / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "ollama").write_text(f"#!{sys.executable}\n" + ollama_double.read_text())
+        (bin_dir / "ollama").chmod(0o755)
+        state = {"models": models or {}, "registry": registry, "fail": {}, "pulls": 0}
+        (root / "ollama-state.json").write_text(json.dumps(state))
+        port = free_port()
+        config = root / "sshd_config"
+        config.write_text("\n".join([
+            f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {root / 'host_key'}",
+            f"PidFile {root / 'sshd.pid'}", f"AuthorizedKeysFile {root / 'authorized_keys'}",
+            "PubkeyAuthentication yes", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+            "PermitRootLogin prohibit-password", "StrictModes no", "UsePAM no", "LogLevel ERROR",
+            f"SetEnv PATH={bin_dir}:/usr/local/bin:/usr/bin:/bin OLLAMA_DOUBLE_STATE={root / 'ollama-state.json'}",
+            "",
+        ]))
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege separation directory
+        process = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                with contextlib.suppress(OSError):
+                    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                        if sock.recv(4).startswith(b"SSH-"):
+                            break
+                if process.poll() is not None:
+                    raise RuntimeError(f"sshd exited: {process.stdout.read().decode()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError("sshd did not answer in 20 s")
+                time.sleep(0.1)
+            import getpass
+
+            yield SshHost(root, port, getpass.getuser())
+        finally:
+            _stop(process)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

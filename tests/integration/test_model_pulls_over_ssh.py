@@ -1,0 +1,210 @@
+"""The rendered pull-and-verify script and the drift reader, run over real SSH (Debian's sshd).
+
+Each test gets a fresh GPU host stand-in: sshd on loopback with the `ollama` command-line test
+double on the remote PATH (Ollama itself cannot be installed here).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from components.ollama_drift import OllamaHostModelsProvider
+from config.settings import ModelPullSettings
+from renderers.ollama_scripts import EXIT_CODES, LIST_COMMAND, prune_command, pull_command, render_host_script
+from servers import free_port, ssh_host
+
+DOUBLE = Path(__file__).with_name("ollama_cli_double.py")
+REGISTRY = {
+    "llama3.1:8b": {"id": "46e0c10c039e", "size": "4.9 GB"},
+    "qwen2.5:0.5b": {"id": "a8b0c5157701", "size": "397 MB"},
+}
+FAST = ModelPullSettings(retries=3, backoff_seconds=1, attempt_timeout_seconds=10, timeout_seconds=60)
+provider = OllamaHostModelsProvider()
+
+
+@pytest.fixture
+def host():
+    with ssh_host(DOUBLE, REGISTRY) as gpu:
+        yield gpu
+
+
+def run_script(host, command, pulls=FAST, name="gpu-test"):
+    script = render_host_script(name, 11434, pulls)
+    return provider.run(host.transport(name), command, script, timeout=120)
+
+
+def failure_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("OLLAMA_PULL_FAILED")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def test_pull_reports_one_machine_readable_line_and_a_second_run_pulls_nothing(host):
+    code, out, err = run_script(host, pull_command("llama3.1:8b"))
+    assert code == 0, err
+    assert out.strip() == "OLLAMA_MODEL host=gpu-test model=llama3.1:8b digest=46e0c10c039e size=4.9GB status=pulled"
+    assert host.state()["pulls"] == 1
+    code, out, err = run_script(host, pull_command("llama3.1:8b"))
+    assert code == 0, err
+    assert out.strip().endswith("status=present")
+    assert host.state()["pulls"] == 1, "a model already present must not be pulled again"
+    assert sum(1 for call in host.state()["calls"] if call[0] == "pull") == 1
+
+
+def test_transient_errors_are_retried_with_backoff(host):
+    host.set_state(fail={"mode": "transient", "remaining": 2})
+    started = time.monotonic()
+    code, out, err = run_script(host, pull_command("qwen2.5:0.5b"))
+    assert code == 0, err
+    assert out.strip().endswith("status=pulled")
+    assert err.count("failed: ") == 2 and "attempt 1/3" in err and "attempt 2/3" in err
+    assert time.monotonic() - started >= 1 + 2, "backoff of 1 s then 2 s between attempts"
+
+
+def test_retries_are_bounded(host):
+    host.set_state(fail={"mode": "transient", "remaining": 10})
+    code, _, err = run_script(host, pull_command("qwen2.5:0.5b"))
+    assert code == EXIT_CODES["pull-failed"]
+    line = failure_line(err)
+    assert "host=gpu-test model=qwen2.5:0.5b cause=pull-failed" in line
+    assert "3 attempt(s)" in line and "name resolution" in line
+    assert sum(1 for call in host.state()["calls"] if call[0] == "pull") == 3
+
+
+def test_unknown_tag_fails_at_once_naming_host_model_and_cause(host):
+    code, _, err = run_script(host, pull_command("llama9:999b"))
+    assert code == EXIT_CODES["unknown-tag"]
+    line = failure_line(err)
+    assert "host=gpu-test model=llama9:999b cause=unknown-tag" in line and "file does not exist" in line
+    assert sum(1 for call in host.state()["calls"] if call[0] == "pull") == 1, "an unknown tag is not retried"
+
+
+def test_full_disk_fails_naming_the_cause(host):
+    host.set_state(fail={"mode": "disk-full"})
+    code, _, err = run_script(host, pull_command("llama3.1:8b"))
+    assert code == EXIT_CODES["disk-full"]
+    assert "host=gpu-test model=llama3.1:8b cause=disk-full" in failure_line(err)
+    assert "no space left on device" in failure_line(err)
+
+
+def test_a_hanging_pull_is_stopped_by_the_overall_timeout(host):
+    host.set_state(fail={"mode": "hang"})
+    pulls = ModelPullSettings(retries=5, backoff_seconds=0, attempt_timeout_seconds=10, timeout_seconds=14)
+    started = time.monotonic()
+    code, _, err = run_script(host, pull_command("llama3.1:8b"), pulls=pulls)
+    elapsed = time.monotonic() - started
+    assert code == EXIT_CODES["timeout"]
+    assert "host=gpu-test model=llama3.1:8b cause=timeout" in failure_line(err)
+    assert elapsed < 14 + 25, f"took {elapsed:.0f} s"
+
+
+def test_ollama_not_running(host):
+    host.set_state(fail={"mode": "down"})
+    code, _, err = run_script(host, pull_command("llama3.1:8b"))
+    assert code == EXIT_CODES["ollama-not-running"]
+    line = failure_line(err)
+    assert "host=gpu-test model=llama3.1:8b cause=ollama-not-running" in line and "ollama serve" in line
+
+
+def test_ollama_not_installed(host):
+    code, _, err = run_script(host, "PATH=/usr/bin:/bin " + pull_command("llama3.1:8b"))
+    assert code == EXIT_CODES["ollama-not-installed"]
+    assert "host=gpu-test model=llama3.1:8b cause=ollama-not-installed" in failure_line(err)
+
+
+def test_pinned_digest_is_verified(host):
+    code, out, err = run_script(host, pull_command("llama3.1:8b", "46e0c10c039e"))
+    assert code == 0 and "digest=46e0c10c039e" in out, err
+    # A host holding another version of the tag is pulled again; still wrong after the pull: refused.
+    code, _, err = run_script(host, pull_command("llama3.1:8b", "sha256:" + "f" * 64))
+    assert code == EXIT_CODES["digest-mismatch"]
+    assert "cause=digest-mismatch" in failure_line(err)
+
+
+def test_prune_removes_and_is_idempotent(host):
+    run_script(host, pull_command("qwen2.5:0.5b"))
+    code, out, _ = run_script(host, prune_command("qwen2.5:0.5b"))
+    assert code == 0 and "status=removed" in out
+    assert "qwen2.5:0.5b" not in host.state()["models"]
+    code, out, _ = run_script(host, prune_command("qwen2.5:0.5b"))
+    assert code == 0 and "status=absent" in out
+
+
+def test_list_reports_every_model(host):
+    run_script(host, pull_command("qwen2.5:0.5b"))
+    run_script(host, pull_command("llama3.1:8b"))
+    code, out, _ = run_script(host, LIST_COMMAND)
+    assert code == 0
+    assert provider.parse_models(out) == {
+        "qwen2.5:0.5b": {"digest": "a8b0c5157701", "size": "397MB", "status": "listed"},
+        "llama3.1:8b": {"digest": "46e0c10c039e", "size": "4.9GB", "status": "listed"},
+    }
+
+
+# --- the drift reader (dynamic provider) -----------------------------------------------------------
+
+def reader_props(host, expected, name="gpu-test"):
+    return {"host": name, "transport": host.transport(name), "script": render_host_script(name, 11434, FAST),
+            "expected": expected, "read_timeout": 30, "pull_timeout": 60}
+
+
+EXPECTED = {"llama": {"tag": "llama3.1:8b", "digest": ""}, "qwen": {"tag": "qwen2.5:0.5b", "digest": "a8b0c5157701"}}
+
+
+def test_reader_reports_a_model_removed_outside_pulumi(host):
+    for want in EXPECTED.values():
+        assert run_script(host, pull_command(want["tag"], want["digest"] or None))[0] == 0
+    props = reader_props(host, EXPECTED)
+    created = provider.create(props).outs
+    assert created["status"] == "in-sync" and created["missing"] == []
+    assert provider.diff("id", created, props).changes is False, "no drift, no change"
+
+    state = host.state()
+    del state["models"]["llama3.1:8b"]  # someone ran `ollama rm` on the host
+    host.set_state(models=state["models"])
+    refreshed = provider.read("id", created).outs
+    assert refreshed["status"] == "drift"
+    assert refreshed["missing"] == ["llama"]
+    assert refreshed != created, "refresh must see the change"
+    assert provider.diff("id", refreshed, props).changes is True, "preview --expect-no-changes must fail"
+
+    healed = provider.update("id", refreshed, props).outs  # `pulumi up` pulls it again
+    assert healed["status"] == "in-sync"
+    assert "llama3.1:8b" in host.state()["models"]
+
+
+def test_reader_reports_a_replaced_model(host):
+    for want in EXPECTED.values():
+        run_script(host, pull_command(want["tag"], want["digest"] or None))
+    created = provider.create(reader_props(host, EXPECTED)).outs
+    state = host.state()
+    state["models"]["llama3.1:8b"]["id"] = "0badc0ffee00"   # replaced by another build of the tag
+    state["models"]["qwen2.5:0.5b"]["id"] = "deadbeef0000"  # and the pinned one too
+    host.set_state(models=state["models"])
+    refreshed = provider.read("id", created).outs
+    assert refreshed["models"]["llama"]["digest"] == "0badc0ffee00" != created["models"]["llama"]["digest"]
+    assert refreshed["mismatched"] == ["qwen"]
+    assert refreshed["status"] == "drift"
+
+
+def test_reader_on_an_unreachable_host_reports_it_by_name(host):
+    props = reader_props(host, EXPECTED)
+    props["transport"] = dict(props["transport"], port=free_port())
+    observed = provider.read("id", props).outs
+    assert observed["status"].startswith("unreachable:")
+    assert observed["missing"] == sorted(EXPECTED)
+    with pytest.raises(RuntimeError, match="host gpu-test"):
+        provider.create(props)
+
+
+def test_a_pinned_host_key_is_checked(host):
+    props = reader_props(host, EXPECTED)
+    other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHSFUFB5Nwm1tqlDzcD0Qr9hKTIZJ2IMRDPCSnDyK8HM"
+    props["transport"] = dict(props["transport"], host_key=other)
+    observed = provider.read("id", props).outs
+    assert observed["status"].startswith("unreachable:") and "key" in observed["status"].lower()
+    props["transport"] = host.transport("gpu-test", pin_host_key=True)
+    assert not provider.read("id", props).outs["status"].startswith("unreachable")
