@@ -112,7 +112,7 @@ class Gateway(pulumi.ComponentResource):
         )
 
         self.config = rendered.render_config_dict(settings, redis_host=f"{prefix}-redis")
-        self.rendered_config = rendered.render_litellm_config(settings, redis_host=f"{prefix}-redis")
+        self.rendered_config = rendered.render_litellm_config(settings, redis_host=f"{prefix}-redis", config=self.config)
         self.postgres = postgres
         self.redis = redis
         litellm_image = pinned_image(f"{name}-litellm-image", settings.gateway.image, child)

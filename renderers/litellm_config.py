@@ -101,9 +101,13 @@ def render_config_dict(settings: StackSettings, redis_host: str, redis_port: int
     }
 
 
-def render_litellm_config(settings: StackSettings, redis_host: str, redis_port: int = REDIS_PORT) -> str:
+def render_litellm_config(
+    settings: StackSettings, redis_host: str, redis_port: int = REDIS_PORT, config: dict[str, Any] | None = None
+) -> str:
+    """The config.yaml text; pass `config` when render_config_dict already built it."""
     header = (
         f"# Rendered by the {settings.resource_prefix()} Pulumi stack; edit the stack config, not this file.\n"
         "# Secrets are os.environ/ references filled from Vault-held values at container start.\n"
     )
-    return header + yaml.safe_dump(render_config_dict(settings, redis_host, redis_port), sort_keys=False)
+    config = config if config is not None else render_config_dict(settings, redis_host, redis_port)
+    return header + yaml.dump(config, sort_keys=False, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper))
