@@ -38,7 +38,6 @@ def settings_on_doubles(stack: str, doubles: dict[str, OllamaDouble]):
     for host in raw["gpuHosts"]:
         host["address"] = "127.0.0.1"
         host["ollamaPort"] = doubles[host["name"]].port
-        host.pop("localContainer", None)
     return parse_settings(raw)
 
 
