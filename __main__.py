@@ -6,6 +6,7 @@ import pulumi_docker as docker
 from components.evidence import backlog_evidence, collect_facts
 from components.gateway import Gateway, GatewayArgs, GatewaySecretValues, private_network
 from components.model_fleet import ModelFleet, ModelFleetArgs, ssh_private_key
+from components.monitoring import Monitoring, MonitoringArgs
 from components.secrets import GatewaySecrets, GatewaySecretsArgs
 from components.vault_access import VaultAccess, VaultAccessArgs
 from config.loader import load_settings
@@ -35,6 +36,13 @@ gateway = Gateway("gateway", GatewayArgs(
     network.name,
     routes_ready=fleet.routes_ready,  # no route goes live before its model is on its hosts
 ))
+monitoring = Monitoring("monitoring", MonitoringArgs(
+    settings, docker_provider, network.name,
+    metrics_key=secrets.master_key,
+    redis_password=secrets.redis_password,
+    postgres_password=secrets.postgres_password,
+    grafana_admin_password=secrets.grafana_admin_password,
+), opts=pulumi.ResourceOptions(depends_on=gateway.litellm_containers)) if settings.monitoring.enabled else None
 
 models = {
     m.name: {"ollama_tag": m.ollama_tag, "rpm": m.rpm, "tpm": m.tpm,
@@ -52,4 +60,7 @@ pulumi.export("vaultReadPolicy", secrets.policy_name)
 pulumi.export("models", models)
 pulumi.export("gpuHostModels", {host: {"status": r.status, "models": r.models, "missing": r.missing,
                                        "mismatched": r.mismatched} for host, r in fleet.observed.items()})
-pulumi.export("backlog", collect_facts(settings, secrets, gateway, fleet).apply(backlog_evidence))
+if monitoring is not None:
+    pulumi.export("prometheusUrl", monitoring.prometheus_url)
+    pulumi.export("grafanaUrl", monitoring.grafana_url)
+pulumi.export("backlog", collect_facts(settings, secrets, gateway, fleet, monitoring).apply(backlog_evidence))

@@ -32,7 +32,8 @@ class DeclaredFacts:
     routes: list[dict[str, Any]] = field(default_factory=list)
     model_pulls: list[dict[str, Any]] = field(default_factory=list)
     metrics_callback: bool = False
-    prometheus_scrape_jobs: list[str] = field(default_factory=list)
+    prometheus_scrape_jobs: dict[str, list[str]] = field(default_factory=dict)
+    alert_rules: list[str] = field(default_factory=list)
     backup_schedule: Optional[str] = None
     database: bool = False
     shared_limit_store: Optional[str] = None
@@ -75,9 +76,10 @@ def backlog_evidence(facts: DeclaredFacts) -> dict[str, dict[str, Any]]:
 
     entries["BACKLOG-003"] = _entry(
         "BACKLOG-003",
-        "done" if facts.metrics_callback and facts.prometheus_scrape_jobs else ("partial" if facts.metrics_callback else "not started"),
+        "done" if facts.metrics_callback and "litellm" in facts.prometheus_scrape_jobs and facts.alert_rules else ("partial" if facts.metrics_callback else "not started"),
         {"litellm_metrics_endpoint": "/metrics (bearer key)" if facts.metrics_callback else None,
-         "scrape_jobs": facts.prometheus_scrape_jobs},
+         "scrape_jobs": facts.prometheus_scrape_jobs, "alert_rules": len(facts.alert_rules),
+         "alerts": facts.alert_rules},
     )
 
     entries["BACKLOG-004"] = _entry("BACKLOG-004", "done" if facts.backup_schedule else "not started", {
@@ -110,7 +112,7 @@ def backlog_evidence(facts: DeclaredFacts) -> dict[str, dict[str, Any]]:
     return entries
 
 
-def collect_facts(settings, secrets, gateway, fleet):
+def collect_facts(settings, secrets, gateway, fleet, monitoring=None):
     """DeclaredFacts (as an Output) read off the declared components and the rendered LiteLLM config."""
     import pulumi  # kept local: the rest of this module is pure and tested without Pulumi
 
@@ -142,6 +144,9 @@ def collect_facts(settings, secrets, gateway, fleet):
                 for host, missing in sorted(resolved["missing"].items()) for name in (missing or [])
             ],
             metrics_callback="prometheus" in litellm_settings.get("callbacks", []),
+            prometheus_scrape_jobs=dict(monitoring.scrape_jobs) if monitoring else {},
+            alert_rules=list(monitoring.alert_rules) if monitoring else [],
+            dashboards=list(monitoring.dashboards) if monitoring else [],
             database=database,
             shared_limit_store="redis (router_settings and general_settings.coordination_redis)"
             if general.get("coordination_redis") and config.get("router_settings", {}).get("redis_host") else None,

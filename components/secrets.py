@@ -20,6 +20,7 @@ VAULT_FIELDS = {
     "uiPassword": "UI_PASSWORD",
     "postgresPassword": "POSTGRES_PASSWORD",
     "redisPassword": "REDIS_PASSWORD",
+    "grafanaAdminPassword": "GRAFANA_ADMIN_PASSWORD",
 }
 
 
@@ -37,6 +38,7 @@ class GatewaySecrets(pulumi.ComponentResource):
     ui_password: pulumi.Output[str]
     postgres_password: pulumi.Output[str]
     redis_password: pulumi.Output[str]
+    grafana_admin_password: pulumi.Output[str]
     secret_path: str
     stored_fields: list[str]
     secret_version: pulumi.Output[int]
@@ -70,6 +72,7 @@ class GatewaySecrets(pulumi.ComponentResource):
         self.ui_password = generated("uiPassword")
         self.postgres_password = generated("postgresPassword")
         self.redis_password = generated("redisPassword")
+        self.grafana_admin_password = generated("grafanaAdminPassword")
 
         values = {
             VAULT_FIELDS["masterKey"]: self.master_key,
@@ -77,6 +80,7 @@ class GatewaySecrets(pulumi.ComponentResource):
             VAULT_FIELDS["uiPassword"]: self.ui_password,
             VAULT_FIELDS["postgresPassword"]: self.postgres_password,
             VAULT_FIELDS["redisPassword"]: self.redis_password,
+            VAULT_FIELDS["grafanaAdminPassword"]: self.grafana_admin_password,
         }
         self.stored_fields = sorted(values)
         vault_child = pulumi.ResourceOptions(parent=self, provider=args.vault_provider)

@@ -19,9 +19,8 @@ PROJECT = "litellm-gateway"
 
 # Secret config keys a user may set with `pulumi config set --secret <key>`; any of them left
 # unset is generated with pulumi-random and kept in Vault.
-SECRET_KEYS = ("masterKey", "saltKey", "uiPassword", "postgresPassword", "redisPassword", "gpuSshPrivateKey")
-# Secret keys that are credentials of the gateway itself (stored in its Vault secret).
-GATEWAY_SECRET_KEYS = ("masterKey", "saltKey", "uiPassword", "postgresPassword", "redisPassword")
+SECRET_KEYS = ("masterKey", "saltKey", "uiPassword", "postgresPassword", "redisPassword", "grafanaAdminPassword",
+               "gpuSshPrivateKey")
 PUBLICLY_KNOWN_MASTER_KEYS = frozenset({"sk-1234"})
 MIN_MASTER_KEY_RANDOM_CHARS = 32
 
@@ -107,11 +106,18 @@ class HostSshSettings(_Section):
     host_key: Optional[str] = Field(default=None, pattern=r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$")
 
 
+class HostExporters(_Section):
+    # Ports of the exporters running on the host; leave one out if that exporter is not installed.
+    node_exporter_port: Optional[int] = Field(default=None, ge=1, le=65535)
+    dcgm_exporter_port: Optional[int] = Field(default=None, ge=1, le=65535)
+
+
 class GpuHostSettings(_Section):
     name: str
     address: str = Field(min_length=1)
     ollama_port: int = Field(default=11434, ge=1, le=65535)
     ssh: HostSshSettings = HostSshSettings()
+    exporters: HostExporters = HostExporters()
     # What the host pulls. Omitted: exactly the models routed to it. Given: must include them.
     models: Optional[tuple[str, ...]] = None
     # dev only: run this host as a CPU Ollama container on the gateway's Docker network.
@@ -141,6 +147,33 @@ class ModelPullSettings(_Section):
     timeout_seconds: int = Field(default=3600, ge=10)
     # Remove a model from a host (`ollama rm`) when it leaves the config. Off by default.
     prune: bool = False
+
+
+class ExporterSettings(_Section):
+    enabled: bool = True
+    image: str
+
+
+class AlertSettings(_Section):
+    error_ratio: float = Field(default=0.05, gt=0, lt=1)
+    p95_latency_seconds: float = Field(default=30.0, gt=0)
+    for_minutes: int = Field(default=5, ge=1, le=1440)
+
+
+class MonitoringSettings(_Section):
+    enabled: bool = True
+    prometheus_image: str = "prom/prometheus:v3.5.0"
+    grafana_image: str = "grafana/grafana:12.1.1"
+    bind_address: str = "127.0.0.1"
+    allow_public_bind: bool = False
+    prometheus_port: int = Field(default=9090, ge=1, le=65535)
+    grafana_port: int = Field(default=3000, ge=1, le=65535)
+    retention_days: int = Field(default=15, ge=1, le=3650)
+    scrape_interval_seconds: int = Field(default=15, ge=1, le=300)
+    evaluation_interval_seconds: int = Field(default=15, ge=1, le=300)
+    redis_exporter: ExporterSettings = ExporterSettings(image="oliver006/redis_exporter:v1.74.0-alpine")
+    postgres_exporter: ExporterSettings = ExporterSettings(image="quay.io/prometheuscommunity/postgres-exporter:v0.17.1")
+    alerts: AlertSettings = AlertSettings()
 
 
 class RedisSettings(_Section):
@@ -192,6 +225,7 @@ class StackSettings:
     secrets: SecretsSettings
     gpu_ssh: GpuSshSettings
     model_pulls: ModelPullSettings
+    monitoring: MonitoringSettings
     supplied_secrets: SuppliedSecrets
 
     @property
@@ -248,6 +282,7 @@ _SECTIONS: dict[str, tuple[str, Any, bool]] = {
     "secrets": ("secrets", SecretsSettings, False),
     "gpuSsh": ("gpu_ssh", GpuSshSettings, False),
     "modelPulls": ("model_pulls", ModelPullSettings, False),
+    "monitoring": ("monitoring", MonitoringSettings, False),
 }
 _SCALARS = ("environment",)
 STRUCTURED_KEYS = frozenset(_SECTIONS)
@@ -338,6 +373,14 @@ def _image_references(raw: dict[str, Any]) -> list[tuple[str, Any]]:
     for section, key in (("gateway", "image"), ("redis", "image"), ("postgres", "image"), ("vault", "devImage")):
         if isinstance(raw.get(section), dict) and key in raw[section]:
             found.append((f"{section}.{key}", raw[section][key]))
+    monitoring = raw.get("monitoring")
+    if isinstance(monitoring, dict):
+        for key in ("prometheusImage", "grafanaImage"):
+            if key in monitoring:
+                found.append((f"monitoring.{key}", monitoring[key]))
+        for key in ("redisExporter", "postgresExporter"):
+            if isinstance(monitoring.get(key), dict) and "image" in monitoring[key]:
+                found.append((f"monitoring.{key}.image", monitoring[key]["image"]))
     hosts = raw.get("gpuHosts")
     if isinstance(hosts, list):
         for i, host in enumerate(hosts):
@@ -390,6 +433,22 @@ def _cross_check(parsed: dict[str, Any], problems: list[tuple[str, str]]) -> Non
             problems.append(("vault.mount", f"'{vault.mount}' is not a valid mount path"))
         if vault.path is not None and not re.match(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", vault.path):
             problems.append(("vault.path", f"'{vault.path}' is not a valid secret path (no leading or trailing '/')"))
+
+    monitoring: Optional[MonitoringSettings] = parsed.get("monitoring")
+    if monitoring is not None and monitoring.enabled:
+        problem = _bind_problem(monitoring.bind_address, monitoring.allow_public_bind)
+        if problem:
+            problems.append(("monitoring.bindAddress", problem.replace("gateway.allowPublicBind", "monitoring.allowPublicBind")))
+        if monitoring.prometheus_port == monitoring.grafana_port:
+            problems.append(("monitoring.grafanaPort", "is the same port as monitoring.prometheusPort"))
+        if gateway is not None and monitoring.bind_address == gateway.bind_address:
+            gateway_ports = range(gateway.port, gateway.port + gateway.replicas)
+            for key, port in (("prometheusPort", monitoring.prometheus_port), ("grafanaPort", monitoring.grafana_port)):
+                if port in gateway_ports:
+                    problems.append((f"monitoring.{key}", f"port {port} is already published by a LiteLLM replica"))
+        if monitoring.evaluation_interval_seconds < monitoring.scrape_interval_seconds:
+            problems.append(("monitoring.evaluationIntervalSeconds",
+                             "is shorter than monitoring.scrapeIntervalSeconds (rules would see stale data)"))
 
     docker: Optional[DockerSettings] = parsed.get("docker")
     if docker is not None and not re.match(r"^(unix|ssh|tcp)://", docker.host):
@@ -541,5 +600,6 @@ def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(
         secrets=parsed["secrets"],
         gpu_ssh=parsed["gpu_ssh"],
         model_pulls=parsed["model_pulls"],
+        monitoring=parsed["monitoring"],
         supplied_secrets=SuppliedSecrets(supplied),
     )

@@ -42,5 +42,6 @@ def test_cache_and_ui_and_monitoring():
     assert entries["BACKLOG-006"]["status"] == "done"
     assert entries["BACKLOG-003"]["status"] == "partial", "metrics without a Prometheus scraping them"
     assert entries["BACKLOG-007"]["status"] == "partial"
-    facts.prometheus_scrape_jobs = ["litellm"]
+    facts.prometheus_scrape_jobs = {"litellm": ["litellm-0:4000"]}
+    facts.alert_rules = ["LiteLLMGatewayDown"]
     assert backlog_evidence(facts)["BACKLOG-003"]["status"] == "done"

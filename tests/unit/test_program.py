@@ -13,6 +13,7 @@ SUPPLIED = {
     "uiPassword": "SUPPLIEDui" + "u" * 20,
     "postgresPassword": "SUPPLIEDpg" + "p" * 20,
     "redisPassword": "SUPPLIEDredis" + "r" * 20,
+    "grafanaAdminPassword": "SUPPLIEDgrafana" + "g" * 20,
 }
 
 
@@ -41,6 +42,7 @@ def test_dev_runs_everything_on_the_local_docker_engine(dev_run):
     assert provider.plain("host") == "unix:///var/run/docker.sock"
     assert set(containers(dev_run)) == {
         "vault-dev-server", "gateway-postgres", "gateway-redis", "models-ollama-ollama-dev", "gateway-litellm-0",
+        "monitoring-prometheus", "monitoring-grafana", "monitoring-redis-exporter", "monitoring-postgres-exporter",
     }
 
 

@@ -91,10 +91,10 @@ def test_ports_out_of_range(mutate, key):
 def test_unknown_keys_are_reported_not_ignored():
     raw = dev()
     raw["gateway"]["replica"] = 2
-    raw["monitoring"] = {}
+    raw["alerting"] = {}
     keys = keys_of(problems_of(raw))
     assert "gateway.replica" in keys
-    assert "monitoring" in keys
+    assert "alerting" in keys
 
 
 def test_unknown_host_on_a_model():

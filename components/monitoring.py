@@ -1,0 +1,146 @@
+"""BACKLOG-003 and BACKLOG-007: Prometheus (scrapes, alert rules), exporters, Grafana dashboards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_docker as docker
+
+from config.settings import StackSettings
+from renderers import monitoring as rendered
+from .containers import container_options, healthcheck, labels, pinned_image, secret_envs
+
+GRAFANA_PORT = 3000
+
+
+@dataclass
+class MonitoringArgs:
+    settings: StackSettings
+    docker_provider: docker.Provider
+    network_name: pulumi.Input[str]
+    metrics_key: pulumi.Input[str]           # bearer key for LiteLLM's /metrics (the master key)
+    redis_password: pulumi.Input[str]
+    postgres_password: pulumi.Input[str]
+    grafana_admin_password: pulumi.Input[str]
+
+
+def _http_check(url: str) -> list[str]:
+    return ["CMD-SHELL", f"wget -q -O /dev/null {url} || exit 1"]
+
+
+class Monitoring(pulumi.ComponentResource):
+    prometheus_url: pulumi.Output[str]
+    grafana_url: pulumi.Output[str]
+    scrape_jobs: dict[str, list[str]]   # job -> targets
+    alert_rules: list[str]
+    dashboards: list[str]
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("litellm-gateway:monitoring:Monitoring", name, None, opts)
+        settings = args.settings
+        monitoring = settings.monitoring
+        prefix = settings.resource_prefix()
+        child = pulumi.ResourceOptions(parent=self, provider=args.docker_provider)
+
+        def on_network(alias: str) -> list[docker.ContainerNetworksAdvancedArgs]:
+            return [docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[alias])]
+
+        exporters: list[pulumi.Resource] = []
+        if monitoring.redis_exporter.enabled:
+            exporters.append(docker.Container(
+                f"{name}-redis-exporter",
+                name=f"{prefix}-redis-exporter",
+                image=pinned_image(f"{name}-redis-exporter-image", monitoring.redis_exporter.image, child).image_id,
+                envs=secret_envs({"REDIS_ADDR": f"redis://{prefix}-redis:6379",
+                                  "REDIS_PASSWORD": args.redis_password}),
+                healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{rendered.REDIS_EXPORTER_PORT}/health")),
+                networks_advanced=on_network(f"{prefix}-redis-exporter"),
+                restart="unless-stopped", wait=True, wait_timeout=60,
+                labels=labels(settings, "redis-exporter"),
+                opts=container_options(child),
+            ))
+        if monitoring.postgres_exporter.enabled:
+            pg = settings.postgres
+            exporters.append(docker.Container(
+                f"{name}-postgres-exporter",
+                name=f"{prefix}-postgres-exporter",
+                image=pinned_image(f"{name}-postgres-exporter-image", monitoring.postgres_exporter.image, child).image_id,
+                envs=secret_envs({"DATA_SOURCE_NAME": pulumi.Output.format(
+                    "postgresql://{0}:{1}@{2}:5432/{3}?sslmode=disable",
+                    pg.user, args.postgres_password, f"{prefix}-postgres", pg.database)}),
+                healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{rendered.POSTGRES_EXPORTER_PORT}/metrics")),
+                networks_advanced=on_network(f"{prefix}-postgres-exporter"),
+                restart="unless-stopped", wait=True, wait_timeout=60,
+                labels=labels(settings, "postgres-exporter"),
+                opts=container_options(child),
+            ))
+
+        paths = rendered.PrometheusPaths()
+        self.prometheus_config = rendered.render_prometheus_config(settings, paths)
+        self.rules = rendered.render_alert_rules(settings)
+        jobs = rendered.scrape_jobs(settings)
+        self.scrape_jobs = {job: [t for sc in configs for t in sc["targets"]] for job, configs in jobs.items()}
+        self.alert_rules = [rule["alert"] for rule in rendered.alert_rules(settings)]
+        prometheus_volume = docker.Volume(f"{name}-prometheus-data", name=f"{prefix}-prometheus-data", opts=child)
+        prometheus = docker.Container(
+            f"{name}-prometheus",
+            name=f"{prefix}-prometheus",
+            image=pinned_image(f"{name}-prometheus-image", monitoring.prometheus_image, child).image_id,
+            command=[f"--config.file={paths.config_file}", "--storage.tsdb.path=/prometheus",
+                     f"--storage.tsdb.retention.time={monitoring.retention_days}d",
+                     f"--web.listen-address=:{rendered.PROMETHEUS_PORT}"],
+            uploads=[
+                docker.ContainerUploadArgs(file=paths.config_file, content=self.prometheus_config),
+                docker.ContainerUploadArgs(file=paths.rules_file, content=self.rules),
+                # The bearer key as a file: Prometheus reads it, the config only names it.
+                docker.ContainerUploadArgs(file=paths.credentials_file, content=pulumi.Output.secret(args.metrics_key)),
+            ],
+            mounts=[docker.ContainerMountArgs(target="/prometheus", source=prometheus_volume.name, type="volume")],
+            ports=[docker.ContainerPortArgs(internal=rendered.PROMETHEUS_PORT, external=monitoring.prometheus_port,
+                                            ip=monitoring.bind_address)],
+            healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{rendered.PROMETHEUS_PORT}/-/healthy")),
+            networks_advanced=on_network(f"{prefix}-prometheus"),
+            restart="unless-stopped", wait=True, wait_timeout=120,
+            labels=labels(settings, "prometheus"),
+            opts=container_options(child, exporters),
+        )
+
+        boards = rendered.dashboards(settings)
+        self.dashboards = [board["title"] for board in boards.values()]
+        grafana_volume = docker.Volume(f"{name}-grafana-data", name=f"{prefix}-grafana-data", opts=child)
+        grafana = docker.Container(
+            f"{name}-grafana",
+            name=f"{prefix}-grafana",
+            image=pinned_image(f"{name}-grafana-image", monitoring.grafana_image, child).image_id,
+            envs=secret_envs({
+                "GF_SECURITY_ADMIN_USER": "admin",
+                "GF_SECURITY_ADMIN_PASSWORD": args.grafana_admin_password,
+                "GF_USERS_ALLOW_SIGN_UP": "false",
+                "GF_ANALYTICS_REPORTING_ENABLED": "false",
+            }),
+            uploads=[
+                docker.ContainerUploadArgs(
+                    file="/etc/grafana/provisioning/datasources/litellm-gateway.yml",
+                    content=rendered.render_grafana_datasource(f"http://{prefix}-prometheus:{rendered.PROMETHEUS_PORT}"),
+                ),
+                docker.ContainerUploadArgs(file="/etc/grafana/provisioning/dashboards/litellm-gateway.yml",
+                                           content=rendered.render_grafana_dashboard_provider()),
+                *[docker.ContainerUploadArgs(file=f"{rendered.DASHBOARD_DIR}/{file}", content=rendered.render_dashboard(board))
+                  for file, board in boards.items()],
+            ],
+            mounts=[docker.ContainerMountArgs(target="/var/lib/grafana", source=grafana_volume.name, type="volume")],
+            ports=[docker.ContainerPortArgs(internal=GRAFANA_PORT, external=monitoring.grafana_port,
+                                            ip=monitoring.bind_address)],
+            healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{GRAFANA_PORT}/api/health"), start_period="30s"),
+            networks_advanced=on_network(f"{prefix}-grafana"),
+            restart="unless-stopped", wait=True, wait_timeout=180,
+            labels=labels(settings, "grafana"),
+            opts=container_options(child, [prometheus]),
+        )
+
+        host = "127.0.0.1" if monitoring.bind_address in ("0.0.0.0", "::") else monitoring.bind_address
+        self.prometheus_url = prometheus.name.apply(lambda _: f"http://{host}:{monitoring.prometheus_port}")
+        self.grafana_url = grafana.name.apply(lambda _: f"http://{host}:{monitoring.grafana_port}")
+        self.register_outputs({"prometheus_url": self.prometheus_url, "grafana_url": self.grafana_url})

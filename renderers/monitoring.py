@@ -1,0 +1,230 @@
+"""Render Prometheus's config and alert rules, and Grafana's provisioning and dashboards (pure).
+
+The LiteLLM metric names used here were read off a running proxy (litellm 1.108, `/metrics/`
+with the prometheus callback), not taken from the docs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import yaml
+
+from config.settings import StackSettings
+from renderers.litellm_config import PROXY_PORT
+
+PROMETHEUS_PORT = 9090
+REDIS_EXPORTER_PORT = 9121
+POSTGRES_EXPORTER_PORT = 9187
+DATASOURCE_UID = "litellm-gateway-prometheus"
+
+
+@dataclass(frozen=True)
+class PrometheusPaths:
+    """Where the files sit for the Prometheus that reads the config (container or test)."""
+
+    rules_file: str = "/etc/prometheus/rules/litellm-gateway.rules.yml"
+    credentials_file: str = "/etc/prometheus/secrets/litellm-metrics-key"
+    config_file: str = "/etc/prometheus/prometheus.yml"
+
+
+def litellm_targets(settings: StackSettings) -> list[str]:
+    prefix = settings.resource_prefix()
+    return [f"{prefix}-litellm-{i}:{PROXY_PORT}" for i in range(settings.gateway.replicas)]
+
+
+def _static(targets: list[str], labels: dict[str, str]) -> dict[str, Any]:
+    return {"targets": targets, "labels": labels}
+
+
+def scrape_jobs(settings: StackSettings, litellm: Optional[list[str]] = None) -> dict[str, list[dict[str, Any]]]:
+    """job name -> static_configs. `litellm` overrides the replicas' addresses (tests)."""
+    env = settings.environment
+    prefix = settings.resource_prefix()
+    monitoring = settings.monitoring
+    jobs: dict[str, list[dict[str, Any]]] = {
+        "litellm": [
+            _static([target], {"environment": env, "role": "gateway", "host": f"litellm-{i}"})
+            for i, target in enumerate(litellm if litellm is not None else litellm_targets(settings))
+        ],
+    }
+    nodes = [(h, h.exporters.node_exporter_port) for h in settings.gpu_hosts if h.exporters.node_exporter_port]
+    if nodes:
+        jobs["gpu-node"] = [_static([f"{h.address}:{port}"], {"environment": env, "role": "gpu-host", "host": h.name})
+                            for h, port in nodes]
+    gpus = [(h, h.exporters.dcgm_exporter_port) for h in settings.gpu_hosts if h.exporters.dcgm_exporter_port]
+    if gpus:
+        jobs["gpu-dcgm"] = [_static([f"{h.address}:{port}"], {"environment": env, "role": "gpu", "host": h.name})
+                            for h, port in gpus]
+    if monitoring.redis_exporter.enabled:
+        jobs["redis"] = [_static([f"{prefix}-redis-exporter:{REDIS_EXPORTER_PORT}"],
+                                 {"environment": env, "role": "redis", "host": f"{prefix}-redis"})]
+    if monitoring.postgres_exporter.enabled:
+        jobs["postgres"] = [_static([f"{prefix}-postgres-exporter:{POSTGRES_EXPORTER_PORT}"],
+                                    {"environment": env, "role": "postgres", "host": f"{prefix}-postgres"})]
+    jobs["prometheus"] = [_static([f"localhost:{PROMETHEUS_PORT}"],
+                                  {"environment": env, "role": "monitoring", "host": f"{prefix}-prometheus"})]
+    return jobs
+
+
+def render_prometheus_config(settings: StackSettings, paths: PrometheusPaths = PrometheusPaths(),
+                             litellm: Optional[list[str]] = None) -> str:
+    monitoring = settings.monitoring
+    scrape_configs = []
+    for job, static_configs in scrape_jobs(settings, litellm).items():
+        config: dict[str, Any] = {"job_name": job, "static_configs": static_configs}
+        if job == "litellm":
+            # LiteLLM's /metrics needs a bearer key; it is read from a file, never written here.
+            config["metrics_path"] = "/metrics/"
+            config["authorization"] = {"type": "Bearer", "credentials_file": paths.credentials_file}
+        scrape_configs.append(config)
+    document = {
+        "global": {
+            "scrape_interval": f"{monitoring.scrape_interval_seconds}s",
+            "evaluation_interval": f"{monitoring.evaluation_interval_seconds}s",
+            "external_labels": {"environment": settings.environment},
+        },
+        "rule_files": [paths.rules_file],
+        "scrape_configs": scrape_configs,
+    }
+    return f"# Rendered by the {settings.resource_prefix()} Pulumi stack.\n" + yaml.safe_dump(document, sort_keys=False)
+
+
+def alert_rules(settings: StackSettings) -> list[dict[str, Any]]:
+    alerts = settings.monitoring.alerts
+    window = f"{alerts.for_minutes}m"
+    env = settings.environment
+
+    def rule(name, expr, severity, summary, for_=window):
+        return {"alert": name, "expr": expr, "for": for_,
+                "labels": {"severity": severity, "environment": env},
+                "annotations": {"summary": summary}}
+
+    return [
+        rule("LiteLLMGatewayDown", 'up{job="litellm"} == 0', "critical",
+             "LiteLLM replica {{ $labels.host }} is not answering /metrics", for_="2m"),
+        rule("LiteLLMHighErrorRatio",
+             f"sum(rate(litellm_proxy_failed_requests_metric_total[{window}])) "
+             f"/ sum(rate(litellm_proxy_total_requests_metric_total[{window}])) > {alerts.error_ratio}",
+             "warning", f"More than {alerts.error_ratio:.0%} of gateway requests fail"),
+        rule("LiteLLMHighLatencyP95",
+             f"histogram_quantile(0.95, sum by (le) (rate(litellm_request_total_latency_metric_bucket[{window}]))) "
+             f"> {alerts.p95_latency_seconds}",
+             "warning", f"p95 request latency is above {alerts.p95_latency_seconds:g} s"),
+        rule("LiteLLMDeploymentOutage", "max by (model_id) (litellm_deployment_state) == 2", "critical",
+             "Deployment {{ $labels.model_id }} is in complete outage (all calls failing)", for_="1m"),
+        rule("GpuHostExporterDown", 'up{job=~"gpu-node|gpu-dcgm"} == 0', "warning",
+             "Exporter {{ $labels.job }} on GPU host {{ $labels.host }} is down"),
+        rule("RedisDown", 'up{job="redis"} == 0 or redis_up == 0', "critical",
+             "Redis (cache and shared limits) is down", for_="1m"),
+    ]
+
+
+def render_alert_rules(settings: StackSettings) -> str:
+    document = {"groups": [{"name": "litellm-gateway", "rules": alert_rules(settings)}]}
+    return f"# Rendered by the {settings.resource_prefix()} Pulumi stack.\n" + yaml.safe_dump(document, sort_keys=False)
+
+
+# --- Grafana -------------------------------------------------------------------------------------
+
+def render_grafana_datasource(prometheus_url: str) -> str:
+    return yaml.safe_dump({"apiVersion": 1, "datasources": [{
+        "name": "Prometheus", "type": "prometheus", "uid": DATASOURCE_UID, "access": "proxy",
+        "url": prometheus_url, "isDefault": True, "editable": False,
+    }]}, sort_keys=False)
+
+
+DASHBOARD_DIR = "/etc/grafana/dashboards"
+
+
+def render_grafana_dashboard_provider() -> str:
+    return yaml.safe_dump({"apiVersion": 1, "providers": [{
+        "name": "litellm-gateway", "folder": "LiteLLM gateway", "type": "file", "disableDeletion": True,
+        "allowUiUpdates": False, "options": {"path": DASHBOARD_DIR},
+    }]}, sort_keys=False)
+
+
+def _panel(panel_id: int, title: str, exprs: dict[str, str], unit: str, x: int, y: int, kind="timeseries"):
+    return {
+        "id": panel_id, "type": kind, "title": title,
+        "datasource": {"type": "prometheus", "uid": DATASOURCE_UID},
+        "gridPos": {"h": 8, "w": 12, "x": x, "y": y},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "targets": [{"refId": chr(ord("A") + i), "expr": expr, "legendFormat": legend,
+                     "datasource": {"type": "prometheus", "uid": DATASOURCE_UID}}
+                    for i, (legend, expr) in enumerate(exprs.items())],
+    }
+
+
+def _dashboard(uid: str, title: str, panels: list[tuple[str, dict[str, str], str]]) -> dict[str, Any]:
+    return {
+        "uid": uid, "title": title, "tags": ["litellm-gateway"], "schemaVersion": 39, "version": 1,
+        "editable": False, "time": {"from": "now-6h", "to": "now"}, "refresh": "1m",
+        "templating": {"list": []},
+        "panels": [_panel(i + 1, t, e, u, x=(i % 2) * 12, y=(i // 2) * 8) for i, (t, e, u) in enumerate(panels)],
+    }
+
+
+_HOST_FROM_MODEL_ID = 'label_replace({metric}, "gpu_host", "$1", "model_id", ".*@(.*)")'
+
+
+def dashboards(settings: StackSettings) -> dict[str, dict[str, Any]]:
+    """file name -> Grafana dashboard JSON model."""
+    r = "[5m]"
+    usage = _dashboard("litellm-usage", "LiteLLM usage", [
+        ("Requests by model", {"{{requested_model}}": f"sum by (requested_model) (rate(litellm_proxy_total_requests_metric_total{r}))"}, "reqps"),
+        ("Requests by key, user and team", {
+            "key {{api_key_alias}} {{hashed_api_key}}": f"sum by (hashed_api_key, api_key_alias) (rate(litellm_proxy_total_requests_metric_total{r}))",
+            "user {{user}}": f"sum by (user) (rate(litellm_proxy_total_requests_metric_total{r}))",
+            "team {{team_alias}} {{team}}": f"sum by (team, team_alias) (rate(litellm_proxy_total_requests_metric_total{r}))",
+        }, "reqps"),
+        ("Tokens by model", {
+            "input {{requested_model}}": f"sum by (requested_model) (rate(litellm_input_tokens_metric_total{r}))",
+            "output {{requested_model}}": f"sum by (requested_model) (rate(litellm_output_tokens_metric_total{r}))",
+        }, "short"),
+        ("Tokens by key, user and team", {
+            "key {{api_key_alias}} {{hashed_api_key}}": f"sum by (hashed_api_key, api_key_alias) (rate(litellm_total_tokens_metric_total{r}))",
+            "user {{user}}": f"sum by (user) (rate(litellm_total_tokens_metric_total{r}))",
+            "team {{team_alias}} {{team}}": f"sum by (team, team_alias) (rate(litellm_total_tokens_metric_total{r}))",
+        }, "short"),
+        ("Spend by model (USD, last 24 h)", {"{{requested_model}}": "sum by (requested_model) (increase(litellm_spend_metric_total[24h]))"}, "currencyUSD"),
+        ("Spend by key, user and team (USD, last 24 h)", {
+            "key {{api_key_alias}} {{hashed_api_key}}": "sum by (hashed_api_key, api_key_alias) (increase(litellm_spend_metric_total[24h]))",
+            "user {{user}}": "sum by (user) (increase(litellm_spend_metric_total[24h]))",
+            "team {{team_alias}} {{team}}": "sum by (team, team_alias) (increase(litellm_spend_metric_total[24h]))",
+        }, "currencyUSD"),
+        ("Latency p50 / p95 by model", {
+            "p50 {{requested_model}}": f"histogram_quantile(0.5, sum by (le, requested_model) (rate(litellm_request_total_latency_metric_bucket{r})))",
+            "p95 {{requested_model}}": f"histogram_quantile(0.95, sum by (le, requested_model) (rate(litellm_request_total_latency_metric_bucket{r})))",
+        }, "s"),
+        ("Cache hit rate", {"hit rate": f"sum(rate(litellm_cache_hits_metric_total{r})) / sum(rate(litellm_proxy_total_requests_metric_total{r}))"}, "percentunit"),
+        ("Failures by model", {"{{requested_model}} {{exception_status}}": f"sum by (requested_model, exception_status) (rate(litellm_proxy_failed_requests_metric_total{r}))"}, "reqps"),
+        ("Failures by GPU host", {"{{gpu_host}}": "sum by (gpu_host) (" + _HOST_FROM_MODEL_ID.format(
+            metric=f"rate(litellm_deployment_failure_responses_total{r})") + ")"}, "reqps"),
+        ("Deployment state (0 healthy, 1 partial, 2 outage)", {"{{model_id}}": "max by (model_id) (litellm_deployment_state)"}, "short"),
+        ("In-flight requests", {"{{instance}}": "sum by (instance) (litellm_in_flight_requests)"}, "short"),
+    ])
+    gpu = _dashboard("litellm-gpu-hosts", "GPU hosts", [
+        ("Exporters up", {"{{host}} {{job}}": 'up{job=~"gpu-node|gpu-dcgm"}'}, "short"),
+        ("CPU busy", {"{{host}}": '1 - avg by (host) (rate(node_cpu_seconds_total{job="gpu-node", mode="idle"}[5m]))'}, "percentunit"),
+        ("Memory available", {"{{host}}": 'node_memory_MemAvailable_bytes{job="gpu-node"}'}, "bytes"),
+        ("Model disk free (/)", {"{{host}}": 'node_filesystem_avail_bytes{job="gpu-node", mountpoint="/"}'}, "bytes"),
+        ("GPU utilisation", {"{{host}} GPU {{gpu}}": 'DCGM_FI_DEV_GPU_UTIL{job="gpu-dcgm"}'}, "percent"),
+        ("GPU memory used", {"{{host}} GPU {{gpu}}": 'DCGM_FI_DEV_FB_USED{job="gpu-dcgm"}'}, "decmbytes"),
+        ("GPU temperature", {"{{host}} GPU {{gpu}}": 'DCGM_FI_DEV_GPU_TEMP{job="gpu-dcgm"}'}, "celsius"),
+        ("Requests served by GPU host", {"{{gpu_host}}": "sum by (gpu_host) (" + _HOST_FROM_MODEL_ID.format(
+            metric="rate(litellm_deployment_total_requests_total[5m])") + ")"}, "reqps"),
+    ])
+    return {"litellm-usage.json": usage, "litellm-gpu-hosts.json": gpu}
+
+
+def render_dashboard(dashboard: dict[str, Any]) -> str:
+    return json.dumps(dashboard, indent=2, sort_keys=True)
+
+
+def dashboard_queries(boards: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(dashboard title, panel title, PromQL) for every query of every panel."""
+    return [(board["title"], panel["title"], target["expr"])
+            for board in boards.values() for panel in board["panels"] for target in panel["targets"]]
