@@ -223,3 +223,32 @@ def ssh_host(ollama_double: Path, registry: dict, models: Optional[dict] = None)
             _stop(process)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def prometheus_server(config_file: Path, data_dir: Path) -> Iterator[str]:
+    """Debian's Prometheus on a free loopback port with the given config; yields its URL."""
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / "prometheus.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [require_program("prometheus"), f"--config.file={config_file}", f"--storage.tsdb.path={data_dir}",
+             f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"prometheus exited: {log_path.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"prometheus not ready in 60 s: {log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        _stop(process)

@@ -8,46 +8,17 @@ everything else is the config exactly as the stack renders it.
 
 from __future__ import annotations
 
-import copy
 import uuid
 
 import httpx
 import pytest
 import redis as redis_client
-import yaml
 
 from config.settings import parse_settings
+from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, chat, config_without_database, settings_on_doubles
 from harness import stack_file_config
 from ollama_double import OllamaDouble
-from renderers.litellm_config import render_config_dict
 from servers import litellm_proxy, redis_server, run_litellm_until_exit
-
-MASTER_KEY = "sk-" + uuid.uuid4().hex + uuid.uuid4().hex
-REDIS_PASSWORD = uuid.uuid4().hex
-
-
-def config_without_database(settings, redis_port: int) -> str:
-    config = render_config_dict(settings, redis_host="127.0.0.1", redis_port=redis_port)
-    assert config["general_settings"].pop("database_url") == "os.environ/DATABASE_URL"
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-def settings_on_doubles(stack: str, doubles: dict[str, OllamaDouble]):
-    """The stack's settings with each GPU host pointed at its loopback double."""
-    raw = copy.deepcopy(stack_file_config(stack))
-    for host in raw["gpuHosts"]:
-        host["address"] = "127.0.0.1"
-        host["ollamaPort"] = doubles[host["name"]].port
-    return parse_settings(raw)
-
-
-def chat(proxy, model: str, content: str, key: str | None = MASTER_KEY) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.post(
-        f"{proxy.url}/v1/chat/completions", headers=headers, timeout=60,
-        json={"model": model, "messages": [{"role": "user", "content": content}]},
-    )
-
 
 @pytest.fixture(scope="module")
 def redis_port():

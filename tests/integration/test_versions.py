@@ -2,7 +2,6 @@
 
 import re
 from importlib.metadata import version
-from pathlib import Path
 
 import pytest
 

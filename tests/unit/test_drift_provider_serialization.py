@@ -1,7 +1,6 @@
 """The drift reader's provider is pickled into the state and later run by Pulumi's dynamic-provider
 host, which has no access to this repository. It must unpickle and work on its own."""
 
-import base64
 import json
 import subprocess
 import sys

@@ -262,7 +262,6 @@ def test_program_stops_with_run_error_before_declaring_anything():
 
 
 def test_program_declares_nothing_on_bad_config():
-    from harness import RecordingMocks  # noqa: F401  (the mocks object is created inside run_stack)
     import harness
 
     created = []

@@ -1,0 +1,205 @@
+"""Monitoring with the real programs: promtool on the rendered config and rules, then the real
+Prometheus (Debian's) scraping the real LiteLLM proxy booted with the rendered LiteLLM config."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from config.settings import parse_settings
+from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, chat, config_without_database
+from harness import stack_file_config
+from ollama_double import OllamaDouble
+from renderers.monitoring import (
+    PrometheusPaths, alert_rules, dashboard_queries, dashboards, render_alert_rules, render_prometheus_config,
+)
+from servers import litellm_proxy, prometheus_server, redis_server, require_program
+
+
+def rendered_files(tmp: Path, settings, litellm_targets=None) -> Path:
+    paths = PrometheusPaths(rules_file=str(tmp / "rules.yml"), credentials_file=str(tmp / "metrics-key"),
+                            config_file=str(tmp / "prometheus.yml"))
+    Path(paths.rules_file).write_text(render_alert_rules(settings))
+    Path(paths.credentials_file).write_text(MASTER_KEY)
+    Path(paths.config_file).write_text(render_prometheus_config(settings, paths, litellm=litellm_targets))
+    return Path(paths.config_file)
+
+
+def promtool(*args, cwd=None):
+    return subprocess.run([require_program("promtool"), *args], capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_promtool_accepts_the_rendered_config_and_rules(tmp_path, stack):
+    config = rendered_files(tmp_path, parse_settings(stack_file_config(stack)))
+    checked = promtool("check", "config", str(config))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS" in checked.stdout + checked.stderr
+    rules = promtool("check", "rules", str(tmp_path / "rules.yml"))
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    assert "6 rules found" in rules.stdout + rules.stderr
+
+
+def _alert(name, labels, annotations):
+    return {"alertname": name, "exp_alerts": [{"exp_labels": labels, "exp_annotations": annotations}]}
+
+
+def _quiet(name):
+    return {"alertname": name, "exp_alerts": []}
+
+
+def test_every_alert_fires_and_stays_quiet_when_it_should(tmp_path):
+    settings = parse_settings(stack_file_config("prod"))
+    thresholds = settings.monitoring.alerts
+    summaries = {r["alert"]: r["annotations"]["summary"] for r in alert_rules(settings)}
+    (tmp_path / "rules.yml").write_text(render_alert_rules(settings))
+    env = {"environment": "prod"}
+    eval_at = f"{thresholds.for_minutes + 10}m"
+    firing = [
+        # Gateway down for good, and one that is up.
+        ({"up{job='litellm', host='litellm-0', instance='a'}": "0x20", "up{job='litellm', host='litellm-1', instance='b'}": "1x20"},
+         [_alert("LiteLLMGatewayDown", {"severity": "critical", **env, "job": "litellm", "host": "litellm-0", "instance": "a"},
+                 {"summary": summaries["LiteLLMGatewayDown"].replace("{{ $labels.host }}", "litellm-0")})]),
+        # 10 % of requests fail (threshold 5 %).
+        ({"litellm_proxy_total_requests_metric_total": "0+100x30", "litellm_proxy_failed_requests_metric_total": "0+10x30"},
+         [_alert("LiteLLMHighErrorRatio", {"severity": "warning", **env}, {"summary": summaries["LiteLLMHighErrorRatio"]})]),
+        # Every request takes 30-60 s: p95 above 30 s.
+        ({"litellm_request_total_latency_metric_bucket{le='30.0'}": "0x30",
+          "litellm_request_total_latency_metric_bucket{le='60.0'}": "0+10x30",
+          "litellm_request_total_latency_metric_bucket{le='+Inf'}": "0+10x30"},
+         [_alert("LiteLLMHighLatencyP95", {"severity": "warning", **env}, {"summary": summaries["LiteLLMHighLatencyP95"]})]),
+        ({"litellm_deployment_state{model_id='llama3.1-8b@gpu-01', api_base='http://10.20.1.11:11434'}": "2x20"},
+         [_alert("LiteLLMDeploymentOutage", {"severity": "critical", **env, "model_id": "llama3.1-8b@gpu-01"},
+                 {"summary": summaries["LiteLLMDeploymentOutage"].replace("{{ $labels.model_id }}", "llama3.1-8b@gpu-01")})]),
+        ({"up{job='gpu-dcgm', host='gpu-02', instance='10.20.1.12:9400'}": "0x20"},
+         [_alert("GpuHostExporterDown", {"severity": "warning", **env, "job": "gpu-dcgm", "host": "gpu-02", "instance": "10.20.1.12:9400"},
+                 {"summary": summaries["GpuHostExporterDown"].replace("{{ $labels.job }}", "gpu-dcgm").replace("{{ $labels.host }}", "gpu-02")})]),
+        ({"up{job='redis', instance='r'}": "1x20", "redis_up{job='redis', instance='r'}": "0x20"},
+         [_alert("RedisDown", {"severity": "critical", **env, "job": "redis", "instance": "r"}, {"summary": summaries["RedisDown"]})]),
+    ]
+    quiet = [
+        ({"up{job='litellm', host='litellm-0', instance='a'}": "1x20"}, ["LiteLLMGatewayDown"]),
+        ({"litellm_proxy_total_requests_metric_total": "0+100x30", "litellm_proxy_failed_requests_metric_total": "0+1x30"},
+         ["LiteLLMHighErrorRatio"]),
+        ({"litellm_request_total_latency_metric_bucket{le='1.0'}": "0+10x30",
+          "litellm_request_total_latency_metric_bucket{le='+Inf'}": "0+10x30"}, ["LiteLLMHighLatencyP95"]),
+        ({"litellm_deployment_state{model_id='llama3.1-8b@gpu-01'}": "1x20"}, ["LiteLLMDeploymentOutage"]),
+        ({"up{job='gpu-node', host='gpu-01', instance='i'}": "1x20"}, ["GpuHostExporterDown"]),
+        ({"up{job='redis', instance='r'}": "1x20", "redis_up{job='redis', instance='r'}": "1x20"}, ["RedisDown"]),
+    ]
+    tests = []
+    for series, expectations in firing:
+        tests.append({"interval": "1m", "input_series": [{"series": k.replace("'", '"'), "values": v} for k, v in series.items()],
+                      "alert_rule_test": [dict(e, eval_time=eval_at) for e in expectations]})
+    for series, names in quiet:
+        tests.append({"interval": "1m", "input_series": [{"series": k.replace("'", '"'), "values": v} for k, v in series.items()],
+                      "alert_rule_test": [dict(_quiet(n), eval_time=eval_at) for n in names]})
+    assert {e["alertname"] for _, exps in firing for e in exps} == set(summaries), "every alert has a firing case"
+    assert {n for _, names in quiet for n in names} == set(summaries), "every alert has a quiet case"
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump({"rule_files": ["rules.yml"], "evaluation_interval": "1m",
+                                                         "tests": tests}, sort_keys=False))
+    result = promtool("test", "rules", "tests.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_the_rule_tests_can_fail(tmp_path):
+    """Guard: promtool really checks the expectations (a wrong expected label is a failure)."""
+    settings = parse_settings(stack_file_config("prod"))
+    (tmp_path / "rules.yml").write_text(render_alert_rules(settings))
+    wrong = {"interval": "1m", "input_series": [{"series": 'up{job="redis", instance="r"}', "values": "1x20"}],
+             "alert_rule_test": [dict(_alert("RedisDown", {"severity": "critical"}, {}), eval_time="10m")]}
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump({"rule_files": ["rules.yml"], "tests": [wrong]}))
+    assert promtool("test", "rules", "tests.yml", cwd=tmp_path).returncode != 0
+
+
+# --- the real Prometheus scraping the real LiteLLM proxy -------------------------------------------
+
+def query(prometheus_url: str, promql: str) -> dict:
+    response = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": promql}, timeout=10)
+    return response.json()
+
+
+def wait_for(prometheus_url: str, promql: str, predicate, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = query(prometheus_url, promql)
+        if last.get("status") == "success" and predicate(last["data"]["result"]):
+            return last["data"]["result"]
+        time.sleep(1)
+    raise AssertionError(f"{promql} never satisfied the check; last answer: {last}")
+
+
+@pytest.fixture(scope="module")
+def scraped_gateway(tmp_path_factory):
+    raw = copy.deepcopy(stack_file_config("dev"))
+    raw["monitoring"].update(scrapeIntervalSeconds=1, evaluationIntervalSeconds=1)
+    double = OllamaDouble("ollama-dev", [m["ollamaTag"] for m in raw["models"]]).start()
+    settings = parse_settings({**raw, "gpuHosts": [dict(raw["gpuHosts"][0], address="127.0.0.1", ollamaPort=double.port)]})
+    tmp = tmp_path_factory.mktemp("prometheus")
+    try:
+        with redis_server(REDIS_PASSWORD) as redis_port, litellm_proxy(
+            config_without_database(settings, redis_port),
+            {"LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_PASSWORD": REDIS_PASSWORD},
+        ) as proxy:
+            config = rendered_files(tmp, settings, litellm_targets=[f"127.0.0.1:{proxy.port}"])
+            with prometheus_server(config, tmp / "data") as prometheus_url:
+                yield proxy, prometheus_url, settings
+    finally:
+        double.stop()
+
+
+def test_prometheus_scrapes_litellm_with_the_bearer_key(scraped_gateway):
+    proxy, prometheus_url, settings = scraped_gateway
+    up = wait_for(prometheus_url, 'up{job="litellm"}', lambda r: r and r[0]["value"][1] == "1")
+    assert up[0]["metric"]["environment"] == "dev"
+    assert up[0]["metric"]["role"] == "gateway" and up[0]["metric"]["host"] == "litellm-0"
+
+
+def test_the_request_counter_rises_with_traffic(scraped_gateway):
+    proxy, prometheus_url, _ = scraped_gateway
+    wait_for(prometheus_url, 'up{job="litellm"}', lambda r: r and r[0]["value"][1] == "1")
+    counter = "sum(litellm_proxy_total_requests_metric_total)"
+    before_result = query(prometheus_url, counter)["data"]["result"]
+    before = float(before_result[0]["value"][1]) if before_result else 0.0
+    for _ in range(3):
+        assert chat(proxy, "qwen-small", f"count {uuid.uuid4()}").status_code == 200
+    wait_for(prometheus_url, counter, lambda r: r and float(r[0]["value"][1]) >= before + 3)
+
+
+def test_alert_rules_are_loaded(scraped_gateway):
+    _, prometheus_url, settings = scraped_gateway
+    groups = httpx.get(f"{prometheus_url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    loaded = {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}
+    assert set(loaded) == {r["alert"] for r in alert_rules(settings)}
+    deadline = time.monotonic() + 30
+    while any(h != "ok" for h in loaded.values()) and time.monotonic() < deadline:
+        time.sleep(1)
+        groups = httpx.get(f"{prometheus_url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+        loaded = {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}
+    assert set(loaded.values()) == {"ok"}, loaded
+
+
+def test_every_dashboard_query_runs_on_prometheus(scraped_gateway):
+    proxy, prometheus_url, settings = scraped_gateway
+    chat(proxy, "qwen-small", "dashboard traffic")
+    wait_for(prometheus_url, "sum(litellm_proxy_total_requests_metric_total)", lambda r: bool(r))
+    queries = dashboard_queries(dashboards(settings))
+    assert len(queries) >= 20
+    failures = []
+    for board, panel, promql in queries:
+        answer = query(prometheus_url, promql)
+        if answer.get("status") != "success":
+            failures.append(f"{board} / {panel}: {promql}: {answer.get('error')}")
+    assert failures == []
+    # The usage panels find real series after traffic (the GPU ones need exporters, absent here).
+    requests_by_model = query(prometheus_url, queries[0][2])
+    assert requests_by_model["data"]["result"], queries[0]

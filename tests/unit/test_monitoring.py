@@ -1,0 +1,159 @@
+"""Monitoring under mocks, and the structure of the Grafana files (Grafana cannot run here)."""
+
+import copy
+import json
+
+import pytest
+import yaml
+
+from config.settings import parse_settings
+from harness import run_stack, stack_file_config
+from renderers.monitoring import (
+    DASHBOARD_DIR, DATASOURCE_UID, dashboard_queries, dashboards, render_grafana_dashboard_provider,
+    render_grafana_datasource, render_prometheus_config, scrape_jobs,
+)
+
+
+@pytest.fixture(scope="module")
+def prod_run():
+    return run_stack(stack_file_config("prod"), stack="prod")
+
+
+def test_prometheus_gets_config_rules_and_the_key_as_a_file(prod_run):
+    prometheus = prod_run.mocks.named("monitoring-prometheus")
+    files = {u["file"]: u["content"] for u in prometheus.plain("uploads")}
+    assert set(files) == {"/etc/prometheus/prometheus.yml", "/etc/prometheus/rules/litellm-gateway.rules.yml",
+                          "/etc/prometheus/secrets/litellm-metrics-key"}
+    assert prometheus.is_secret("uploads"), "the uploads carry the metrics key: they must be secret"
+    config = yaml.safe_load(files["/etc/prometheus/prometheus.yml"])
+    litellm = next(job for job in config["scrape_configs"] if job["job_name"] == "litellm")
+    assert litellm["authorization"] == {"type": "Bearer", "credentials_file": "/etc/prometheus/secrets/litellm-metrics-key"}
+    assert files["/etc/prometheus/secrets/litellm-metrics-key"].startswith("sk-")
+    assert files["/etc/prometheus/secrets/litellm-metrics-key"] not in files["/etc/prometheus/prometheus.yml"]
+    assert "--storage.tsdb.retention.time=30d" in prometheus.plain("command")
+    assert prometheus.plain("ports") == [{"internal": 9090, "external": 9090, "ip": "10.20.0.10"}]
+    assert prometheus.plain("mounts")[0]["source"] == "litellm-gateway-prod-prometheus-data"
+
+
+def test_scrape_targets_cover_replicas_gpu_exporters_redis_postgres_and_itself():
+    settings = parse_settings(stack_file_config("prod"))
+    jobs = {job: [(t, sc["labels"]) for sc in configs for t in sc["targets"]] for job, configs in scrape_jobs(settings).items()}
+    assert [t for t, _ in jobs["litellm"]] == ["litellm-gateway-prod-litellm-0:4000", "litellm-gateway-prod-litellm-1:4000"]
+    assert [t for t, _ in jobs["gpu-node"]] == ["10.20.1.11:9100", "10.20.1.12:9100", "10.20.1.13:9100"]
+    assert [t for t, _ in jobs["gpu-dcgm"]] == ["10.20.1.11:9400", "10.20.1.12:9400"], "gpu-03 has no DCGM exporter"
+    assert set(jobs) == {"litellm", "gpu-node", "gpu-dcgm", "redis", "postgres", "prometheus"}
+    for job, targets in jobs.items():
+        for _, labels in targets:
+            assert labels["environment"] == "prod" and labels["role"] and labels["host"], (job, labels)
+
+
+def test_dev_has_no_gpu_exporter_jobs():
+    assert not {"gpu-node", "gpu-dcgm"} & set(scrape_jobs(parse_settings(stack_file_config("dev"))))
+
+
+def test_exporters_are_not_published_and_get_passwords_as_secrets(prod_run):
+    for name in ("monitoring-redis-exporter", "monitoring-postgres-exporter"):
+        exporter = prod_run.mocks.named(name)
+        assert not exporter.plain("ports")
+        assert exporter.is_secret("envs")
+    dsn = dict(e.split("=", 1) for e in prod_run.mocks.named("monitoring-postgres-exporter").plain("envs"))
+    assert dsn["DATA_SOURCE_NAME"].startswith("postgresql://litellm:")
+
+
+def test_grafana_admin_password_is_generated_kept_in_vault_and_secret(prod_run):
+    grafana = prod_run.mocks.named("monitoring-grafana")
+    assert grafana.is_secret("envs")
+    env = dict(e.split("=", 1) for e in grafana.plain("envs"))
+    stored = json.loads(prod_run.mocks.named("secrets-kv").plain("dataJson"))
+    assert env["GF_SECURITY_ADMIN_PASSWORD"] == stored["GRAFANA_ADMIN_PASSWORD"]
+    files = {u["file"] for u in grafana.plain("uploads")}
+    assert "/etc/grafana/provisioning/datasources/litellm-gateway.yml" in files
+    assert {f"{DASHBOARD_DIR}/litellm-usage.json", f"{DASHBOARD_DIR}/litellm-gpu-hosts.json"} <= files
+
+
+def test_backlog_evidence_for_monitoring_and_analytics(prod_run):
+    backlog = prod_run.outputs["backlog"]
+    evidence = backlog["BACKLOG-003"]["evidence"]
+    assert backlog["BACKLOG-003"]["status"] == "done"
+    assert evidence["alert_rules"] == 6
+    assert evidence["scrape_jobs"]["litellm"] == ["litellm-gateway-prod-litellm-0:4000", "litellm-gateway-prod-litellm-1:4000"]
+    assert backlog["BACKLOG-007"]["status"] == "done"
+    assert backlog["BACKLOG-007"]["evidence"]["dashboards"] == ["LiteLLM usage", "GPU hosts"]
+    assert prod_run.outputs["grafanaUrl"] == "http://10.20.0.10:3000"
+
+
+def test_monitoring_can_be_turned_off():
+    raw = copy.deepcopy(stack_file_config("dev"))
+    raw["monitoring"]["enabled"] = False
+    run = run_stack(raw, stack="dev")
+    assert not [r for r in run.resources if r.name.startswith("monitoring-")]
+    assert run.outputs["backlog"]["BACKLOG-003"]["status"] == "partial"
+    assert "grafanaUrl" not in run.outputs
+
+
+def test_bad_monitoring_settings_are_named():
+    from config.settings import SettingsError
+
+    raw = copy.deepcopy(stack_file_config("dev"))
+    raw["monitoring"].update(prometheusImage="prom/prometheus:latest", scrapeIntervalSeconds=0)
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(raw)
+    assert {"monitoring.prometheusImage", "monitoring.scrapeIntervalSeconds"} <= {k for k, _ in caught.value.problems}
+    raw = copy.deepcopy(stack_file_config("dev"))
+    raw["monitoring"].update(grafanaPort=4000, bindAddress="0.0.0.0", evaluationIntervalSeconds=5)
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(raw)
+    problems = dict(caught.value.problems)
+    assert "monitoring.allowPublicBind" in problems["monitoring.bindAddress"]
+    assert "shorter than monitoring.scrapeIntervalSeconds" in problems["monitoring.evaluationIntervalSeconds"]
+    raw["monitoring"].update(bindAddress="127.0.0.1", evaluationIntervalSeconds=15)
+    with pytest.raises(SettingsError, match="monitoring.grafanaPort: port 4000 is already published"):
+        parse_settings(raw)
+
+
+# --- Grafana files: what Grafana's provisioning expects ---------------------------------------------
+
+def test_datasource_and_dashboard_provider_files():
+    datasource = yaml.safe_load(render_grafana_datasource("http://prom:9090"))
+    assert datasource["apiVersion"] == 1
+    (ds,) = datasource["datasources"]
+    assert (ds["type"], ds["uid"], ds["url"], ds["access"]) == ("prometheus", DATASOURCE_UID, "http://prom:9090", "proxy")
+    provider = yaml.safe_load(render_grafana_dashboard_provider())
+    (p,) = provider["providers"]
+    assert p["type"] == "file" and p["options"]["path"] == DASHBOARD_DIR
+
+
+def test_dashboards_are_well_formed():
+    boards = dashboards(parse_settings(stack_file_config("prod")))
+    uids = [b["uid"] for b in boards.values()]
+    assert len(set(uids)) == len(uids)
+    for board in boards.values():
+        assert board["title"] and board["schemaVersion"] >= 36 and board["panels"]
+        ids = [p["id"] for p in board["panels"]]
+        assert len(set(ids)) == len(ids)
+        for panel in board["panels"]:
+            assert panel["type"] in {"timeseries", "stat", "gauge", "table"}
+            assert panel["datasource"] == {"type": "prometheus", "uid": DATASOURCE_UID}
+            assert {"h", "w", "x", "y"} <= set(panel["gridPos"]) and panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
+            refs = [t["refId"] for t in panel["targets"]]
+            assert refs and len(set(refs)) == len(refs)
+            assert all(t["expr"] and t["datasource"]["uid"] == DATASOURCE_UID for t in panel["targets"])
+
+
+def test_usage_dashboard_covers_what_analytics_needs():
+    boards = dashboards(parse_settings(stack_file_config("prod")))
+    titles = " | ".join(p["title"] for p in boards["litellm-usage.json"]["panels"])
+    for needed in ("Requests by model", "Tokens by model", "Spend by model", "key, user and team", "p50 / p95",
+                   "Cache hit rate", "Failures by model", "Failures by GPU host"):
+        assert needed in titles, needed
+    exprs = " ".join(q for _, _, q in dashboard_queries(boards))
+    for metric in ("litellm_proxy_total_requests_metric_total", "litellm_spend_metric_total",
+                   "litellm_total_tokens_metric_total", "litellm_request_total_latency_metric_bucket",
+                   "litellm_cache_hits_metric_total", "litellm_deployment_failure_responses_total"):
+        assert metric in exprs, metric
+
+
+def test_prometheus_config_names_no_secret():
+    settings = parse_settings(stack_file_config("prod"))
+    text = render_prometheus_config(settings)
+    assert "sk-" not in text and "credentials_file" in text
