@@ -3,6 +3,7 @@
 import pulumi
 import pulumi_docker as docker
 
+from components.backups import DatabaseBackups, DatabaseBackupsArgs
 from components.evidence import backlog_evidence, collect_facts
 from components.gateway import Gateway, GatewayArgs, GatewaySecretValues, private_network
 from components.model_fleet import ModelFleet, ModelFleetArgs, ssh_private_key
@@ -43,6 +44,9 @@ monitoring = Monitoring("monitoring", MonitoringArgs(
     postgres_password=secrets.postgres_password,
     grafana_admin_password=secrets.grafana_admin_password,
 ), opts=pulumi.ResourceOptions(depends_on=gateway.litellm_containers)) if settings.monitoring.enabled else None
+backups = DatabaseBackups("backups", DatabaseBackupsArgs(
+    settings, docker_provider, network.name, secrets.postgres_password, gateway.postgres,
+)) if settings.backups.enabled else None
 
 models = {
     m.name: {"ollama_tag": m.ollama_tag, "rpm": m.rpm, "tpm": m.tpm,
@@ -63,4 +67,4 @@ pulumi.export("gpuHostModels", {host: {"status": r.status, "models": r.models, "
 if monitoring is not None:
     pulumi.export("prometheusUrl", monitoring.prometheus_url)
     pulumi.export("grafanaUrl", monitoring.grafana_url)
-pulumi.export("backlog", collect_facts(settings, secrets, gateway, fleet, monitoring).apply(backlog_evidence))
+pulumi.export("backlog", collect_facts(settings, secrets, gateway, fleet, monitoring, backups).apply(backlog_evidence))

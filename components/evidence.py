@@ -35,6 +35,9 @@ class DeclaredFacts:
     prometheus_scrape_jobs: dict[str, list[str]] = field(default_factory=dict)
     alert_rules: list[str] = field(default_factory=list)
     backup_schedule: Optional[str] = None
+    backup_retention: Optional[int] = None
+    backup_location: Optional[str] = None
+    runbook: Optional[str] = None
     database: bool = False
     shared_limit_store: Optional[str] = None
     deployment_limits: int = 0
@@ -82,9 +85,12 @@ def backlog_evidence(facts: DeclaredFacts) -> dict[str, dict[str, Any]]:
          "alerts": facts.alert_rules},
     )
 
-    entries["BACKLOG-004"] = _entry("BACKLOG-004", "done" if facts.backup_schedule else "not started", {
-        "backup_schedule": facts.backup_schedule,
-    })
+    entries["BACKLOG-004"] = _entry(
+        "BACKLOG-004",
+        "done" if facts.backup_schedule and facts.runbook else ("partial" if facts.backup_schedule else "not started"),
+        {"backup_schedule": facts.backup_schedule, "retention": facts.backup_retention,
+         "location": facts.backup_location, "runbook": facts.runbook},
+    )
 
     # Per-user limits are set per key/user/team through LiteLLM's API; the stack provides what they need.
     limits_ready = facts.database and facts.shared_limit_store
@@ -112,7 +118,7 @@ def backlog_evidence(facts: DeclaredFacts) -> dict[str, dict[str, Any]]:
     return entries
 
 
-def collect_facts(settings, secrets, gateway, fleet, monitoring=None):
+def collect_facts(settings, secrets, gateway, fleet, monitoring=None, backups=None):
     """DeclaredFacts (as an Output) read off the declared components and the rendered LiteLLM config."""
     import pulumi  # kept local: the rest of this module is pure and tested without Pulumi
 
@@ -147,6 +153,10 @@ def collect_facts(settings, secrets, gateway, fleet, monitoring=None):
             prometheus_scrape_jobs=dict(monitoring.scrape_jobs) if monitoring else {},
             alert_rules=list(monitoring.alert_rules) if monitoring else [],
             dashboards=list(monitoring.dashboards) if monitoring else [],
+            backup_schedule=backups.schedule if backups else None,
+            backup_retention=backups.retention if backups else None,
+            backup_location=backups.location if backups else None,
+            runbook="docs/RUNBOOK.md" if backups else None,
             database=database,
             shared_limit_store="redis (router_settings and general_settings.coordination_redis)"
             if general.get("coordination_redis") and config.get("router_settings", {}).get("redis_host") else None,

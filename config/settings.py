@@ -193,6 +193,16 @@ class PostgresSettings(_Section):
     user: str = "litellm"
 
 
+class BackupSettings(_Section):
+    enabled: bool = True
+    # Daily run times, UTC, "HH:MM".
+    times_utc: tuple[str, ...] = Field(default=("03:00",), min_length=1)
+    retention: int = Field(default=7, ge=1, le=365)
+    # Where dumps go on the Docker host: an absolute path, or (default) a named volume.
+    host_path: Optional[str] = None
+    volume_name: Optional[str] = None
+
+
 class SecretsSettings(_Section):
     # The salt key encrypts credentials stored in the database; it must never change.
     protect_salt_key: bool = True
@@ -226,6 +236,7 @@ class StackSettings:
     gpu_ssh: GpuSshSettings
     model_pulls: ModelPullSettings
     monitoring: MonitoringSettings
+    backups: BackupSettings
     supplied_secrets: SuppliedSecrets
 
     @property
@@ -239,6 +250,10 @@ class StackSettings:
     @property
     def postgres_volume(self) -> str:
         return self.postgres.volume_name or f"{PROJECT}-{self.environment}-pgdata"
+
+    @property
+    def backup_volume(self) -> str:
+        return self.backups.volume_name or f"{PROJECT}-{self.environment}-pgbackups"
 
     def resource_prefix(self) -> str:
         return f"{PROJECT}-{self.environment}"
@@ -283,6 +298,7 @@ _SECTIONS: dict[str, tuple[str, Any, bool]] = {
     "gpuSsh": ("gpu_ssh", GpuSshSettings, False),
     "modelPulls": ("model_pulls", ModelPullSettings, False),
     "monitoring": ("monitoring", MonitoringSettings, False),
+    "backups": ("backups", BackupSettings, False),
 }
 _SCALARS = ("environment",)
 STRUCTURED_KEYS = frozenset(_SECTIONS)
@@ -450,6 +466,21 @@ def _cross_check(parsed: dict[str, Any], problems: list[tuple[str, str]]) -> Non
             problems.append(("monitoring.evaluationIntervalSeconds",
                              "is shorter than monitoring.scrapeIntervalSeconds (rules would see stale data)"))
 
+    backups: Optional[BackupSettings] = parsed.get("backups")
+    if backups is not None:
+        for i, at in enumerate(backups.times_utc):
+            if not re.match(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", at):
+                problems.append((f"backups.timesUtc[{i}]", f"'{at}' is not a time of day as HH:MM (UTC)"))
+        if backups.host_path is not None and not backups.host_path.startswith("/"):
+            problems.append(("backups.hostPath", f"'{backups.host_path}' must be an absolute path on the Docker host"))
+        if backups.host_path is not None and backups.volume_name is not None:
+            problems.append(("backups.volumeName", "set either backups.hostPath or backups.volumeName, not both"))
+        postgres_settings = parsed.get("postgres")
+        environment = parsed.get("environment", "")
+        pg_volume = (postgres_settings.volume_name if postgres_settings else None) or f"{PROJECT}-{environment}-pgdata"
+        if backups.volume_name is not None and backups.volume_name == pg_volume:
+            problems.append(("backups.volumeName", "is the database's volume; backups must live elsewhere"))
+
     docker: Optional[DockerSettings] = parsed.get("docker")
     if docker is not None and not re.match(r"^(unix|ssh|tcp)://", docker.host):
         problems.append(("docker.host", f"'{docker.host}' must start with unix://, ssh:// or tcp://"))
@@ -601,5 +632,6 @@ def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(
         gpu_ssh=parsed["gpu_ssh"],
         model_pulls=parsed["model_pulls"],
         monitoring=parsed["monitoring"],
+        backups=parsed["backups"],
         supplied_secrets=SuppliedSecrets(supplied),
     )

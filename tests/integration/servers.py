@@ -252,3 +252,43 @@ def prometheus_server(config_file: Path, data_dir: Path) -> Iterator[str]:
         yield url
     finally:
         _stop(process)
+
+
+def _postgres_bin(program: str) -> str:
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{program}"), key=lambda p: int(p.parts[-3]))
+    if not candidates:
+        raise RuntimeError("PostgreSQL server binaries are not installed; run .ci/run (apt-get install postgresql)")
+    return str(candidates[-1])
+
+
+@contextlib.contextmanager
+def postgres_cluster(user: str = "litellm", password: str = "pg-test-password", database: str = "litellm"):
+    """A throwaway PostgreSQL server (Debian's) on a free loopback port; yields its database URL."""
+    root = Path(tempfile.mkdtemp(prefix="pg-test-"))
+    os.chmod(root, 0o755)
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses root
+    if as_postgres:
+        shutil.chown(root, "postgres")
+    data, log = root / "data", root / "server.log"
+    port = free_port()
+    started = False
+    try:
+        (root / "pw").write_text(password)
+        if as_postgres:
+            shutil.chown(root / "pw", "postgres")
+        subprocess.run(as_postgres + [_postgres_bin("initdb"), "-D", str(data), "-U", user, f"--pwfile={root / 'pw'}",
+                                      "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8"],
+                       check=True, capture_output=True)
+        subprocess.run(as_postgres + [_postgres_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
+                                      "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
+                       check=True, capture_output=True)
+        started = True
+        base = f"postgresql://{user}:{password}@127.0.0.1:{port}"
+        subprocess.run(["psql", f"{base}/postgres", "-X", "-q", "-c", f'CREATE DATABASE "{database}"'],
+                       check=True, capture_output=True)
+        yield f"{base}/{database}"
+    finally:
+        if started:
+            subprocess.run(as_postgres + [_postgres_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                           capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from harness import SECRET_MARKER, run_stack, stack_file_config, walk_plain
+from harness import ROOT, SECRET_MARKER, run_stack, stack_file_config, walk_plain
 
 SUPPLIED = {
     "masterKey": "sk-SUPPLIEDmaster" + "k" * 32,
@@ -43,6 +43,7 @@ def test_dev_runs_everything_on_the_local_docker_engine(dev_run):
     assert set(containers(dev_run)) == {
         "vault-dev-server", "gateway-postgres", "gateway-redis", "models-ollama-ollama-dev", "gateway-litellm-0",
         "monitoring-prometheus", "monitoring-grafana", "monitoring-redis-exporter", "monitoring-postgres-exporter",
+        "backups-scheduler",
     }
 
 
@@ -161,8 +162,10 @@ def test_backlog_has_every_seed_item_with_computed_status(stack):
     assert backlog["BACKLOG-001"]["evidence"]["kv_version"] == 1
     assert backlog["BACKLOG-008"]["status"] == "done"
     assert backlog["BACKLOG-008"]["evidence"]["cache"]["ttl_seconds"] == stack_file_config(stack)["cache"]["ttlSeconds"]
-    # Not built yet: their status must say so rather than claim done.
-    assert backlog["BACKLOG-004"]["status"] == "not started"
+    backups = backlog["BACKLOG-004"]
+    assert backups["status"] == "done"
+    assert backups["evidence"]["backup_schedule"] == "daily at 03:00 UTC"
+    assert (ROOT / backups["evidence"]["runbook"]).is_file()
     pulls = backlog["BACKLOG-002"]["evidence"]["pulls"]
     settings_raw = stack_file_config(stack)
     routed = {(m["name"], h) for m in settings_raw["models"] for h in m["hosts"]}

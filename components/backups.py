@@ -1,0 +1,77 @@
+"""BACKLOG-004: scheduled pg_dump backups of the LiteLLM database, with checksums and retention."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_docker as docker
+
+from config.settings import StackSettings
+from renderers import backup_scripts as rendered
+from .containers import container_options, healthcheck, labels, pinned_image, secret_envs
+
+RUNBOOK = "docs/RUNBOOK.md"
+
+
+@dataclass
+class DatabaseBackupsArgs:
+    settings: StackSettings
+    docker_provider: docker.Provider
+    network_name: pulumi.Input[str]
+    postgres_password: pulumi.Input[str]
+    database: pulumi.Resource  # the Postgres container
+
+
+class DatabaseBackups(pulumi.ComponentResource):
+    schedule: str
+    location: str
+
+    def __init__(self, name: str, args: DatabaseBackupsArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("litellm-gateway:backups:DatabaseBackups", name, None, opts)
+        settings = args.settings
+        backups = settings.backups
+        prefix = settings.resource_prefix()
+        child = pulumi.ResourceOptions(parent=self, provider=args.docker_provider)
+
+        if backups.host_path:
+            mount = docker.ContainerMountArgs(target=rendered.BACKUP_DIR, source=backups.host_path, type="bind")
+            self.location = f"host path {backups.host_path}"
+        else:
+            # Never the database's volume (settings refuse that); kept when the stack is destroyed.
+            volume = docker.Volume(
+                f"{name}-volume", name=settings.backup_volume,
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
+            )
+            mount = docker.ContainerMountArgs(target=rendered.BACKUP_DIR, source=volume.name, type="volume")
+            self.location = f"docker volume {settings.backup_volume}"
+        self.schedule = f"daily at {', '.join(backups.times_utc)} UTC"
+        self.retention = backups.retention
+
+        pg = settings.postgres
+        self.container = docker.Container(
+            f"{name}-scheduler",
+            name=f"{prefix}-pgbackup",
+            # The database's own image: pg_dump has the server's major version.
+            image=pinned_image(f"{name}-image", pg.image, child).image_id,
+            entrypoints=["bash", rendered.SCHEDULER_SCRIPT_PATH],
+            uploads=[
+                docker.ContainerUploadArgs(file=rendered.SCHEDULER_SCRIPT_PATH, executable=True,
+                                           content=rendered.render_scheduler_script(backups.times_utc)),
+                docker.ContainerUploadArgs(file=rendered.BACKUP_SCRIPT_PATH, executable=True,
+                                           content=rendered.render_backup_script(backups.retention)),
+            ],
+            envs=secret_envs({
+                "PGHOST": f"{prefix}-postgres", "PGPORT": "5432", "PGUSER": pg.user, "PGDATABASE": pg.database,
+                "PGPASSWORD": args.postgres_password,
+                "BACKUP_DIR": rendered.BACKUP_DIR, "BACKUP_RETENTION": str(backups.retention),
+            }),
+            mounts=[mount],
+            healthcheck=healthcheck(rendered.healthcheck_command(), start_period="30s"),
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[f"{prefix}-pgbackup"])],
+            restart="unless-stopped", wait=True, wait_timeout=120,
+            labels=labels(settings, "backup"),
+            opts=container_options(child, [args.database]),
+        )
+        self.register_outputs({"schedule": self.schedule, "location": self.location})

@@ -1,0 +1,86 @@
+"""Test double for HashiCorp Vault's KV v2 HTTP API (Vault cannot be installed here).
+
+Serves what the backup and restore scripts use, with Vault's response shapes
+(https://developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2): GET and POST
+/v1/<mount>/data/<path> (each write is a new version; ?version=N reads an older one). Requests
+without the right X-Vault-Token get 403 like Vault's permission denied.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+
+class VaultDouble:
+    def __init__(self, token: str, mount: str = "secret"):
+        self.token = token
+        self.mount = mount
+        self.versions: dict[str, list[dict]] = {}
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def put(self, path: str, data: dict) -> int:
+        self.versions.setdefault(path, []).append(data)
+        return len(self.versions[path])
+
+    def _handler(self):
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status, body):
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _path(self):
+                url = urlparse(self.path)
+                prefix = f"/v1/{double.mount}/data/"
+                if self.headers.get("X-Vault-Token") != double.token:
+                    self._send(403, {"errors": ["permission denied"]})
+                    return None, None
+                if not url.path.startswith(prefix):
+                    self._send(404, {"errors": []})
+                    return None, None
+                return url.path[len(prefix):], parse_qs(url.query)
+
+            def _metadata(self, version):
+                return {"created_time": datetime.now(timezone.utc).isoformat(), "custom_metadata": None,
+                        "deletion_time": "", "destroyed": False, "version": version}
+
+            def do_GET(self):
+                path, query = self._path()
+                if path is None:
+                    return
+                history = double.versions.get(path)
+                if not history:
+                    return self._send(404, {"errors": []})
+                version = int(query.get("version", [len(history)])[0])
+                self._send(200, {"data": {"data": history[version - 1], "metadata": self._metadata(version)}})
+
+            def do_POST(self):
+                path, _ = self._path()
+                if path is None:
+                    return
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                version = double.put(path, body["data"])
+                self._send(200, {"data": self._metadata(version)})
+
+        return Handler
