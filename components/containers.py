@@ -15,11 +15,13 @@ def pinned_image(resource_name: str, reference: str, opts: pulumi.ResourceOption
     return docker.RemoteImage(resource_name, name=reference, keep_locally=True, opts=opts)
 
 
-def labels(settings: StackSettings, role: str) -> list[docker.ContainerLabelArgs]:
+def labels(settings: StackSettings, role: str, waivers: Optional[dict[str, str]] = None) -> list[docker.ContainerLabelArgs]:
+    """Container labels; `waivers` maps a policy name to the reason it does not apply (see policy/)."""
     values = {
         "org.opencontainers.image.vendor": PROJECT,
         f"{PROJECT}.environment": settings.environment,
         f"{PROJECT}.role": role,
+        **{f"{PROJECT}.policy-waiver.{policy}": reason for policy, reason in (waivers or {}).items()},
     }
     return [docker.ContainerLabelArgs(label=k, value=v) for k, v in values.items()]
 

@@ -73,7 +73,7 @@ def test_master_key_rotates_only_when_the_rotation_setting_changes():
 def test_salt_key_protection_follows_the_setting():
     run = run_under_mocks(lambda: declare_secrets(settings_for("prod")))
     assert run.mocks.options_of("secrets-saltKey").protect is True
-    run = run_under_mocks(lambda: declare_secrets(settings_for("dev")))
+    run = run_under_mocks(lambda: declare_secrets(settings_for("dev", secrets={"protectSaltKey": False})))
     assert run.mocks.options_of("secrets-saltKey").protect is False
 
 

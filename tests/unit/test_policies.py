@@ -1,0 +1,135 @@
+"""The policy pack's validators, fed the inputs the program really declares (under mocks)."""
+
+import copy
+import sys
+
+import pytest
+
+from harness import ROOT, run_stack, stack_file_config
+
+sys.path.insert(0, str(ROOT / "policy"))
+import validators  # noqa: E402
+from validators import POLICIES, PolicyResource  # noqa: E402
+
+
+def policy_inputs(run, keep_secret_markers=True):
+    resources = []
+    for r in run.resources:
+        props = copy.deepcopy(r.inputs) if keep_secret_markers else validators._plain(r.inputs)
+        options = run.mocks.options.get((r.type, r.name))
+        resources.append(PolicyResource(r.type, r.name, props, protect=bool(options and options.protect),
+                                        secrets_marked=keep_secret_markers))
+    return resources
+
+
+def violations(resources, policy=None):
+    checks = [POLICIES[policy][1]] if policy else [check for _, check in POLICIES.values()]
+    return [m for resource in resources for check in checks for m in check(resource)]
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def shipped(request):
+    return request.param, run_stack(stack_file_config(request.param), stack=request.param)
+
+
+def test_the_stacks_as_shipped_pass_every_policy(shipped):
+    _, run = shipped
+    assert violations(policy_inputs(run)) == []
+
+
+def test_they_also_pass_as_a_real_preview_sees_them(shipped):
+    """pulumi-policy gives validators plain values, without secret markers."""
+    _, run = shipped
+    assert violations(policy_inputs(run, keep_secret_markers=False)) == []
+
+
+def named(resources, name):
+    return next(r for r in resources if r.name == name)
+
+
+def test_unpinned_images_are_violations(shipped):
+    _, run = shipped
+    resources = policy_inputs(run)
+    image = named(resources, "gateway-redis-image")
+    image.props["name"] = "redis:latest"
+    assert violations([image], "images-pinned") == ["gateway-redis-image: image 'redis:latest' uses the moving tag 'latest'; pin a version"]
+    image.props["name"] = "redis"
+    assert "has no tag" in violations([image], "images-pinned")[0]
+
+
+def test_a_published_datastore_is_a_violation(shipped):
+    _, run = shipped
+    for name in ("gateway-postgres", "gateway-redis"):
+        container = named(policy_inputs(run), name)
+        container.props["ports"] = [{"internal": 5432, "external": 5432, "ip": "0.0.0.0"}]
+        (message,) = violations([container], "datastores-not-published")
+        assert "must not be published" in message
+
+
+def test_a_waiver_allows_loopback_only():
+    run = run_stack(stack_file_config("dev"), stack="dev")  # only dev runs a Vault container
+    vault = named(policy_inputs(run), "vault-dev-server")
+    assert violations([vault], "datastores-not-published") == []
+    vault.props["ports"] = [{"internal": 8200, "external": 8200, "ip": "0.0.0.0"}]
+    assert "loopback only" in violations([vault], "datastores-not-published")[0]
+    vault.props["labels"] = [l for l in vault.props["labels"] if "policy-waiver" not in l["label"]]
+    vault.props["ports"] = [{"internal": 8200, "external": 8200, "ip": "127.0.0.1"}]
+    assert "must not be published" in violations([vault], "datastores-not-published")[0]
+
+
+def test_missing_healthcheck_or_restart_policy(shipped):
+    _, run = shipped
+    container = named(policy_inputs(run), "gateway-litellm-0")
+    del container.props["healthcheck"]
+    container.props["restart"] = "no"
+    messages = violations([container], "containers-healthy-and-restarting")
+    assert len(messages) == 2 and "healthcheck" in messages[0] and "restart policy" in messages[1]
+
+
+def test_plaintext_secrets_are_found(shipped):
+    _, run = shipped
+    resources = policy_inputs(run)
+    litellm = named(resources, "gateway-litellm-0")
+    # The environment unwrapped from its secret: every secret in it is now a violation.
+    litellm.props["envs"] = validators._plain(litellm.props["envs"])
+    messages = violations([litellm], "no-plaintext-secrets")
+    assert any("envs" in m and "secret variable" in m for m in messages)
+    assert any("URL with a password" in m for m in messages)
+    # Without markers (a real preview), a key on a command line is still caught.
+    redis = PolicyResource(litellm.type, "gateway-redis", {"command": ["redis-server", "--requirepass", "sk-" + "a" * 40]})
+    assert violations([redis], "no-plaintext-secrets") == [
+        "gateway-redis: command[2] holds an API key (sk-...) in plain text"]
+
+
+def test_an_unprotected_salt_key_is_a_violation(shipped):
+    _, run = shipped
+    salt = named(policy_inputs(run), "secrets-saltKey")
+    assert violations([salt], "salt-key-protected") == []
+    salt.protect = False
+    assert "must be protected" in violations([salt], "salt-key-protected")[0]
+
+
+def test_the_pack_adapts_every_validator_to_pulumi_policy(monkeypatch):
+    """Load policy/__main__.py with PolicyPack captured (it would start serving the engine) and
+    call each policy the way pulumi-policy does: validate(args, report_violation)."""
+    import runpy
+    import types
+
+    import pulumi_policy
+
+    captured = {}
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kwargs: captured.update(kwargs))
+    runpy.run_path(str(ROOT / "policy" / "__main__.py"), run_name="__policy_pack__")
+    assert captured["name"] == "litellm-gateway"
+    assert captured["enforcement_level"] == pulumi_policy.EnforcementLevel.MANDATORY
+    policies = {p.name: p for p in captured["policies"]}
+    assert set(policies) == set(POLICIES)
+    args = types.SimpleNamespace(resource_type="random:index/randomPassword:RandomPassword", name="secrets-saltKey",
+                                 props={"length": 48}, opts=types.SimpleNamespace(protect=False), urn="urn:x")
+    reported = []
+    policies["salt-key-protected"].validate(args, reported.append)
+    assert len(reported) == 1 and "must be protected" in reported[0]
+    args.opts.protect = True
+    reported.clear()
+    policies["salt-key-protected"].validate(args, reported.append)
+    assert reported == []
