@@ -1,8 +1,6 @@
-"""scripts/up: argument handling and its messages when a prerequisite is missing.
-
-The Pulumi CLI cannot be installed here, so these tests see the real "missing" path; nothing is
-faked to look present.
-"""
+"""scripts/stack and scripts/up: argument handling and their messages when a prerequisite is
+missing. The Pulumi CLI cannot be installed here, so these tests see the real "missing" path;
+nothing is faked to look present."""
 
 import os
 import shutil
@@ -12,44 +10,58 @@ import pytest
 
 from harness import ROOT
 
-SCRIPT = ROOT / "scripts" / "up"
+PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
-def run(*args, **env):
-    base = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root")}
+def run(script, *args, **env):
+    base = {"PATH": PATH, "HOME": os.environ.get("HOME", "/root")}
     base.update(env)
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, env=base, timeout=60)
+    return subprocess.run([str(ROOT / "scripts" / script), *args], capture_output=True, text=True, env=base,
+                          timeout=60, stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture(autouse=True)
 def no_pulumi_here():
-    assert shutil.which("pulumi", path="/usr/local/bin:/usr/bin:/bin") is None, "these tests expect no Pulumi CLI"
+    assert shutil.which("pulumi", path=PATH) is None, "these tests expect no Pulumi CLI"
 
 
-def test_no_stack_prints_usage():
-    result = run()
+@pytest.mark.parametrize("args", [(), ("up",), ("--help", "dev")])
+def test_usage(args):
+    result = run("stack", *args)
     assert result.returncode == 2
     assert "usage:" in result.stderr and "dev" in result.stderr and "prod" in result.stderr
 
 
-def test_unknown_stack_is_named():
-    result = run("staging")
-    assert result.returncode == 2
-    assert "no stack config Pulumi.staging.yaml" in result.stderr
+def test_unknown_command_and_stack_are_named():
+    assert "unknown command 'deploy'" in run("stack", "deploy", "dev").stderr
+    result = run("stack", "up", "staging")
+    assert result.returncode == 2 and "no stack config Pulumi.staging.yaml" in result.stderr
 
 
-def test_missing_pulumi_cli_and_passphrase_are_reported_together():
-    result = run("dev")
+def test_destroy_is_for_dev_only():
+    result = run("stack", "destroy", "prod")
+    assert result.returncode == 2 and "dev stack only" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["preview", "up", "refresh", "drift", "destroy"])
+def test_missing_pulumi_cli_and_passphrase_are_reported_together(command):
+    result = run("stack", command, "dev")
     assert result.returncode == 1
-    assert "cannot deploy stack 'dev'" in result.stderr
+    assert f"cannot run '{command}' on stack 'dev'" in result.stderr
     assert "Pulumi CLI is not installed" in result.stderr
     assert "PULUMI_CONFIG_PASSPHRASE is not set" in result.stderr
 
 
+def test_up_script_is_stack_up():
+    assert run("up").returncode == 2
+    result = run("up", "dev")
+    assert result.returncode == 1 and "cannot run 'up' on stack 'dev'" in result.stderr
+
+
 def test_local_docker_engine_is_checked_for_dev():
-    result = run("dev", PULUMI_CONFIG_PASSPHRASE="x")
+    result = run("stack", "up", "dev", PULUMI_CONFIG_PASSPHRASE="x")
     assert "PULUMI_CONFIG_PASSPHRASE" not in result.stderr
-    docker = shutil.which("docker", path="/usr/local/bin:/usr/bin:/bin")
+    docker = shutil.which("docker", path=PATH)
     engine_up = docker and subprocess.run([docker, "info"], capture_output=True).returncode == 0
     if engine_up:
         assert "Docker" not in result.stderr
@@ -60,12 +72,12 @@ def test_local_docker_engine_is_checked_for_dev():
 
 
 def test_prod_needs_a_vault_token_but_not_a_local_docker_engine(tmp_path):
-    result = run("prod", PULUMI_CONFIG_PASSPHRASE="x", HOME=str(tmp_path))
+    result = run("stack", "preview", "prod", PULUMI_CONFIG_PASSPHRASE="x", HOME=str(tmp_path))
     assert result.returncode == 1
     assert "VAULT_TOKEN is not set" in result.stderr
     assert "Docker" not in result.stderr, "prod's Docker host is remote (ssh://): no local engine needed"
 
 
 def test_pulumi_cloud_backend_needs_no_passphrase():
-    result = run("dev", PULUMI_BACKEND_URL="https://api.pulumi.com")
+    result = run("stack", "up", "dev", PULUMI_BACKEND_URL="https://api.pulumi.com")
     assert "PULUMI_CONFIG_PASSPHRASE" not in result.stderr
