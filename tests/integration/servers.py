@@ -67,6 +67,20 @@ def redis_server(password: str) -> Iterator[int]:
         _stop(process)
 
 
+def _wait_until_ready(name: str, process: subprocess.Popen, url: str, log_path: Path, timeout: float) -> None:
+    """Poll `url` until it answers 200; fail with the server's log if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} not ready after {timeout} s:\n{log_path.read_text(errors='replace')[-4000:]}")
+        time.sleep(0.3)
+
+
 class LiteLLMProcess:
     def __init__(self, process: subprocess.Popen, port: int, log_path: Path):
         self.process = process
@@ -111,16 +125,7 @@ def litellm_proxy(config_text: str, env: dict[str, str], timeout: float = 120) -
         )
     proxy = LiteLLMProcess(process, port, log_path)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"litellm exited with {process.returncode}:\n{proxy.log()[-4000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{proxy.url}/health/liveliness", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"litellm not ready after {timeout} s:\n{proxy.log()[-4000:]}")
-            time.sleep(0.5)
+        _wait_until_ready("litellm", process, f"{proxy.url}/health/liveliness", log_path, timeout)
         yield proxy
     finally:
         _stop(process)
@@ -239,16 +244,7 @@ def prometheus_server(config_file: Path, data_dir: Path) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {log_path.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"prometheus not ready in 60 s: {log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
+        _wait_until_ready("prometheus", process, f"{url}/-/ready", log_path, timeout=60)
         yield url
     finally:
         _stop(process)

@@ -26,13 +26,13 @@ def redis_port():
         yield port
 
 
-@pytest.fixture(scope="module")
-def dev_gateway(redis_port):
-    """The dev stack's rendered config: one CPU Ollama host serving qwen-small."""
-    settings_raw = stack_file_config("dev")
-    doubles = {h["name"]: OllamaDouble(h["name"], [m["ollamaTag"] for m in settings_raw["models"]]).start()
-               for h in settings_raw["gpuHosts"]}
-    settings = settings_on_doubles("dev", doubles)
+def gateway_on_doubles(stack: str, redis_port: int):
+    """The real proxy with the stack's rendered config; each GPU host an Ollama double that has
+    pulled exactly the models the host pulls."""
+    settings = parse_settings(stack_file_config(stack))
+    doubles = {h.name: OllamaDouble(h.name, [settings.model(m).ollama_tag for m in settings.models_pulled_by(h)]).start()
+               for h in settings.gpu_hosts}
+    settings = settings_on_doubles(stack, doubles)
     env = {"LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_PASSWORD": REDIS_PASSWORD}
     try:
         with litellm_proxy(config_without_database(settings, redis_port), env) as proxy:
@@ -40,24 +40,18 @@ def dev_gateway(redis_port):
     finally:
         for double in doubles.values():
             double.stop()
+
+
+@pytest.fixture(scope="module")
+def dev_gateway(redis_port):
+    """The dev stack: one CPU Ollama host serving qwen-small."""
+    yield from gateway_on_doubles("dev", redis_port)
 
 
 @pytest.fixture(scope="module")
 def prod_gateway(redis_port):
-    """The prod stack's routing (three hosts, three models) on loopback doubles."""
-    raw = stack_file_config("prod")
-    tags = {m["name"]: m["ollamaTag"] for m in raw["models"]}
-    settings = parse_settings(raw)
-    doubles = {h.name: OllamaDouble(h.name, [tags[m] for m in settings.models_pulled_by(h)]).start()
-               for h in settings.gpu_hosts}
-    settings = settings_on_doubles("prod", doubles)
-    env = {"LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_PASSWORD": REDIS_PASSWORD}
-    try:
-        with litellm_proxy(config_without_database(settings, redis_port), env) as proxy:
-            yield proxy, doubles, settings
-    finally:
-        for double in doubles.values():
-            double.stop()
+    """The prod stack's routing: three hosts, three models."""
+    yield from gateway_on_doubles("prod", redis_port)
 
 
 def test_requests_without_a_valid_key_are_refused(dev_gateway):

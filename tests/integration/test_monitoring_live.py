@@ -143,6 +143,8 @@ def scraped_gateway(tmp_path_factory):
     raw = copy.deepcopy(stack_file_config("dev"))
     raw["monitoring"].update(scrapeIntervalSeconds=1, evaluationIntervalSeconds=1)
     double = OllamaDouble("ollama-dev", [m["ollamaTag"] for m in raw["models"]]).start()
+    # A model the host has not pulled: its requests fail, so the failure metrics exist too.
+    raw["models"] = raw["models"] + [{"name": "not-pulled", "ollamaTag": "missing:1b", "hosts": ["ollama-dev"]}]
     settings = parse_settings({**raw, "gpuHosts": [dict(raw["gpuHosts"][0], address="127.0.0.1", ollamaPort=double.port)]})
     tmp = tmp_path_factory.mktemp("prometheus")
     try:
@@ -203,3 +205,20 @@ def test_every_dashboard_query_runs_on_prometheus(scraped_gateway):
     # The usage panels find real series after traffic (the GPU ones need exporters, absent here).
     requests_by_model = query(prometheus_url, queries[0][2])
     assert requests_by_model["data"]["result"], queries[0]
+
+
+def test_every_litellm_metric_the_dashboards_and_rules_use_is_exposed_by_the_proxy(scraped_gateway):
+    """A wrong metric name would only give an empty panel: check each against the live /metrics."""
+    import re
+
+    proxy, _, settings = scraped_gateway
+    same = f"cache me {uuid.uuid4()}"
+    assert chat(proxy, "qwen-small", same).status_code == 200
+    assert chat(proxy, "qwen-small", same).status_code == 200          # a cache hit
+    assert chat(proxy, "not-pulled", "fails").status_code >= 400        # a failure
+    exposed = httpx.get(f"{proxy.url}/metrics/", headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=10).text
+    families = {line.split("{")[0].split(" ")[0] for line in exposed.splitlines() if line.startswith("litellm_")}
+    used = {m for _, _, q in dashboard_queries(dashboards(settings)) for m in re.findall(r"\blitellm_[a-z_]+", q)}
+    used |= {m for rule in alert_rules(settings) for m in re.findall(r"\blitellm_[a-z_]+", rule["expr"])}
+    assert len(used) >= 10
+    assert sorted(used - families) == [], f"not exposed by litellm: {sorted(used - families)}"
