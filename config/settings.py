@@ -7,6 +7,7 @@ its config key path. `config.loader` feeds it from Pulumi; the tests feed it dic
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -258,8 +259,16 @@ class StackSettings:
     def resource_prefix(self) -> str:
         return f"{PROJECT}-{self.environment}"
 
+    @functools.cached_property
+    def _hosts_by_name(self) -> dict[str, GpuHostSettings]:
+        return {h.name: h for h in self.gpu_hosts}
+
+    @functools.cached_property
+    def _models_by_name(self) -> dict[str, ModelSettings]:
+        return {m.name: m for m in self.models}
+
     def host(self, name: str) -> GpuHostSettings:
-        return next(h for h in self.gpu_hosts if h.name == name)
+        return self._hosts_by_name[name]
 
     def models_pulled_by(self, host: GpuHostSettings) -> tuple[str, ...]:
         if host.models is not None:
@@ -267,7 +276,7 @@ class StackSettings:
         return tuple(m.name for m in self.models if host.name in m.hosts)
 
     def model(self, name: str) -> ModelSettings:
-        return next(m for m in self.models if m.name == name)
+        return self._models_by_name[name]
 
     def ssh_hosts(self) -> tuple[GpuHostSettings, ...]:
         """Hosts reached over SSH (every host but the dev stack's local Ollama containers)."""
