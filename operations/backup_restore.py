@@ -394,3 +394,38 @@ def restore_main(argv=None) -> int:
         print(f"restore failed: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def fetch_main(argv=None) -> int:
+    """Copy a scheduled dump (and its checksum) out of the stack's backup container, verified."""
+    parser = argparse.ArgumentParser(prog="scripts/fetch-backup",
+                                     description="Copy a scheduled dump out of the backup container.")
+    parser.add_argument("stack", help="stack name (dev, prod, ...)")
+    parser.add_argument("--out", required=True, type=Path, help="local folder to copy the dump into")
+    parser.add_argument("--file", help="which dump (litellm-<stamp>.dump); default: the newest")
+    args = parser.parse_args(argv)
+    container = f"litellm-gateway-{args.stack}-pgbackup"
+    try:
+        if shutil.which("docker") is None:
+            raise Refused("the docker CLI is not installed; run this on the Docker host or set DOCKER_HOST")
+        listing = subprocess.run(["docker", "exec", container, "ls", "-1", "/backups"], capture_output=True, text=True)
+        if listing.returncode != 0:
+            raise Refused(f"cannot list /backups in {container}: {listing.stderr.strip()}")
+        dumps = sorted(n for n in listing.stdout.split() if n.startswith("litellm-") and n.endswith(".dump"))
+        if not dumps:
+            raise Refused(f"{container} holds no dump yet (see `docker logs {container}`)")
+        name = args.file or dumps[-1]
+        if name not in dumps:
+            raise Refused(f"{name} is not in {container}:/backups (there: {', '.join(dumps[-5:])})")
+        args.out.mkdir(parents=True, exist_ok=True)
+        for file in (name, f"{name}.sha256"):
+            copied = subprocess.run(["docker", "cp", f"{container}:/backups/{file}", str(args.out / file)],
+                                    capture_output=True, text=True)
+            if copied.returncode != 0:
+                raise Refused(f"docker cp of {file} failed: {copied.stderr.strip()}")
+        verify_scheduled_dump(args.out / name)
+    except Refused as error:
+        print(f"fetch refused: {error}", file=sys.stderr)
+        return 3
+    print(f"{args.out / name} (checksum verified); restore it with: ./scripts/restore {args.out / name} ...")
+    return 0

@@ -81,3 +81,20 @@ def test_prod_needs_a_vault_token_but_not_a_local_docker_engine(tmp_path):
 def test_pulumi_cloud_backend_needs_no_passphrase():
     result = run("stack", "up", "dev", PULUMI_BACKEND_URL="https://api.pulumi.com")
     assert "PULUMI_CONFIG_PASSPHRASE" not in result.stderr
+
+
+def test_fetch_backup_names_what_is_missing(tmp_path):
+    import sys
+
+    only_python = tmp_path / "bin"
+    only_python.mkdir()
+    (only_python / "python3").symlink_to(sys.executable)
+    script = [str(ROOT / "scripts" / "fetch-backup"), "dev", "--out", str(tmp_path / "out")]
+    result = subprocess.run(script, capture_output=True, text=True, env={"PATH": str(only_python)}, timeout=60)
+    assert result.returncode == 3 and "the docker CLI is not installed" in result.stderr
+    docker = shutil.which("docker", path=PATH)
+    engine_up = docker and subprocess.run([docker, "info"], capture_output=True).returncode == 0
+    if docker and not engine_up:
+        result = subprocess.run(script, capture_output=True, text=True, env={"PATH": PATH}, timeout=60)
+        assert result.returncode == 3
+        assert "cannot list /backups in litellm-gateway-dev-pgbackup" in result.stderr
