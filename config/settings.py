@@ -175,6 +175,8 @@ class MonitoringSettings(_Section):
     redis_exporter: ExporterSettings = ExporterSettings(image="oliver006/redis_exporter:v1.74.0-alpine")
     postgres_exporter: ExporterSettings = ExporterSettings(image="quay.io/prometheuscommunity/postgres-exporter:v0.17.1")
     alerts: AlertSettings = AlertSettings()
+    # Alertmanagers to send alerts to ("host:port"); none: alerts show in Prometheus only.
+    alertmanagers: tuple[str, ...] = ()
 
 
 class RedisSettings(_Section):
@@ -471,6 +473,9 @@ def _cross_check(parsed: dict[str, Any], problems: list[tuple[str, str]]) -> Non
             for key, port in (("prometheusPort", monitoring.prometheus_port), ("grafanaPort", monitoring.grafana_port)):
                 if port in gateway_ports:
                     problems.append((f"monitoring.{key}", f"port {port} is already published by a LiteLLM replica"))
+        for i, target in enumerate(monitoring.alertmanagers):
+            if not re.match(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$", target) or not 0 < int(target.rsplit(":", 1)[1]) < 65536:
+                problems.append((f"monitoring.alertmanagers[{i}]", f"'{target}' must be host:port"))
         if monitoring.evaluation_interval_seconds < monitoring.scrape_interval_seconds:
             problems.append(("monitoring.evaluationIntervalSeconds",
                              "is shorter than monitoring.scrapeIntervalSeconds (rules would see stale data)"))

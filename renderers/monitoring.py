@@ -89,6 +89,8 @@ def render_prometheus_config(settings: StackSettings, paths: PrometheusPaths = P
         "rule_files": [paths.rules_file],
         "scrape_configs": scrape_configs,
     }
+    if monitoring.alertmanagers:
+        document["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(monitoring.alertmanagers)}]}]}
     return f"# Rendered by the {settings.resource_prefix()} Pulumi stack.\n" + yaml.safe_dump(document, sort_keys=False)
 
 

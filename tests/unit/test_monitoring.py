@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from config.settings import parse_settings
+from config.settings import SettingsError, parse_settings
 from harness import run_stack, stack_file_config
 from renderers.monitoring import (
     DASHBOARD_DIR, DATASOURCE_UID, dashboard_queries, dashboards, render_grafana_dashboard_provider,
@@ -92,7 +92,7 @@ def test_monitoring_can_be_turned_off():
 
 
 def test_bad_monitoring_settings_are_named():
-    from config.settings import SettingsError
+
 
     raw = copy.deepcopy(stack_file_config("dev"))
     raw["monitoring"].update(prometheusImage="prom/prometheus:latest", scrapeIntervalSeconds=0)
@@ -157,3 +157,14 @@ def test_prometheus_config_names_no_secret():
     settings = parse_settings(stack_file_config("prod"))
     text = render_prometheus_config(settings)
     assert "sk-" not in text and "credentials_file" in text
+
+
+def test_alertmanagers_are_rendered_when_configured():
+    settings = parse_settings(stack_file_config("prod"))
+    config = yaml.safe_load(render_prometheus_config(settings))
+    assert config["alerting"] == {"alertmanagers": [{"static_configs": [{"targets": ["alertmanager.internal:9093"]}]}]}
+    raw = copy.deepcopy(stack_file_config("dev"))
+    assert "alerting" not in yaml.safe_load(render_prometheus_config(parse_settings(raw)))
+    raw["monitoring"]["alertmanagers"] = ["alertmanager"]
+    with pytest.raises(SettingsError, match=r"monitoring.alertmanagers\[0\]: 'alertmanager' must be host:port"):
+        parse_settings(raw)
