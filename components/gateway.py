@@ -10,6 +10,7 @@ import pulumi_docker as docker
 
 from config.settings import StackSettings
 from renderers import litellm_config as rendered
+from renderers import redis_conf
 from .containers import container_options, healthcheck, labels, pinned_image, secret_envs
 
 POSTGRES_PORT = 5432
@@ -93,15 +94,15 @@ class Gateway(pulumi.ComponentResource):
             f"{name}-redis",
             name=f"{prefix}-redis",
             image=pinned_image(f"{name}-redis-image", settings.redis.image, child).image_id,
-            # The password comes from the environment, so it is neither in the command line nor in state.
-            command=["sh", "-c", (
-                'exec redis-server --requirepass "$REDIS_PASSWORD" '
-                f"--maxmemory {settings.redis.max_memory_mb}mb --maxmemory-policy allkeys-lru --appendonly no"
+            # A bare `redis-server` lets the image's entrypoint drop root; the password is only in the
+            # uploaded config file (a Pulumi secret) and the healthcheck's environment.
+            command=["redis-server", redis_conf.CONFIG_PATH],
+            uploads=[docker.ContainerUploadArgs(
+                file=redis_conf.CONFIG_PATH,
+                content=pulumi.Output.secret(pulumi.Output.from_input(args.secrets.redis_password).apply(
+                    lambda password: redis_conf.with_password(redis_conf.render_redis_conf(settings), password))),
             )],
-            envs=secret_envs({
-                "REDIS_PASSWORD": args.secrets.redis_password,
-                "REDISCLI_AUTH": args.secrets.redis_password,
-            }),
+            envs=secret_envs({"REDISCLI_AUTH": args.secrets.redis_password}),
             healthcheck=healthcheck(["CMD", "redis-cli", "ping"], start_period="5s"),
             networks_advanced=on_network("redis"),
             restart="unless-stopped",

@@ -141,7 +141,7 @@ NEVER_SECRET_FIELDS = {
     "command:remote:Command": ("create", "delete", "update", "triggers"),
     "command:local:Command": ("create", "delete", "update", "triggers", "environment"),
 }
-CREDENTIAL_FILE_DIRS = ("/etc/prometheus/secrets/",)
+CREDENTIAL_FILE_DIRS = ("/etc/prometheus/secrets/", "/usr/local/etc/redis/")
 
 
 def _leaks(value: Any, path: str, inside_secret: bool) -> list[str]:

@@ -42,11 +42,17 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def redis_server(password: str) -> Iterator[int]:
+def redis_server(password: str, config_text: Optional[str] = None) -> Iterator[int]:
+    """redis-server on loopback; with `config_text`, started from that redis.conf (as the stack does)."""
     port = free_port()
+    config_dir = Path(tempfile.mkdtemp(prefix="redis-test-"))
+    if config_text is None:
+        args = ["--save", "", "--appendonly", "no", "--requirepass", password]
+    else:
+        (config_dir / "redis.conf").write_text(config_text)
+        args = [str(config_dir / "redis.conf")]
     process = subprocess.Popen(
-        [require_program("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--requirepass", password],
+        [require_program("redis-server"), *args, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(config_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
@@ -65,6 +71,7 @@ def redis_server(password: str) -> Iterator[int]:
         yield port
     finally:
         _stop(process)
+        shutil.rmtree(config_dir, ignore_errors=True)
 
 
 def _wait_until_ready(name: str, process: subprocess.Popen, url: str, log_path: Path, timeout: float) -> None:

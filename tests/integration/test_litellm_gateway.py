@@ -18,11 +18,14 @@ from config.settings import parse_settings
 from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, chat, config_without_database, settings_on_doubles
 from harness import stack_file_config
 from ollama_double import OllamaDouble
+from renderers.redis_conf import render_redis_conf, with_password
 from servers import litellm_proxy, redis_server, run_litellm_until_exit
 
 @pytest.fixture(scope="module")
 def redis_port():
-    with redis_server(REDIS_PASSWORD) as port:
+    """Real Redis started from the redis.conf the stack renders (with the password it appends)."""
+    config = with_password(render_redis_conf(parse_settings(stack_file_config("dev"))), REDIS_PASSWORD)
+    with redis_server(REDIS_PASSWORD, config) as port:
         yield port
 
 

@@ -70,3 +70,11 @@ def test_vault_policy_paths():
     text = render_read_policy("kv", "teams/ai/gateway")
     assert 'path "kv/data/teams/ai/gateway"' in text
     assert 'path "kv/metadata/teams/ai/gateway"' in text
+
+
+def test_redis_conf_holds_no_password_until_the_component_adds_it():
+    from renderers.redis_conf import render_redis_conf, with_password
+
+    text = render_redis_conf(prod_settings())
+    assert "requirepass" not in text and "maxmemory 1024mb" in text and "maxmemory-policy allkeys-lru" in text
+    assert with_password(text, 'a"b\\c').endswith('requirepass "a\\"b\\\\c"\n')

@@ -3,7 +3,6 @@ what the operations need (least privilege, dependencies first, prod behind an en
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
