@@ -8,9 +8,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from .settings import PROJECT, SECRET_KEYS, STRUCTURED_KEYS, SettingsError, StackSettings, parse_settings
-
-_STRUCTURED_KEYS = STRUCTURED_KEYS
+from .settings import PROJECT, STRUCTURED_KEYS, SettingsError, StackSettings, parse_settings
 
 
 def raw_stack_config() -> tuple[dict[str, Any], frozenset[str]]:
@@ -28,7 +26,7 @@ def raw_stack_config() -> tuple[dict[str, Any], frozenset[str]]:
         if not full_key.startswith(prefix):
             continue
         key = full_key[len(prefix):]
-        if key in _STRUCTURED_KEYS and isinstance(value, str):
+        if key in STRUCTURED_KEYS and isinstance(value, str):
             try:
                 value = json.loads(value)
             except json.JSONDecodeError:
@@ -49,4 +47,4 @@ def load_settings() -> StackSettings:
         raise pulumi.RunError(str(error)) from None
 
 
-__all__ = ["load_settings", "raw_stack_config", "SECRET_KEYS"]
+__all__ = ["load_settings", "raw_stack_config"]
