@@ -15,6 +15,7 @@ from renderers.litellm_config import render_config_dict
 
 MASTER_KEY = "sk-" + uuid.uuid4().hex + uuid.uuid4().hex
 REDIS_PASSWORD = uuid.uuid4().hex
+UI_PASSWORD = uuid.uuid4().hex  # the admin UI password the stack generates into Vault
 
 
 def config_without_database(settings, redis_port: int) -> str:
