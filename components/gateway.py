@@ -9,6 +9,7 @@ import pulumi
 import pulumi_docker as docker
 
 from config.settings import StackSettings
+from config.values import local_url, postgres_url
 from renderers import litellm_config as rendered
 from renderers import redis_conf
 from .containers import container_options, healthcheck, labels, pinned_image, secret_envs
@@ -118,10 +119,8 @@ class Gateway(pulumi.ComponentResource):
         self.redis = redis
         litellm_image = pinned_image(f"{name}-litellm-image", settings.gateway.image, child)
         gateway = settings.gateway
-        database_url = pulumi.Output.secret(pulumi.Output.format(
-            "postgresql://{0}:{1}@{2}:{3}/{4}", pg.user, args.secrets.postgres_password,
-            f"{prefix}-postgres", POSTGRES_PORT, pg.database,
-        ))
+        database_url = pulumi.Output.secret(pulumi.Output.from_input(args.secrets.postgres_password).apply(
+            lambda password: postgres_url(pg.user, password, f"{prefix}-postgres", POSTGRES_PORT, pg.database)))
         self.litellm_containers = []
         for replica in range(gateway.replicas):
             env: dict[str, pulumi.Input[str]] = {
@@ -170,9 +169,8 @@ class Gateway(pulumi.ComponentResource):
             )
             self.litellm_containers.append(container)
 
-        host_for_urls = "127.0.0.1" if gateway.bind_address in ("0.0.0.0", "::") else gateway.bind_address
         self.urls = pulumi.Output.all(*[
-            c.name.apply(lambda _, port=gateway.port + i: f"http://{host_for_urls}:{port}")
+            c.name.apply(lambda _, port=gateway.port + i: local_url(gateway.bind_address, port))
             for i, c in enumerate(self.litellm_containers)
         ])
         self.url = self.urls.apply(lambda urls: urls[0])

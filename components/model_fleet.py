@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -12,6 +11,7 @@ import pulumi_docker as docker
 import pulumi_vault as vault
 
 from config.settings import GpuHostSettings, StackSettings
+from config.values import slug
 from renderers.ollama_scripts import pull_command, prune_command, render_host_script
 from .containers import container_options, healthcheck, labels, pinned_image
 from .ollama_drift import OllamaHostModels
@@ -37,10 +37,6 @@ def ssh_private_key(settings: StackSettings, vault_provider: vault.Provider) -> 
         return data[ref.field]
 
     return pulumi.Output.secret(secret.data.apply(field))
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
 
 
 @dataclass
@@ -76,6 +72,7 @@ class ModelFleet(pulumi.ComponentResource):
                     "kind": "ssh", "host": host.name, "address": host.address,
                     "port": settings.ssh_port(host), "user": settings.ssh_user(host),
                     "private_key": args.ssh_private_key, "host_key": host.ssh.host_key or "",
+                    "unpinned_host_key_waiver": settings.gpu_ssh.allow_unpinned_host_keys or "",
                 })
                 run_on_host = self._ssh(settings, host, args.ssh_private_key)
                 host_ready = []
@@ -87,7 +84,7 @@ class ModelFleet(pulumi.ComponentResource):
                 model = settings.model(model_name)
                 expected[model.name] = {"tag": model.ollama_tag, "digest": model.digest or ""}
                 pull = run_on_host(
-                    f"{name}-pull-{host.name}-{_slug(model.name)}",
+                    f"{name}-pull-{host.name}-{slug(model.name)}",
                     create=pull_command(model.ollama_tag, model.digest),
                     delete=prune_command(model.ollama_tag) if settings.model_pulls.prune else None,
                     stdin=script,

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_docker as docker
 
 from config.settings import StackSettings
+from config.values import local_url, postgres_url
 from renderers import monitoring as rendered
 from .containers import container_options, healthcheck, labels, pinned_image, secret_envs
 
@@ -67,9 +68,9 @@ class Monitoring(pulumi.ComponentResource):
                 f"{name}-postgres-exporter",
                 name=f"{prefix}-postgres-exporter",
                 image=pinned_image(f"{name}-postgres-exporter-image", monitoring.postgres_exporter.image, child).image_id,
-                envs=secret_envs({"DATA_SOURCE_NAME": pulumi.Output.format(
-                    "postgresql://{0}:{1}@{2}:5432/{3}?sslmode=disable",
-                    pg.user, args.postgres_password, f"{prefix}-postgres", pg.database)}),
+                envs=secret_envs({"DATA_SOURCE_NAME": pulumi.Output.from_input(args.postgres_password).apply(
+                    lambda password: postgres_url(pg.user, password, f"{prefix}-postgres", 5432, pg.database,
+                                                  "sslmode=disable"))}),
                 healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{rendered.POSTGRES_EXPORTER_PORT}/metrics")),
                 networks_advanced=on_network(f"{prefix}-postgres-exporter"),
                 restart="unless-stopped", wait=True, wait_timeout=60,
@@ -140,7 +141,6 @@ class Monitoring(pulumi.ComponentResource):
             opts=container_options(child, [prometheus]),
         )
 
-        host = "127.0.0.1" if monitoring.bind_address in ("0.0.0.0", "::") else monitoring.bind_address
-        self.prometheus_url = prometheus.name.apply(lambda _: f"http://{host}:{monitoring.prometheus_port}")
-        self.grafana_url = grafana.name.apply(lambda _: f"http://{host}:{monitoring.grafana_port}")
+        self.prometheus_url = prometheus.name.apply(lambda _: local_url(monitoring.bind_address, monitoring.prometheus_port))
+        self.grafana_url = grafana.name.apply(lambda _: local_url(monitoring.bind_address, monitoring.grafana_port))
         self.register_outputs({"prometheus_url": self.prometheus_url, "grafana_url": self.grafana_url})

@@ -32,12 +32,14 @@ class OllamaHostModelsProvider(dynamic.ResourceProvider):
 
     @staticmethod
     def run(transport: dict, command: str, stdin: str, timeout: float) -> tuple[int, str, str]:
-        """Run `command` on the host with `stdin`; (exit code, stdout, stderr). Raises on no connection."""
+        """Run `command` on the host with `stdin`; (exit code, stdout, stderr). Raises on no connection,
+        PermissionError when the host's SSH key is not the pinned one, TimeoutError after `timeout`."""
         import base64
         import io
         import os
         import shlex
         import subprocess
+        import time
 
         if transport["kind"] == "docker":
             env = dict(os.environ)
@@ -69,17 +71,36 @@ class OllamaHostModelsProvider(dynamic.ResourceProvider):
             known = paramiko.PKey.from_type_string(key_type, base64.b64decode(key_b64))
             client.get_host_keys().add(address if port == 22 else f"[{address}]:{port}", key_type, known)
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        else:
-            # Documented: without gpuHosts[].ssh.hostKey the host's key is not checked.
+        elif transport.get("unpinned_host_key_waiver"):
+            # gpuSsh.allowUnpinnedHostKeys says why this host's key is not checked.
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        else:
+            raise PermissionError(f"host {transport['host']}: no pinned SSH host key (gpuHosts[].ssh.hostKey) "
+                                  "and no gpuSsh.allowUnpinnedHostKeys waiver; not connecting")
+        deadline = time.monotonic() + timeout
         try:
-            client.connect(address, port=port, username=transport["user"], pkey=pkey, timeout=15,
-                           banner_timeout=15, auth_timeout=15, allow_agent=False, look_for_keys=False)
+            try:
+                client.connect(address, port=port, username=transport["user"], pkey=pkey, timeout=15,
+                               banner_timeout=15, auth_timeout=15, allow_agent=False, look_for_keys=False)
+            except paramiko.BadHostKeyException as error:
+                raise PermissionError(
+                    f"host {transport['host']}: SSH host key mismatch at {address}:{port}: the host offered "
+                    f"{error.key.get_name()} {error.key.get_base64()}, the stack pins {transport['host_key']}. "
+                    "If the host was reinstalled, check the new key on its console and update "
+                    "gpuHosts[].ssh.hostKey; otherwise something is intercepting the connection") from None
+            except paramiko.SSHException as error:
+                if "known_hosts" in str(error):  # RejectPolicy: the host offered a key of another type
+                    raise PermissionError(f"host {transport['host']}: SSH host key not accepted: {error} "
+                                          f"(pinned: {transport['host_key']})") from None
+                raise
             channel_in, channel_out, channel_err = client.exec_command(command, timeout=timeout)
             channel_in.write(stdin)
             channel_in.channel.shutdown_write()
             out = channel_out.read().decode(errors="replace")
             err = channel_err.read().decode(errors="replace")
+            # The command may close its output and keep running: bound the wait for its exit too.
+            if not channel_out.channel.status_event.wait(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError(f"host {transport['host']}: `{command}` did not exit within {timeout:g} s")
             return channel_out.channel.recv_exit_status(), out, err
         finally:
             client.close()
@@ -104,6 +125,8 @@ class OllamaHostModelsProvider(dynamic.ResourceProvider):
         try:
             code, out, err = self.run(props["transport"], "bash -s -- list", props["script"],
                                       float(props.get("read_timeout", 60)))
+        except PermissionError:
+            raise  # a host key that is not the pinned one is an error, never drift to be "healed"
         except Exception as error:  # noqa: BLE001 - any connection failure is reported as state
             return {"models": {}, "missing": sorted(props["expected"]), "mismatched": [],
                     "status": f"unreachable: {type(error).__name__}: {error}"}

@@ -41,7 +41,7 @@ def load_settings() -> StackSettings:
     """Parse and validate the stack's config, or stop the program with every problem listed."""
     raw, secret_keys = raw_stack_config()
     try:
-        return parse_settings(raw, secret_keys)
+        return parse_settings(raw, secret_keys, stack=pulumi.get_stack())
     except SettingsError as error:
         # RunError: Pulumi prints the message without a stack trace, before any resource exists.
         raise pulumi.RunError(str(error)) from None

@@ -7,14 +7,19 @@ its config key path. `config.loader` feeds it from Pulumi; the tests feed it dic
 
 from __future__ import annotations
 
+import copy
 import functools
-import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
+
+from .values import (
+    PG_IDENTIFIER, UNIX_USER, control_character_problem, full_ollama_tag, host_key_problem, host_path_problem,
+    host_problem, ip_or_none, slug, split_host_port,
+)
 
 PROJECT = "litellm-gateway"
 
@@ -25,10 +30,71 @@ SECRET_KEYS = ("masterKey", "saltKey", "uiPassword", "postgresPassword", "redisP
 PUBLICLY_KNOWN_MASTER_KEYS = frozenset({"sk-1234"})
 MIN_MASTER_KEY_RANDOM_CHARS = 32
 
-_NAME = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
+_NAME = r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?"
 _NAME_HELP = "lowercase letters, digits and '-', 1-40 characters, not starting or ending with '-'"
-_MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
+_MODEL_NAME = r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}"
 _MODEL_NAME_HELP = "letters, digits and . _ : / -, up to 64 characters, starting with a letter or digit"
+# Ollama's [registry[:port]/][namespace/]model[:tag]
+_OLLAMA_TAG = r"[A-Za-z0-9][A-Za-z0-9._-]*(:[0-9]{1,5})?(/[A-Za-z0-9][A-Za-z0-9._-]*)*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?"
+_VAULT_PATH = r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*"
+# Vault's built-in policies: `default` is attached to every token, `root` can do anything.
+VAULT_BUILTIN_POLICIES = frozenset({"default", "root"})
+DEV_ENVIRONMENT = re.compile(r"dev(-[a-z0-9-]+)?")
+MAX_MEMORY_MB = 1024 * 1024  # 1 TiB
+MAX_CPUS = 512
+
+
+def is_dev_environment(environment: str) -> bool:
+    """`dev` and `dev-<name>` stacks may use what production must not (local containers, plain HTTP)."""
+    return DEV_ENVIRONMENT.fullmatch(environment) is not None
+
+
+def _check(test, message: str):
+    """A pydantic validator: `message` (with {value!r}) when `test(value)` is false."""
+    def validate(value):
+        if not test(value):
+            raise ValueError(message.format(value=value))
+        return value
+    return AfterValidator(validate)
+
+
+def _full(pattern: str, message: str):
+    compiled = re.compile(pattern)
+    return _check(lambda value: compiled.fullmatch(value) is not None, message)
+
+
+def _no_problem(problem_of):
+    def validate(value):
+        problem = problem_of(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+    return AfterValidator(validate)
+
+
+Name = Annotated[str, _full(_NAME, "{value!r} is not a valid name: " + _NAME_HELP)]
+ModelName = Annotated[str, _full(_MODEL_NAME, "{value!r} is not a valid model name: " + _MODEL_NAME_HELP)]
+OllamaTag = Annotated[str, _full(_OLLAMA_TAG, "{value!r} is not an Ollama model name ([registry/][namespace/]model[:tag])")]
+VaultPath = Annotated[str, _full(_VAULT_PATH, "{value!r} is not a valid Vault path (letters, digits, _ . -, "
+                                              "segments separated by '/', no leading or trailing '/')")]
+VaultPolicyName = Annotated[str, _full(r"[A-Za-z0-9_.-]{1,128}", "{value!r} is not a valid Vault policy name"),
+                            _check(lambda v: v not in VAULT_BUILTIN_POLICIES,
+                                   "{value!r} is one of Vault's built-in policies; name a policy of this stack's own")]
+HostAddress = Annotated[str, _no_problem(host_problem)]
+IpAddress = Annotated[str, _check(lambda v: ip_or_none(v) is not None, "{value!r} is not an IP address")]
+UnixUser = Annotated[str, _check(lambda v: UNIX_USER.fullmatch(v) is not None,
+                                 "{value!r} is not a user name (lowercase letters, digits, _ . -, up to 32)")]
+PgIdentifier = Annotated[str, _check(lambda v: PG_IDENTIFIER.fullmatch(v) is not None,
+                                     "{value!r} must be lowercase letters, digits and '_', starting with a letter "
+                                     "or '_', up to 63 characters")]
+TimeOfDay = Annotated[str, _full(r"([01][0-9]|2[0-3]):[0-5][0-9]", "{value!r} is not a time of day as HH:MM (UTC)")]
+VolumeName = Annotated[str, _full(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", "{value!r} is not a Docker volume name")]
+HostKey = Annotated[str, _no_problem(host_key_problem)]
+HostPath = Annotated[str, _no_problem(host_path_problem)]
+HostPortText = Annotated[str, _check(lambda v: split_host_port(v) is not None,
+                                     "{value!r} must be host:port ([address]:port for IPv6)")]
+DockerHost = Annotated[str, _full(r"(unix|ssh|tcp)://[^\s]+", "{value!r} must start with unix://, ssh:// or tcp://")]
+VaultAddress = Annotated[str, _full(r"https?://[^\s/]+(/[^\s]*)?", "{value!r} must be an http:// or https:// URL")]
 
 
 class SettingsError(Exception):
@@ -45,8 +111,19 @@ class SettingsError(Exception):
 
 class _Section(BaseModel):
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, allow_inf_nan=False
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        # A newline or NUL in any value ends up in a rendered file, a command line or a URL.
+        for text in value if isinstance(value, tuple) else (value,):
+            if isinstance(text, str):
+                problem = control_character_problem(text)
+                if problem:
+                    raise ValueError(problem)
+        return value
 
 
 Port = Field(ge=1, le=65535)
@@ -54,46 +131,48 @@ Port = Field(ge=1, le=65535)
 
 class DockerSettings(_Section):
     # unix:///var/run/docker.sock for the local engine, ssh://user@host for a remote one.
-    host: str = "unix:///var/run/docker.sock"
-    ssh_opts: tuple[str, ...] = ()
+    host: DockerHost = "unix:///var/run/docker.sock"
+    ssh_opts: tuple[Annotated[str, _no_problem(control_character_problem)], ...] = ()
 
 
 class VaultSettings(_Section):
     # dev-container: the stack runs Vault in dev mode on the gateway's Docker engine (dev only).
     # external: an existing Vault, from `address` or VAULT_ADDR, token from VAULT_TOKEN.
     mode: Literal["dev-container", "external"] = "external"
-    address: Optional[str] = None
+    address: Optional[VaultAddress] = None
     dev_image: str = "hashicorp/vault:1.20.4"
     dev_port: int = Field(default=8200, ge=1, le=65535)
-    mount: str = "secret"
-    path: Optional[str] = None
-    policy_name: Optional[str] = None
+    mount: VaultPath = "secret"
+    path: Optional[VaultPath] = None
+    policy_name: Optional[VaultPolicyName] = None
+    # Only dev stacks may turn TLS verification off.
     skip_tls_verify: bool = False
 
 
 class GatewaySettings(_Section):
     image: str
     replicas: int = Field(default=1, ge=1, le=16)
-    bind_address: str = "127.0.0.1"
+    bind_address: IpAddress = "127.0.0.1"
     port: int = Field(default=4000, ge=1, le=65535)
     allow_public_bind: bool = False
-    memory_mb: int = Field(default=2048, ge=256)
-    cpus: float = Field(default=2.0, gt=0)
+    memory_mb: int = Field(default=2048, ge=256, le=MAX_MEMORY_MB)
+    cpus: float = Field(default=2.0, gt=0, le=MAX_CPUS)
     num_workers: int = Field(default=1, ge=1, le=64)
     request_timeout_seconds: int = Field(default=600, ge=1)
     # Bump to rotate the master key (see README, "Rotating the master key").
     master_key_rotation: int = Field(default=0, ge=0)
-    ui_username: str = Field(default="admin", min_length=1)
+    ui_username: str = Field(default="admin", min_length=1, max_length=128)
 
 
 class ModelSettings(_Section):
-    name: str = Field(min_length=1)
-    ollama_tag: str = Field(min_length=1)
-    hosts: tuple[str, ...] = Field(min_length=1)
+    name: ModelName
+    ollama_tag: OllamaTag
+    hosts: tuple[Name, ...] = Field(min_length=1)
     rpm: Optional[int] = Field(default=None, ge=1)
     tpm: Optional[int] = Field(default=None, ge=1)
     # Pin the model: the ID `ollama list` shows (12 hex characters) or the full sha256 digest.
-    digest: Optional[str] = Field(default=None, pattern=r"^(sha256:)?[0-9a-f]{12,64}$")
+    digest: Optional[Annotated[str, _full(r"(sha256:)?[0-9a-f]{12,64}",
+                                          "{value!r} is not an Ollama model ID (12 to 64 hex characters)")]] = None
 
 
 class LocalOllamaContainer(_Section):
@@ -101,10 +180,11 @@ class LocalOllamaContainer(_Section):
 
 
 class HostSshSettings(_Section):
-    user: Optional[str] = None
+    user: Optional[UnixUser] = None
     port: Optional[int] = Field(default=None, ge=1, le=65535)
-    # The host's public key ("ssh-ed25519 AAAA..."): checked on every connection when given.
-    host_key: Optional[str] = Field(default=None, pattern=r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$")
+    # The host's public key ("ssh-ed25519 AAAA..."): checked on every connection. Required unless
+    # gpuSsh.allowUnpinnedHostKeys names why not.
+    host_key: Optional[HostKey] = None
 
 
 class HostExporters(_Section):
@@ -114,31 +194,35 @@ class HostExporters(_Section):
 
 
 class GpuHostSettings(_Section):
-    name: str
-    address: str = Field(min_length=1)
+    name: Name
+    address: HostAddress
     ollama_port: int = Field(default=11434, ge=1, le=65535)
     ssh: HostSshSettings = HostSshSettings()
     exporters: HostExporters = HostExporters()
     # What the host pulls. Omitted: exactly the models routed to it. Given: must include them.
-    models: Optional[tuple[str, ...]] = None
+    models: Optional[tuple[ModelName, ...]] = None
     # dev only: run this host as a CPU Ollama container on the gateway's Docker network.
     local_container: Optional[LocalOllamaContainer] = None
 
 
 class VaultFieldRef(_Section):
-    mount: str = "secret"
-    path: str = Field(min_length=1)
-    field: str = "private_key"
+    mount: VaultPath = "secret"
+    path: VaultPath
+    field: Annotated[str, _full(r"[A-Za-z0-9_.-]{1,128}", "{value!r} is not a valid field name")] = "private_key"
 
 
 class GpuSshSettings(_Section):
     """Defaults for reaching every GPU host over SSH (a host's own `ssh` block overrides them)."""
 
-    user: str = "ollama"
+    user: UnixUser = "ollama"
     port: int = Field(default=22, ge=1, le=65535)
     # Where the private key comes from: the secret config key gpuSshPrivateKey, or this Vault field.
     private_key_vault: Optional[VaultFieldRef] = None
     dial_error_limit: int = Field(default=3, ge=1, le=100)
+    # The named waiver for hosts without ssh.hostKey: why their keys are not pinned. Unset, every
+    # SSH host needs a pinned key (a man in the middle would otherwise get the private key's
+    # signature and every command's output).
+    allow_unpinned_host_keys: Optional[Annotated[str, Field(min_length=10, max_length=300)]] = None
 
 
 class ModelPullSettings(_Section):
@@ -165,7 +249,7 @@ class MonitoringSettings(_Section):
     enabled: bool = True
     prometheus_image: str = "prom/prometheus:v3.5.0"
     grafana_image: str = "grafana/grafana:12.1.1"
-    bind_address: str = "127.0.0.1"
+    bind_address: IpAddress = "127.0.0.1"
     allow_public_bind: bool = False
     prometheus_port: int = Field(default=9090, ge=1, le=65535)
     grafana_port: int = Field(default=3000, ge=1, le=65535)
@@ -176,12 +260,12 @@ class MonitoringSettings(_Section):
     postgres_exporter: ExporterSettings = ExporterSettings(image="quay.io/prometheuscommunity/postgres-exporter:v0.17.1")
     alerts: AlertSettings = AlertSettings()
     # Alertmanagers to send alerts to ("host:port"); none: alerts show in Prometheus only.
-    alertmanagers: tuple[str, ...] = ()
+    alertmanagers: tuple[HostPortText, ...] = ()
 
 
 class RedisSettings(_Section):
     image: str = "redis:7.4.6-alpine"
-    max_memory_mb: int = Field(default=256, ge=16)
+    max_memory_mb: int = Field(default=256, ge=16, le=MAX_MEMORY_MB)
 
 
 class CacheSettings(_Section):
@@ -191,19 +275,19 @@ class CacheSettings(_Section):
 
 class PostgresSettings(_Section):
     image: str = "postgres:16.10"
-    volume_name: Optional[str] = None
-    database: str = "litellm"
-    user: str = "litellm"
+    volume_name: Optional[VolumeName] = None
+    database: PgIdentifier = "litellm"
+    user: PgIdentifier = "litellm"
 
 
 class BackupSettings(_Section):
     enabled: bool = True
     # Daily run times, UTC, "HH:MM".
-    times_utc: tuple[str, ...] = Field(default=("03:00",), min_length=1)
+    times_utc: tuple[TimeOfDay, ...] = Field(default=("03:00",), min_length=1)
     retention: int = Field(default=7, ge=1, le=365)
     # Where dumps go on the Docker host: an absolute path, or (default) a named volume.
-    host_path: Optional[str] = None
-    volume_name: Optional[str] = None
+    host_path: Optional[HostPath] = None
+    volume_name: Optional[VolumeName] = None
 
 
 class SecretsSettings(_Section):
@@ -330,19 +414,22 @@ def _pydantic_problems(root: str, error: ValidationError) -> list[tuple[str, str
             message = "unknown key (check the spelling against the README's configuration reference)"
         elif item["type"] == "missing":
             message = "required key is missing"
+        elif item["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
         problems.append((_key_path(root, item["loc"]), message))
     return problems
 
 
 _IMAGE = re.compile(
-    r"^(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
+    r"(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?",
+    re.ASCII,
 )
 
 
 def image_problem(image: str) -> Optional[str]:
     """Why an image reference is not pinned, or None when it is."""
-    match = _IMAGE.match(image)
+    match = _IMAGE.fullmatch(image)
     if not match:
         return f"'{image}' is not a valid image reference"
     if match["tag"] is None and match["digest"] is None:
@@ -353,7 +440,7 @@ def image_problem(image: str) -> Optional[str]:
 
 
 def image_tag(image: str) -> str:
-    match = _IMAGE.match(image)
+    match = _IMAGE.fullmatch(image)
     return (match["tag"] or "") if match else ""
 
 
@@ -365,17 +452,16 @@ def litellm_version_of(image: str) -> Optional[str]:
     return found.group(1) if found else None
 
 
-def _bind_problem(address: str, allowed: bool) -> Optional[str]:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return f"'{address}' is not an IP address"
+def _bind_problem(address: str, allowed: bool, allow_key: str) -> Optional[str]:
+    ip = ip_or_none(address)
+    if ip is None:
+        return f"{address!r} is not an IP address"
     if ip.is_loopback or allowed:
         return None
     if ip.is_unspecified or not ip.is_private:
         return (
-            f"'{address}' publishes the gateway on a public or all interfaces; bind to 127.0.0.1 or "
-            "a private address, or set gateway.allowPublicBind: true if that is intended"
+            f"{address!r} publishes on a public or on all interfaces; bind to 127.0.0.1 or "
+            f"a private address, or set {allow_key}: true if that is intended"
         )
     return None
 
@@ -389,9 +475,127 @@ def _duplicates(names: list[str]) -> list[str]:
     return dups
 
 
-def _check_name(problems, key: str, value: str) -> None:
-    if not re.match(_NAME, value):
-        problems.append((key, f"'{value}' is not a valid name: {_NAME_HELP}"))
+def _published_ports(parsed: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(config key, bind address, port) of every port the stack publishes on the Docker host."""
+    published = []
+    gateway: Optional[GatewaySettings] = parsed.get("gateway")
+    if gateway is not None:
+        for replica in range(gateway.replicas):
+            published.append(("gateway.port", gateway.bind_address, gateway.port + replica))
+    monitoring: Optional[MonitoringSettings] = parsed.get("monitoring")
+    if monitoring is not None and monitoring.enabled:
+        published.append(("monitoring.prometheusPort", monitoring.bind_address, monitoring.prometheus_port))
+        published.append(("monitoring.grafanaPort", monitoring.bind_address, monitoring.grafana_port))
+    vault: Optional[VaultSettings] = parsed.get("vault")
+    if vault is not None and vault.mode == "dev-container":
+        published.append(("vault.devPort", "127.0.0.1", vault.dev_port))
+    return published
+
+
+def _same_socket(a: str, b: str) -> bool:
+    ip_a, ip_b = ip_or_none(a), ip_or_none(b)
+    if ip_a is None or ip_b is None:
+        return False
+    return ip_a == ip_b or ip_a.is_unspecified or ip_b.is_unspecified
+
+
+def _check_port_clashes(parsed: dict[str, Any], problems) -> None:
+    published = _published_ports(parsed)
+    for i, (key, address, port) in enumerate(published):
+        for other_key, other_address, other_port in published[:i]:
+            if port == other_port and _same_socket(address, other_address):
+                problems.append((key, f"port {port} on {address} is already published for {other_key}"))
+                break
+
+
+def _check_environment_specific(parsed: dict[str, Any], problems) -> None:
+    """What only a dev stack may do."""
+    environment = parsed.get("environment")
+    if environment is None or is_dev_environment(environment):
+        return
+    vault: Optional[VaultSettings] = parsed.get("vault")
+    if vault is not None:
+        if vault.mode == "dev-container":
+            problems.append(("vault.mode", f"dev-container keeps secrets in memory only; {environment} needs mode: external"))
+        if vault.address and vault.address.startswith("http://"):
+            problems.append(("vault.address", f"{vault.address!r} sends the Vault token in plain text; "
+                             f"{environment} needs https:// (only dev stacks may use http://)"))
+        if vault.skip_tls_verify:
+            problems.append(("vault.skipTlsVerify", f"turns off TLS verification; only dev stacks may do that, not {environment}"))
+    for i, host in enumerate(parsed.get("gpu_hosts") or ()):
+        if host.local_container is not None:
+            problems.append((f"gpuHosts[{i}].localContainer", f"runs Ollama on the gateway's Docker engine, "
+                             f"which only dev stacks do; {environment} needs real GPU hosts"))
+
+
+def _check_fleet(parsed: dict[str, Any], raw: dict[str, Any], problems) -> None:
+    models: Optional[tuple[ModelSettings, ...]] = parsed.get("models")
+    hosts: Optional[tuple[GpuHostSettings, ...]] = parsed.get("gpu_hosts")
+    if models is not None:
+        if not models:
+            problems.append(("models", "declare at least one model"))
+        for i, model in enumerate(models):
+            for dup in _duplicates(list(model.hosts)):
+                problems.append((f"models[{i}].hosts", f"host '{dup}' is listed twice"))
+        for dup in _duplicates([m.name for m in models]):
+            problems.append(("models", f"model name '{dup}' is declared more than once"))
+        # Resource names are built from a slug of the model name: two names, one slug, one resource.
+        by_slug: dict[str, str] = {}
+        for i, model in enumerate(models):
+            first = by_slug.setdefault(slug(model.name), model.name)
+            if first != model.name:
+                problems.append((f"models[{i}].name", f"'{model.name}' and '{first}' differ only in case or "
+                                 f"punctuation; both would be named '{slug(model.name)}' in the stack"))
+    if hosts is not None:
+        if not hosts:
+            problems.append(("gpuHosts", "declare at least one GPU host"))
+        for dup in _duplicates([h.name for h in hosts]):
+            problems.append(("gpuHosts", f"host name '{dup}' is declared more than once"))
+        for dup in _duplicates([f"{h.address.lower()}:{h.ollama_port}" for h in hosts]):
+            problems.append(("gpuHosts", f"two hosts share the Ollama endpoint {dup}"))
+    if models is None or hosts is None:
+        return
+    host_names = {h.name for h in hosts}
+    model_names = {m.name for m in models}
+    models_by_name = {m.name: m for m in models}
+    for i, model in enumerate(models):
+        for host_name in model.hosts:
+            if host_name not in host_names:
+                problems.append((f"models[{i}].hosts", f"unknown GPU host '{host_name}' (declared: {sorted(host_names)})"))
+    pull_names: dict[str, tuple[str, str]] = {}
+    for i, host in enumerate(hosts):
+        for model_name in host.models or ():
+            if model_name not in model_names:
+                problems.append((f"gpuHosts[{i}].models", f"unknown model '{model_name}' (declared: {sorted(model_names)})"))
+        if host.models is not None:
+            for dup in _duplicates(list(host.models)):
+                problems.append((f"gpuHosts[{i}].models", f"model '{dup}' is listed twice"))
+            for model in models:
+                if host.name in model.hosts and model.name not in host.models:
+                    problems.append(
+                        (f"gpuHosts[{i}].models",
+                         f"model '{model.name}' is routed to '{host.name}' (models[].hosts) but the host does not pull it")
+                    )
+        pulled = host.models if host.models is not None else [m.name for m in models if host.name in m.hosts]
+        # Pruning removes a tag when its model leaves the config: two models sharing a tag on one
+        # host would delete weights the other still routes to. One model per tag and host.
+        by_tag: dict[str, str] = {}
+        for model_name in dict.fromkeys(pulled):
+            model = models_by_name.get(model_name)
+            if model is None:
+                continue
+            first = by_tag.setdefault(full_ollama_tag(model.ollama_tag), model.name)
+            if first != model.name:
+                problems.append((f"gpuHosts[{i}]", (
+                    f"models '{first}' and '{model.name}' both pull {full_ollama_tag(model.ollama_tag)!r} on "
+                    f"'{host.name}'; removing one would prune the weights the other serves. Declare the tag once "
+                    "(use LiteLLM model aliases for a second name)")))
+            pair = f"{host.name}-{slug(model.name)}"
+            other = pull_names.setdefault(pair, (host.name, model.name))
+            if other != (host.name, model.name):
+                problems.append((f"gpuHosts[{i}]", (
+                    f"host '{host.name}' with model '{model.name}' and host '{other[0]}' with model '{other[1]}' "
+                    f"would both declare the pull resource '{pair}'; rename one of them")))
 
 
 def _image_references(raw: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -434,59 +638,38 @@ def _check_images(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
                 problems.append((key, f"'{value}' is Redis {major.group(1)}; Redis 7 or newer is required"))
 
 
-def _cross_check(parsed: dict[str, Any], problems: list[tuple[str, str]]) -> None:
+def _cross_check(parsed: dict[str, Any], raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
     gateway: Optional[GatewaySettings] = parsed.get("gateway")
     if gateway is not None:
-        problem = _bind_problem(gateway.bind_address, gateway.allow_public_bind)
+        problem = _bind_problem(gateway.bind_address, gateway.allow_public_bind, "gateway.allowPublicBind")
         if problem:
             problems.append(("gateway.bindAddress", problem))
         if gateway.port + gateway.replicas - 1 > 65535:
             problems.append(("gateway.port", "port + replicas - 1 exceeds 65535 (each replica publishes the next port)"))
 
     vault: Optional[VaultSettings] = parsed.get("vault")
-    if vault is not None:
-        if vault.mode == "dev-container":
-            if vault.address:
-                problems.append(("vault.address", "must not be set with vault.mode dev-container (the stack runs its own Vault)"))
-            docker_settings = parsed.get("docker")
-            if docker_settings is not None and not docker_settings.host.startswith("unix://"):
-                problems.append(("vault.mode", "dev-container needs the local Docker engine (docker.host unix://...): "
-                                 "the stack talks to the dev Vault on 127.0.0.1"))
-            if parsed.get("environment") == "prod":
-                problems.append(("vault.mode", "dev-container keeps secrets in memory only; prod needs mode: external"))
-        if vault.address and not re.match(r"^https?://", vault.address):
-            problems.append(("vault.address", f"'{vault.address}' must start with http:// or https://"))
-        if not re.match(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*$", vault.mount):
-            problems.append(("vault.mount", f"'{vault.mount}' is not a valid mount path"))
-        if vault.path is not None and not re.match(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", vault.path):
-            problems.append(("vault.path", f"'{vault.path}' is not a valid secret path (no leading or trailing '/')"))
+    if vault is not None and vault.mode == "dev-container":
+        if vault.address:
+            problems.append(("vault.address", "must not be set with vault.mode dev-container (the stack runs its own Vault)"))
+        docker_settings = parsed.get("docker")
+        if docker_settings is not None and not docker_settings.host.startswith("unix://"):
+            problems.append(("vault.mode", "dev-container needs the local Docker engine (docker.host unix://...): "
+                             "the stack talks to the dev Vault on 127.0.0.1"))
 
     monitoring: Optional[MonitoringSettings] = parsed.get("monitoring")
     if monitoring is not None and monitoring.enabled:
-        problem = _bind_problem(monitoring.bind_address, monitoring.allow_public_bind)
+        problem = _bind_problem(monitoring.bind_address, monitoring.allow_public_bind, "monitoring.allowPublicBind")
         if problem:
-            problems.append(("monitoring.bindAddress", problem.replace("gateway.allowPublicBind", "monitoring.allowPublicBind")))
-        if monitoring.prometheus_port == monitoring.grafana_port:
-            problems.append(("monitoring.grafanaPort", "is the same port as monitoring.prometheusPort"))
-        if gateway is not None and monitoring.bind_address == gateway.bind_address:
-            gateway_ports = range(gateway.port, gateway.port + gateway.replicas)
-            for key, port in (("prometheusPort", monitoring.prometheus_port), ("grafanaPort", monitoring.grafana_port)):
-                if port in gateway_ports:
-                    problems.append((f"monitoring.{key}", f"port {port} is already published by a LiteLLM replica"))
-        for i, target in enumerate(monitoring.alertmanagers):
-            if not re.match(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$", target) or not 0 < int(target.rsplit(":", 1)[1]) < 65536:
-                problems.append((f"monitoring.alertmanagers[{i}]", f"'{target}' must be host:port"))
+            problems.append(("monitoring.bindAddress", problem))
         if monitoring.evaluation_interval_seconds < monitoring.scrape_interval_seconds:
             problems.append(("monitoring.evaluationIntervalSeconds",
                              "is shorter than monitoring.scrapeIntervalSeconds (rules would see stale data)"))
+    _check_port_clashes(parsed, problems)
 
     backups: Optional[BackupSettings] = parsed.get("backups")
     if backups is not None:
-        for i, at in enumerate(backups.times_utc):
-            if not re.match(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", at):
-                problems.append((f"backups.timesUtc[{i}]", f"'{at}' is not a time of day as HH:MM (UTC)"))
-        if backups.host_path is not None and not backups.host_path.startswith("/"):
-            problems.append(("backups.hostPath", f"'{backups.host_path}' must be an absolute path on the Docker host"))
+        for dup in _duplicates(list(backups.times_utc)):
+            problems.append(("backups.timesUtc", f"'{dup}' is listed twice"))
         if backups.host_path is not None and backups.volume_name is not None:
             problems.append(("backups.volumeName", "set either backups.hostPath or backups.volumeName, not both"))
         postgres_settings = parsed.get("postgres")
@@ -495,49 +678,8 @@ def _cross_check(parsed: dict[str, Any], problems: list[tuple[str, str]]) -> Non
         if backups.volume_name is not None and backups.volume_name == pg_volume:
             problems.append(("backups.volumeName", "is the database's volume; backups must live elsewhere"))
 
-    docker: Optional[DockerSettings] = parsed.get("docker")
-    if docker is not None and not re.match(r"^(unix|ssh|tcp)://", docker.host):
-        problems.append(("docker.host", f"'{docker.host}' must start with unix://, ssh:// or tcp://"))
-
-    models: Optional[tuple[ModelSettings, ...]] = parsed.get("models")
-    hosts: Optional[tuple[GpuHostSettings, ...]] = parsed.get("gpu_hosts")
-    if models is not None:
-        if not models:
-            problems.append(("models", "declare at least one model"))
-        for i, model in enumerate(models):
-            if not re.match(_MODEL_NAME, model.name):
-                problems.append((f"models[{i}].name", f"'{model.name}' is not a valid model name: {_MODEL_NAME_HELP}"))
-            for dup in _duplicates(list(model.hosts)):
-                problems.append((f"models[{i}].hosts", f"host '{dup}' is listed twice"))
-        for dup in _duplicates([m.name for m in models]):
-            problems.append(("models", f"model name '{dup}' is declared more than once"))
-    if hosts is not None:
-        if not hosts:
-            problems.append(("gpuHosts", "declare at least one GPU host"))
-        for i, host in enumerate(hosts):
-            _check_name(problems, f"gpuHosts[{i}].name", host.name)
-        for dup in _duplicates([h.name for h in hosts]):
-            problems.append(("gpuHosts", f"host name '{dup}' is declared more than once"))
-        for dup in _duplicates([f"{h.address}:{h.ollama_port}" for h in hosts]):
-            problems.append(("gpuHosts", f"two hosts share the Ollama endpoint {dup}"))
-    if models is not None and hosts is not None:
-        host_names = {h.name for h in hosts}
-        model_names = {m.name for m in models}
-        for i, model in enumerate(models):
-            for host_name in model.hosts:
-                if host_name not in host_names:
-                    problems.append((f"models[{i}].hosts", f"unknown GPU host '{host_name}' (declared: {sorted(host_names)})"))
-        for i, host in enumerate(hosts):
-            for model_name in host.models or ():
-                if model_name not in model_names:
-                    problems.append((f"gpuHosts[{i}].models", f"unknown model '{model_name}' (declared: {sorted(model_names)})"))
-            if host.models is not None:
-                for model in models:
-                    if host.name in model.hosts and model.name not in host.models:
-                        problems.append(
-                            (f"gpuHosts[{i}].models",
-                             f"model '{model.name}' is routed to '{host.name}' (models[].hosts) but the host does not pull it")
-                        )
+    _check_environment_specific(parsed, problems)
+    _check_fleet(parsed, raw, problems)
 
 
 def _check_fleet_access(parsed: dict[str, Any], supplied: dict[str, str], problems) -> None:
@@ -557,6 +699,13 @@ def _check_fleet_access(parsed: dict[str, Any], supplied: dict[str, str], proble
             "`pulumi config set --secret gpuSshPrivateKey < ~/.ssh/id_ed25519`, or set gpuSsh.privateKeyVault")))
     if from_config and from_vault:
         problems.append(("gpuSsh.privateKeyVault", "set both this and gpuSshPrivateKey; keep one source for the key"))
+    if ssh.allow_unpinned_host_keys is None:
+        for i, host in enumerate(hosts):
+            if host.local_container is None and host.ssh.host_key is None:
+                problems.append((f"gpuHosts[{i}].ssh.hostKey", (
+                    f"required: pin the SSH host key of '{host.name}' (`ssh-keyscan -t ed25519 -p "
+                    f"{host.ssh.port or ssh.port} {host.address}`, the part after the address), or set "
+                    "gpuSsh.allowUnpinnedHostKeys to the reason the keys cannot be pinned")))
 
 
 def _check_supplied_secret(key: str, value: str, is_secret: bool, problems) -> None:
@@ -567,6 +716,13 @@ def _check_supplied_secret(key: str, value: str, is_secret: bool, problems) -> N
     if not value:
         problems.append((key, "is empty; remove it to have one generated"))
         return
+    # A key file has line breaks; no other secret may have control characters (a newline in the
+    # Redis password stops Redis from starting). The message never shows the value.
+    allowed = "\n\r" if key == "gpuSshPrivateKey" else ""
+    bad = sorted({c for c in value if (ord(c) < 32 or ord(c) == 127) and c not in allowed})
+    if bad:
+        problems.append((key, f"contains control characters ({', '.join(repr(c) for c in bad)}); "
+                              "set it again without them (`pulumi config set --secret` takes the value as given)"))
     if key == "masterKey":
         if value in PUBLICLY_KNOWN_MASTER_KEYS:
             problems.append((key, "is the publicly known example key; LiteLLM refuses to start with it"))
@@ -574,6 +730,8 @@ def _check_supplied_secret(key: str, value: str, is_secret: bool, problems) -> N
             problems.append((key, "must start with 'sk-'"))
         elif len(value) - 3 < MIN_MASTER_KEY_RANDOM_CHARS:
             problems.append((key, f"is too short: use 'sk-' and at least {MIN_MASTER_KEY_RANDOM_CHARS} random characters"))
+        elif any(c.isspace() for c in value):
+            problems.append((key, "contains white space; clients send it in an Authorization header"))
     elif key == "gpuSshPrivateKey":
         if "-----BEGIN" not in value or "PRIVATE KEY-----" not in value:
             problems.append((key, "is not a PEM/OpenSSH private key (expected '-----BEGIN ... PRIVATE KEY-----'); "
@@ -582,11 +740,53 @@ def _check_supplied_secret(key: str, value: str, is_secret: bool, problems) -> N
         problems.append((key, "is too short: use at least 16 random characters"))
 
 
-def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset()) -> StackSettings:
+def _without(value: Any, loc: tuple[Any, ...]) -> None:
+    """Remove the value at `loc` (a pydantic error location) from nested dicts/lists, in place."""
+    parent = value
+    for depth, part in enumerate(loc[:-1]):
+        try:
+            child = parent[part]
+        except (KeyError, IndexError, TypeError):
+            return
+        if not isinstance(child, (dict, list)):
+            # The error is about a scalar inside `parent[part]`: drop that whole field.
+            loc = loc[:depth + 1]
+            break
+        parent = child
+    last = loc[-1]
+    if isinstance(parent, dict) and isinstance(last, str):
+        parent.pop(last, None)
+    elif isinstance(parent, dict):
+        for key in [k for k in parent if k == last]:
+            parent.pop(key)
+
+
+def _validate_section(key: str, kind: Any, value: Any) -> tuple[Any, list[tuple[str, str]]]:
+    """(parsed value, problems). With problems, the value is what remains valid once the wrong keys
+    are left out (defaults in their place), so the cross-checks still run on the rest; None if that
+    fails too."""
+    adapter = TypeAdapter(kind)
+    try:
+        return adapter.validate_python(value), []
+    except ValidationError as error:
+        problems = _pydantic_problems(key, error)
+        salvaged = copy.deepcopy(value)
+        for item in error.errors():
+            if item["type"] not in ("missing",) and item["loc"]:
+                _without(salvaged, tuple(item["loc"]))
+        try:
+            return adapter.validate_python(salvaged), problems
+        except ValidationError:
+            return None, problems
+
+
+def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(),
+                   stack: Optional[str] = None) -> StackSettings:
     """Validate a stack's raw config (keys without the project prefix) into settings.
 
     `raw` holds decoded values: dicts and lists for structured keys, strings for scalars.
-    `secret_keys` names the keys that Pulumi holds encrypted. Raises SettingsError.
+    `secret_keys` names the keys that Pulumi holds encrypted; `stack` is the stack's name when
+    known (`environment` must equal it). Raises SettingsError.
     """
     problems: list[tuple[str, str]] = []
     parsed: dict[str, Any] = {}
@@ -598,8 +798,12 @@ def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(
     environment = raw.get("environment")
     if environment is None:
         problems.append(("environment", "required key is missing (for example: dev or prod)"))
-    elif not isinstance(environment, str) or not re.match(r"^[a-z][a-z0-9-]{0,19}$", environment):
-        problems.append(("environment", f"'{environment}' must be lowercase letters, digits and '-', up to 20 characters"))
+    elif not isinstance(environment, str) or not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", environment):
+        problems.append(("environment", f"{environment!r} must be lowercase letters, digits and '-', up to 20 characters"))
+    elif stack is not None and environment != stack:
+        problems.append(("environment", (
+            f"is {environment!r} but the stack is {stack!r}: container, volume and Vault names come from "
+            f"it, so this stack would take over {environment}'s. Set environment: {stack}")))
     else:
         parsed["environment"] = environment
 
@@ -610,13 +814,16 @@ def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(
             else:
                 parsed[attr] = kind()
             continue
-        try:
-            parsed[attr] = TypeAdapter(kind).validate_python(raw[key])
-        except ValidationError as error:
-            problems.extend(_pydantic_problems(key, error))
+        value, section_problems = _validate_section(key, kind, raw[key])
+        if value is not None:
+            parsed[attr] = value
+        problems.extend(section_problems)
 
     _check_images(raw, problems)
-    _cross_check(parsed, problems)
+    # Cross-checks run on what is valid; a key already reported is not reported again.
+    reported = {key for key, _ in problems}
+    more: list[tuple[str, str]] = []
+    _cross_check(parsed, raw, more)
 
     supplied = {}
     for key in SECRET_KEYS:
@@ -628,7 +835,8 @@ def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(
             _check_supplied_secret(key, value, key in secret_keys, problems)
             supplied[key] = value
 
-    _check_fleet_access(parsed, supplied, problems)
+    _check_fleet_access(parsed, supplied, more)
+    problems.extend(p for p in more if p[0] not in reported)
 
     if problems:
         raise SettingsError(problems)

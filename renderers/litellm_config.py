@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from config.settings import StackSettings
+from config.values import host_port
 
 # Names of the environment variables the rendered config refers to; the gateway component sets
 # each of them on the LiteLLM containers.
@@ -31,7 +32,7 @@ def deployment_id(model_name: str, host_name: str) -> str:
 
 
 def ollama_api_base(address: str, port: int) -> str:
-    return f"http://{address}:{port}"
+    return f"http://{host_port(address, port)}"
 
 
 def model_list(settings: StackSettings) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from typing import Any, Optional
 import yaml
 
 from config.settings import StackSettings
+from config.values import host_port
 from renderers.litellm_config import PROXY_PORT
 
 PROMETHEUS_PORT = 9090
@@ -52,11 +53,11 @@ def scrape_jobs(settings: StackSettings, litellm: Optional[list[str]] = None) ->
     }
     nodes = [(h, h.exporters.node_exporter_port) for h in settings.gpu_hosts if h.exporters.node_exporter_port]
     if nodes:
-        jobs["gpu-node"] = [_static([f"{h.address}:{port}"], {"environment": env, "role": "gpu-host", "host": h.name})
+        jobs["gpu-node"] = [_static([host_port(h.address, port)], {"environment": env, "role": "gpu-host", "host": h.name})
                             for h, port in nodes]
     gpus = [(h, h.exporters.dcgm_exporter_port) for h in settings.gpu_hosts if h.exporters.dcgm_exporter_port]
     if gpus:
-        jobs["gpu-dcgm"] = [_static([f"{h.address}:{port}"], {"environment": env, "role": "gpu", "host": h.name})
+        jobs["gpu-dcgm"] = [_static([host_port(h.address, port)], {"environment": env, "role": "gpu", "host": h.name})
                             for h, port in gpus]
     if monitoring.redis_exporter.enabled:
         jobs["redis"] = [_static([f"{prefix}-redis-exporter:{REDIS_EXPORTER_PORT}"],

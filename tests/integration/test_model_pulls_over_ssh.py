@@ -200,11 +200,30 @@ def test_reader_on_an_unreachable_host_reports_it_by_name(host):
         provider.create(props)
 
 
-def test_a_pinned_host_key_is_checked(host):
+def test_a_host_key_mismatch_is_an_error_never_drift(host):
+    # Drift would be "healed" by `pulumi up`, which would send the pulls to whoever answered.
     props = reader_props(host, EXPECTED)
     other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHSFUFB5Nwm1tqlDzcD0Qr9hKTIZJ2IMRDPCSnDyK8HM"
     props["transport"] = dict(props["transport"], host_key=other)
-    observed = provider.read("id", props).outs
-    assert observed["status"].startswith("unreachable:") and "key" in observed["status"].lower()
+    for call in (lambda: provider.read("id", props), lambda: provider.create(props),
+                 lambda: provider.update("id", props, props)):
+        with pytest.raises(PermissionError, match="host gpu-test: SSH host key mismatch") as caught:
+            call()
+        assert other in str(caught.value) and "the host offered ssh-ed25519" in str(caught.value)
     props["transport"] = host.transport("gpu-test", pin_host_key=True)
-    assert not provider.read("id", props).outs["status"].startswith("unreachable")
+    assert provider.read("id", props).outs["status"] == "drift"  # nothing pulled yet: a real answer
+
+
+def test_an_unpinned_host_is_refused_unless_waived(host):
+    transport = host.transport("gpu-test", pin_host_key=False)
+    with pytest.raises(PermissionError, match="no pinned SSH host key"):
+        provider.run(transport, "true", "", timeout=30)
+    waived = dict(transport, unpinned_host_key_waiver="lab hosts are reinstalled nightly")
+    assert provider.run(waived, "true", "", timeout=30)[0] == 0
+
+
+def test_a_command_that_closes_its_output_and_keeps_running_is_bounded(host):
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="did not exit within 3 s"):
+        provider.run(host.transport("gpu-test"), "exec >/dev/null 2>&1 </dev/null; sleep 40", "", timeout=3)
+    assert time.monotonic() - started < 20

@@ -132,9 +132,16 @@ def stack_file_config(stack: str) -> dict[str, Any]:
 
 
 def run_stack(
-    config: dict[str, Any], secrets: Optional[dict[str, str]] = None, stack: str = "test", preview: bool = False
+    config: dict[str, Any], secrets: Optional[dict[str, str]] = None, stack: Optional[str] = None,
+    preview: bool = False
 ) -> StackRun:
-    """Run __main__.py under mocks with `config` (plain keys) and `secrets` (set as secret config)."""
+    """Run __main__.py under mocks with `config` (plain keys) and `secrets` (set as secret config).
+
+    The stack is named after the config's `environment` unless `stack` says otherwise (the program
+    refuses an environment that differs from the stack's name)."""
+    if stack is None:
+        environment = (config or {}).get("environment")
+        stack = environment if isinstance(environment, str) and environment else "test"
     return run_under_mocks(
         lambda: runpy.run_path(str(MAIN), run_name="__pulumi_program__"), config, secrets, stack, preview
     )

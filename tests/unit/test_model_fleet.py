@@ -2,6 +2,8 @@
 
 import copy
 
+import pulumi
+
 import pytest
 
 from config.settings import parse_settings
@@ -86,19 +88,34 @@ def test_each_host_has_a_reader_that_waits_for_its_pulls(prod_run):
     assert prod_run.mocks.options_of("models-observed-gpu-03").additional_secret_outputs == ["transport"]
 
 
+OTHER_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHSFUFB5Nwm1tqlDzcD0Qr9hKTIZJ2IMRDPCSnDyK8HM"
+
+
 def test_ssh_connection_per_host_with_overrides_and_pinned_key():
     raw = copy.deepcopy(stack_file_config("prod"))
-    raw["gpuHosts"][0]["ssh"] = {"hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTest"}
+    raw["gpuHosts"][0]["ssh"] = {"hostKey": OTHER_HOST_KEY}
     run = run_stack(raw, stack="prod")
     first = run.mocks.named("models-pull-gpu-01-llama3-1-8b")
     assert first.is_secret("connection"), "the connection carries the private key"
     connection = first.plain("connection")
     assert (connection["host"], connection["port"], connection["user"]) == ("10.20.1.11", 22, "ollama-admin")
-    assert connection["hostKey"] == "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTest"
+    assert connection["hostKey"] == OTHER_HOST_KEY
     assert connection["privateKey"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
     third = run.mocks.named("models-pull-gpu-03-qwen-coder").plain("connection")
     assert third["port"] == 2222
-    assert "hostKey" not in third or not third["hostKey"]
+    assert third["hostKey"] == raw["gpuHosts"][2]["ssh"]["hostKey"]
+
+
+def test_unpinned_host_keys_need_a_named_waiver_which_reaches_the_drift_reader():
+    raw = copy.deepcopy(stack_file_config("prod"))
+    del raw["gpuHosts"][0]["ssh"]
+    with pytest.raises(pulumi.RunError, match=r"gpuHosts\[0\]\.ssh\.hostKey: required"):
+        run_stack(raw, stack="prod")
+    raw["gpuSsh"]["allowUnpinnedHostKeys"] = "lab hosts are reinstalled nightly"
+    run = run_stack(raw, stack="prod")
+    assert not run.mocks.named("models-pull-gpu-01-llama3-1-8b").plain("connection").get("hostKey")
+    transport = run.mocks.named("models-observed-gpu-01").plain("transport")
+    assert transport["unpinned_host_key_waiver"] == "lab hosts are reinstalled nightly"
 
 
 def test_key_from_secret_config_instead_of_vault():

@@ -107,7 +107,7 @@ def test_bad_monitoring_settings_are_named():
     assert "monitoring.allowPublicBind" in problems["monitoring.bindAddress"]
     assert "shorter than monitoring.scrapeIntervalSeconds" in problems["monitoring.evaluationIntervalSeconds"]
     raw["monitoring"].update(bindAddress="127.0.0.1", evaluationIntervalSeconds=15)
-    with pytest.raises(SettingsError, match="monitoring.grafanaPort: port 4000 is already published"):
+    with pytest.raises(SettingsError, match="monitoring.grafanaPort: port 4000 on 127.0.0.1 is already published for gateway.port"):
         parse_settings(raw)
 
 

@@ -1,0 +1,147 @@
+"""Checks and normalisations for single config values (pure, no Pulumi imports).
+
+Every pattern here is matched with `re.fullmatch`: `re.match(...$)` accepts a trailing newline,
+which is how `"03:00\\n"` once reached a rendered script.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import posixpath
+import re
+import struct
+from typing import Optional
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+_HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"{_HOST_LABEL}(\.{_HOST_LABEL})*\.?")
+
+# Linux user names as useradd accepts them by default, and PostgreSQL identifiers that need no quoting.
+UNIX_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+PG_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+# Host key types paramiko (the drift reader) and pulumi-command can both check. ssh-dss is gone
+# from OpenSSH and paramiko 4+.
+HOST_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
+
+# Directories whose contents a bind mount of the backup directory would expose or overwrite.
+SYSTEM_DIRECTORIES = frozenset({
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/opt", "/proc", "/root",
+    "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/var/lib", "/var/lib/docker", "/var/run",
+})
+
+
+def control_character_problem(value: str) -> Optional[str]:
+    found = CONTROL_CHARACTERS.search(value)
+    if found:
+        return f"contains the control character {found.group()!r} at position {found.start()}"
+    return None
+
+
+def ip_or_none(text: str) -> Optional[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    # ::ffff:a.b.c.d is a.b.c.d on a dual-stack socket: judge it as the IPv4 address it is.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def is_hostname(text: str) -> bool:
+    return len(text) <= 253 and _HOSTNAME.fullmatch(text) is not None and not text.replace(".", "").isdigit()
+
+
+def host_problem(text: str) -> Optional[str]:
+    """Why `text` is neither an IP address nor a DNS name, or None."""
+    if ip_or_none(text) is not None:
+        return None
+    if is_hostname(text):
+        return None
+    return f"'{text}' is not an IP address or a DNS host name"
+
+
+def host_for_url(address: str) -> str:
+    """The host part of a URL or of host:port: IPv6 addresses in brackets."""
+    try:
+        if isinstance(ipaddress.ip_address(address), ipaddress.IPv6Address):
+            return f"[{address}]"
+    except ValueError:
+        pass
+    return address
+
+
+def host_port(address: str, port: int) -> str:
+    return f"{host_for_url(address)}:{port}"
+
+
+def split_host_port(text: str) -> Optional[tuple[str, int]]:
+    """('host', port) from "host:port" or "[v6]:port"; None when it is not one."""
+    match = re.fullmatch(r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<port>[0-9]{1,5})|(?P<host>[^:\[\]]+):(?P<port2>[0-9]{1,5})", text)
+    if not match:
+        return None
+    host = match["v6"] or match["host"]
+    port = int(match["port"] or match["port2"])
+    if not 0 < port < 65536 or host_problem(host) is not None:
+        return None
+    if match["v6"] and ":" not in host:
+        return None  # brackets are for IPv6 addresses only
+    return host, port
+
+
+def slug(text: str) -> str:
+    """The part of a Pulumi resource name derived from a user's name (lowercase, [a-z0-9-])."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+
+
+def full_ollama_tag(tag: str) -> str:
+    """`qwen2.5` and `qwen2.5:latest` are the same model to Ollama (names are case-insensitive)."""
+    last = tag.rsplit("/", 1)[-1]
+    return (tag if ":" in last else f"{tag}:latest").lower()
+
+
+def host_key_problem(text: str) -> Optional[str]:
+    """Why `text` is not an OpenSSH public host key line paramiko can use, or None."""
+    parts = text.split()
+    if len(parts) < 2:
+        return "expected '<type> <base64 key>' (one line of `ssh-keyscan <host>` without the host name)"
+    key_type, key_b64 = parts[0], parts[1]
+    if key_type not in HOST_KEY_TYPES:
+        return f"key type '{key_type}' is not supported (use one of: {', '.join(HOST_KEY_TYPES)})"
+    try:
+        blob = base64.b64decode(key_b64, validate=True)
+        (length,) = struct.unpack(">I", blob[:4])
+        embedded = blob[4:4 + length].decode()
+    except (ValueError, struct.error, UnicodeDecodeError):
+        return "the key is not valid base64 of an SSH public key"
+    if embedded != key_type:
+        return f"the key's data says '{embedded}', the line says '{key_type}'"
+    return None
+
+
+def host_path_problem(path: str) -> Optional[str]:
+    if not path.startswith("/"):
+        return f"'{path}' must be an absolute path on the Docker host"
+    if posixpath.normpath(path) != path or "//" in path:
+        return f"'{path}' is not a normalised path (no '..', '.', '//' or trailing '/')"
+    if path in SYSTEM_DIRECTORIES:
+        return f"'{path}' is a system directory; use a directory of its own (for example /srv/backups/litellm)"
+    return None
+
+
+def local_url(bind_address: str, port: int) -> str:
+    """The URL a client on the Docker host uses for a port published on `bind_address`."""
+    address = ip_or_none(bind_address)
+    host = "127.0.0.1" if address is None or address.is_unspecified else str(address)
+    return f"http://{host_port(host, port)}"
+
+
+def postgres_url(user: str, password: str, host: str, port: int, database: str, query: str = "") -> str:
+    """A libpq URL with user and password percent-encoded (a '#', '/' or '@' in them would cut it)."""
+    from urllib.parse import quote
+
+    url = f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host_port(host, port)}/{quote(database, safe='')}"
+    return f"{url}?{query}" if query else url
