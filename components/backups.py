@@ -60,7 +60,7 @@ class DatabaseBackups(pulumi.ComponentResource):
                 docker.ContainerUploadArgs(file=rendered.SCHEDULER_SCRIPT_PATH, executable=True,
                                            content=rendered.render_scheduler_script(backups.times_utc)),
                 docker.ContainerUploadArgs(file=rendered.BACKUP_SCRIPT_PATH, executable=True,
-                                           content=rendered.render_backup_script(backups.retention)),
+                                           content=rendered.render_backup_script(backups.retention, settings.environment)),
             ],
             envs=secret_envs({
                 "PGHOST": f"{prefix}-postgres", "PGPORT": "5432", "PGUSER": pg.user, "PGDATABASE": pg.database,

@@ -50,12 +50,14 @@ class GatewaySecrets(pulumi.ComponentResource):
         supplied = settings.supplied_secrets
 
         def generated(key: str, prefix: str = "", length: int = 32, keepers=None, protect=False) -> pulumi.Output[str]:
-            if supplied.get(key) is not None:
-                return pulumi.Output.secret(supplied.get(key))
+            # Declared even when the value is supplied: setting a key (scripts/adopt-vault-secret does,
+            # after a restore) must not delete the generated one, least of all the protected salt key.
             password = random.RandomPassword(
                 f"{name}-{key}", length=length, special=False, keepers=keepers,
                 opts=pulumi.ResourceOptions(parent=self, protect=protect),
             )
+            if supplied.get(key) is not None:
+                return pulumi.Output.secret(supplied.get(key))
             # The engine marks `result` secret; under mocks it does not, so wrap it here as well.
             return pulumi.Output.secret(password.result.apply(lambda value: prefix + value))
 

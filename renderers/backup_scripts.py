@@ -4,9 +4,11 @@ Both run in the backup container (the database's own Postgres image, so pg_dump 
 major version). Connection settings come from libpq's environment (PGHOST, PGPORT, PGUSER,
 PGDATABASE, PGPASSWORD); the password is never part of the scripts.
 
-A run writes `litellm-<UTC stamp>.dump` (pg_dump custom format) and `<dump>.sha256` beside it,
-checks that pg_restore can read the dump before keeping it, keeps the newest N dumps, and logs
-one JSON line per run.
+A run writes `litellm-<stack>-<UTC stamp>.dump` (pg_dump custom format; the stack in the name lets
+a restore refuse another stack's dump) and `<dump>.sha256` beside it, checks that pg_restore can
+read the dump before keeping it, keeps the newest N dumps, and logs one JSON line per run. Dumps
+hold key hashes and e-mail addresses: they are written 0600 in a 0700 directory by the `postgres`
+user (the scheduler starts as root only to hand the directory over, then drops to it).
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ FAILED_MARKER = "/tmp/litellm-backup-failed"
 _BACKUP = r'''#!/usr/bin/env bash
 # Rendered by the litellm-gateway Pulumi stack: one database backup run.
 set -uo pipefail
+umask 077
 dir=${BACKUP_DIR:-__BACKUP_DIR__}
 keep=${BACKUP_RETENTION:-__RETENTION__}
+stack=__STACK__
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-name="litellm-$stamp.dump"
+name="litellm-$stack-$stamp.dump"
 partial="$dir/.$name.partial"
 started=$(date +%s)
 
@@ -33,7 +37,8 @@ log() {  # log <status> <detail>
 }
 fail() { log failed "$1"; rm -f "$partial" "$partial.err"; exit 1; }
 
-mkdir -p "$dir" || fail "cannot create $dir"
+mkdir -p "$dir" && chmod 0700 "$dir" || fail "cannot create $dir"
+[ -e "$dir/$name" ] && fail "$name exists already (two runs in one second)"
 pg_dump --format=custom --compress=6 --no-owner --no-privileges --file="$partial" 2>"$partial.err" \
   || fail "pg_dump: $(tail -n 3 "$partial.err")"
 rm -f "$partial.err"
@@ -41,9 +46,10 @@ pg_restore --list "$partial" >/dev/null 2>&1 || fail "the dump is not readable b
 mv "$partial" "$dir/$name" || fail "cannot move the dump into place"
 (cd "$dir" && sha256sum "$name" >"$name.sha256") || fail "cannot write the checksum"
 
-# Retention: keep the newest $keep dumps (names sort by time), with their checksums.
-ls -1 "$dir" | grep -E '^litellm-[0-9]{8}T[0-9]{6}Z\.dump$' | sort -r | tail -n +$((keep + 1)) |
-  while read -r old; do rm -f "$dir/$old" "$dir/$old.sha256"; done
+# Retention: keep the newest $keep dumps of this stack (names sort by time), with their checksums;
+# dumps named before the stack was part of the name count too.
+ls -1 "$dir" | grep -E "^litellm-($stack-)?[0-9]{8}T[0-9]{6}Z\.dump\$" | sed -E "s/^litellm-($stack-)?([0-9]{8}T[0-9]{6}Z)\.dump\$/\2 &/" |
+  sort -r | tail -n +$((keep + 1)) | while read -r _ old; do rm -f "$dir/$old" "$dir/$old.sha256"; done
 
 size=$(stat -c %s "$dir/$name")
 log ok "size=${size} seconds=$(( $(date +%s) - started )) kept=$(ls -1 "$dir" | grep -cE '^litellm-.*\.dump$')"
@@ -53,6 +59,15 @@ _SCHEDULER = r'''#!/usr/bin/env bash
 # Rendered by the litellm-gateway Pulumi stack: run the backup daily at __TIMES__ (UTC).
 set -u
 times="__TIMES__"
+dir=${BACKUP_DIR:-__BACKUP_DIR__}
+if [ "$(id -u)" = 0 ]; then
+  # Hand the backup directory to postgres, then run as postgres: dumps are never written by root.
+  mkdir -p "$dir" && chown postgres:postgres "$dir" && chmod 0700 "$dir" || {
+    echo '{"event":"litellm-backup-scheduler","status":"failed","detail":"cannot prepare the backup directory"}'; exit 1; }
+  if command -v gosu >/dev/null 2>&1; then exec gosu postgres bash "$0" "$@"; fi
+  if command -v su-exec >/dev/null 2>&1; then exec su-exec postgres bash "$0" "$@"; fi
+  echo '{"event":"litellm-backup-scheduler","status":"failed","detail":"neither gosu nor su-exec to drop root"}'; exit 1
+fi
 echo "{\"event\":\"litellm-backup-scheduler\",\"status\":\"started\",\"times_utc\":\"$times\"}"
 
 next_run() {  # seconds since the epoch of the next scheduled time
@@ -77,13 +92,16 @@ done
 '''
 
 
-def render_backup_script(retention: int) -> str:
-    return _BACKUP.replace("__BACKUP_DIR__", BACKUP_DIR).replace("__RETENTION__", str(retention))
+def render_backup_script(retention: int, stack: str) -> str:
+    # `stack` is a validated environment name ([a-z][a-z0-9-]*): safe in the script and in a regex.
+    return (_BACKUP.replace("__BACKUP_DIR__", BACKUP_DIR).replace("__RETENTION__", str(retention))
+            .replace("__STACK__", stack))
 
 
 def render_scheduler_script(times_utc: tuple[str, ...]) -> str:
     return (_SCHEDULER.replace("__TIMES__", " ".join(times_utc)).replace("__HEARTBEAT__", HEARTBEAT)
-            .replace("__BACKUP_SCRIPT__", BACKUP_SCRIPT_PATH).replace("__FAILED__", FAILED_MARKER))
+            .replace("__BACKUP_SCRIPT__", BACKUP_SCRIPT_PATH).replace("__FAILED__", FAILED_MARKER)
+            .replace("__BACKUP_DIR__", BACKUP_DIR))
 
 
 def healthcheck_command() -> list[str]:

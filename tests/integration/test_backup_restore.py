@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import ROOT
+from harness import ROOT, run_stack, stack_file_config
+from pulumi_cli_double import install as install_pulumi_double
 from renderers.backup_scripts import render_backup_script, render_scheduler_script
 from servers import postgres_cluster
 from vault_double import VaultDouble
@@ -76,7 +77,7 @@ def pg_env(url: str) -> dict[str, str]:
 
 def test_the_rendered_backup_script_dumps_checksums_and_keeps_the_newest_n(database, tmp_path):
     script = tmp_path / "litellm-backup"
-    script.write_text(render_backup_script(retention=3))
+    script.write_text(render_backup_script(retention=3, stack="dev"))
     script.chmod(0o755)
     env = dict(pg_env(database), BACKUP_DIR=str(tmp_path / "backups"))
     names = []
@@ -98,7 +99,7 @@ def test_the_rendered_backup_script_dumps_checksums_and_keeps_the_newest_n(datab
 
 def test_a_failed_backup_run_is_logged_and_leaves_no_partial_file(tmp_path):
     script = tmp_path / "litellm-backup"
-    script.write_text(render_backup_script(retention=3))
+    script.write_text(render_backup_script(retention=3, stack="dev"))
     script.chmod(0o755)
     env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": "1", "PGUSER": "x", "PGPASSWORD": "x", "PGDATABASE": "x",
            "BACKUP_DIR": str(tmp_path / "backups")}
@@ -122,13 +123,35 @@ def run_script(name: str, *args: str, env: dict | None = None) -> subprocess.Com
                           env={**os.environ, **(env or {})}, timeout=300)
 
 
+def secret_version(master: str, postgres_password: str = "pg-test-password") -> dict[str, str]:
+    """A Vault secret as the stack writes it (the six fields of components/secrets.py)."""
+    return {"LITELLM_MASTER_KEY": master, "LITELLM_SALT_KEY": "sk-salt-never-changes-" + "s" * 30,
+            "UI_PASSWORD": "ui-" + master[-6:] + "u" * 16, "POSTGRES_PASSWORD": postgres_password,
+            "REDIS_PASSWORD": "redis-" + master[-6:] + "r" * 16, "GRAFANA_ADMIN_PASSWORD": "graf-" + "g" * 16}
+
+
+V1 = secret_version("sk-v1" + "a" * 40)
+V2 = secret_version("sk-v2" + "b" * 40)
+
+
 @pytest.fixture
 def vault():
-    double = VaultDouble(token="test-root-token")
-    double.put("litellm-gateway/dev", {"LITELLM_MASTER_KEY": "sk-v1", "LITELLM_SALT_KEY": "salt-never-changes"})
-    double.put("litellm-gateway/dev", {"LITELLM_MASTER_KEY": "sk-v2", "LITELLM_SALT_KEY": "salt-never-changes"})
+    double = VaultDouble(token="test-root-token", read_only_tokens=("read-only-token",))
+    double.put("litellm-gateway/dev", V1)
+    double.put("litellm-gateway/dev", V2)
     yield double
     double.stop()
+
+
+@pytest.fixture
+def pulumi_cli(tmp_path, monkeypatch):
+    """The Pulumi CLI test double first on PATH; yields a reader of its recorded state."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    state = tmp_path / "pulumi-double.json"
+    install_pulumi_double(bin_dir, state)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return lambda: json.loads(state.read_text())
 
 
 VAULT_ENV = {"BACKUP_PASSPHRASE": "correct horse battery staple"}
@@ -146,7 +169,11 @@ def take_backup(database, tmp_path, vault) -> Path:
     return folder
 
 
-def test_backup_change_restore_loses_nothing(database, tmp_path, vault):
+def restore(*args: str, env=None) -> subprocess.CompletedProcess:
+    return run_script("restore", *args, env=env)
+
+
+def test_backup_change_restore_loses_nothing(database, tmp_path, vault, pulumi_cli):
     original = fingerprint(database)
     folder = take_backup(database, tmp_path, vault)
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -158,13 +185,14 @@ def test_backup_change_restore_loses_nothing(database, tmp_path, vault):
 
     psql(database, 'DELETE FROM "LiteLLM_SpendLogs" WHERE spend > 0.02; '
                    'UPDATE "LiteLLM_VerificationToken" SET rpm_limit = 999; DELETE FROM "LiteLLM_VerificationToken" WHERE token = \'hash-3\'')
-    vault.put("litellm-gateway/dev", {"LITELLM_MASTER_KEY": "sk-broken", "LITELLM_SALT_KEY": "oops"})
+    vault.put("litellm-gateway/dev", secret_version("sk-broken" + "x" * 40))
     assert fingerprint(database) != original
 
-    done = run_script("restore", str(folder), "--database-url", database, "--restore-vault", "--yes", env=vault_env(vault))
+    done = restore(str(folder), "--stack", "dev", "--database-url", database, "--restore-vault", "--yes",
+                   env=vault_env(vault))
     assert done.returncode == 0, done.stderr
     assert fingerprint(database) == original
-    assert vault.versions["litellm-gateway/dev"][-1] == {"LITELLM_MASTER_KEY": "sk-v2", "LITELLM_SALT_KEY": "salt-never-changes"}
+    assert vault.versions["litellm-gateway/dev"][-1] == V2
     assert "restored the database" in done.stdout and "as version 4 (the content of version 2)" in done.stdout
 
 
@@ -172,7 +200,7 @@ def test_restore_into_an_empty_database_on_another_server(database, tmp_path, va
     original = fingerprint(database)
     folder = take_backup(database, tmp_path, vault)
     with postgres_cluster() as new_host:
-        done = run_script("restore", str(folder), "--database-url", new_host, "--yes")
+        done = restore(str(folder), "--stack", "dev", "--database-url", new_host, "--yes")
         assert done.returncode == 0, done.stderr
         assert fingerprint(new_host) == original
 
@@ -183,7 +211,7 @@ def test_a_truncated_dump_is_refused_and_the_database_untouched(database, tmp_pa
     changed = fingerprint(database)
     dump = folder / "database.dump"
     dump.write_bytes(dump.read_bytes()[: dump.stat().st_size // 2])
-    done = run_script("restore", str(folder), "--database-url", database, "--yes")
+    done = restore(str(folder), "--stack", "dev", "--database-url", database, "--yes")
     assert done.returncode == 3
     assert "checksum mismatch for database.dump" in done.stderr and "nothing was changed" in done.stderr
     assert fingerprint(database) == changed
@@ -202,7 +230,7 @@ def test_a_dump_truncated_before_its_checksum_was_taken_is_refused(database, tmp
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
     sums = dict(manifest["files"], **{"manifest.json": sha256(folder / "manifest.json")})
     (folder / "SHA256SUMS").write_text("".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
-    done = run_script("restore", str(folder), "--database-url", database, "--yes")
+    done = restore(str(folder), "--stack", "dev", "--database-url", database, "--yes")
     assert done.returncode == 3
     assert "not a readable pg_dump archive" in done.stderr
     assert fingerprint(database) == changed
@@ -214,7 +242,7 @@ def test_a_flipped_byte_is_a_checksum_mismatch(database, tmp_path, vault):
     data = bytearray(dump.read_bytes())
     data[len(data) // 2] ^= 0xFF
     dump.write_bytes(bytes(data))
-    done = run_script("restore", str(folder), "--database-url", database, "--yes")
+    done = restore(str(folder), "--stack", "dev", "--database-url", database, "--yes")
     assert done.returncode == 3 and "checksum mismatch for database.dump" in done.stderr
 
 
@@ -222,7 +250,7 @@ def test_restore_asks_for_yes_and_checks_first(database, tmp_path, vault):
     folder = take_backup(database, tmp_path, vault)
     psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
     changed = fingerprint(database)
-    done = run_script("restore", str(folder), "--database-url", database)
+    done = restore(str(folder), "--stack", "dev", "--database-url", database)
     assert done.returncode == 3 and "add --yes" in done.stderr and "all checks passed" in done.stderr
     assert fingerprint(database) == changed
 
@@ -232,22 +260,30 @@ def test_wrong_passphrase_refuses_the_vault_restore_before_touching_anything(dat
     psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
     changed = fingerprint(database)
     env = dict(vault_env(vault), BACKUP_PASSPHRASE="wrong")
-    done = run_script("restore", str(folder), "--database-url", database, "--restore-vault", "--yes", env=env)
+    done = restore(str(folder), "--stack", "dev", "--database-url", database, "--restore-vault", "--yes", env=env)
     assert done.returncode == 3 and "wrong BACKUP_PASSPHRASE" in done.stderr
     assert fingerprint(database) == changed
     assert len(vault.versions["litellm-gateway/dev"]) == 2
 
 
+def without_pulumi_path() -> str:
+    """PATH without any directory holding a `pulumi` (the scripts' python3 stays first)."""
+    import sys
+
+    dirs = [os.path.dirname(sys.executable)] + os.environ["PATH"].split(":")
+    return ":".join(dict.fromkeys(d for d in dirs if d and not os.path.exists(os.path.join(d, "pulumi"))))
+
+
 def test_backup_without_the_pulumi_cli_says_so(database, tmp_path, vault):
     done = run_script("backup", "dev", "--out", str(tmp_path / "out"), "--database-url", database,
-                      env={**vault_env(vault), "PATH": "/usr/bin:/bin"})
+                      env={**vault_env(vault), "PATH": without_pulumi_path()})
     assert done.returncode == 3
     assert "Pulumi CLI is not installed" in done.stderr and "--no-pulumi-export" in done.stderr
     assert not any((tmp_path / "out").iterdir()), "no half-written backup folder is left"
 
 
 def test_backup_needs_a_database(tmp_path):
-    done = run_script("backup", "dev", "--out", str(tmp_path / "out"), "--no-pulumi-export",
+    done = run_script("backup", "dev", "--out", str(tmp_path / "out"), "--no-pulumi-export", "--no-vault",
                       env={"DATABASE_URL": ""})
     assert done.returncode == 3 and "--database-url" in done.stderr
 
@@ -255,15 +291,359 @@ def test_backup_needs_a_database(tmp_path):
 def test_restore_from_a_scheduled_dump(database, tmp_path):
     original = fingerprint(database)
     script = tmp_path / "litellm-backup"
-    script.write_text(render_backup_script(retention=3))
+    script.write_text(render_backup_script(retention=3, stack="dev"))
     script.chmod(0o755)
     done = subprocess.run([str(script)], capture_output=True, text=True,
                           env=dict(pg_env(database), BACKUP_DIR=str(tmp_path / "backups")))
     dump = tmp_path / "backups" / json.loads(done.stdout.strip().splitlines()[-1])["file"]
     psql(database, 'DROP TABLE "LiteLLM_SpendLogs"')
-    done = run_script("restore", str(dump), "--database-url", database, "--yes")
+    done = restore(str(dump), "--stack", "dev", "--database-url", database, "--yes")
     assert done.returncode == 0, done.stderr
     assert fingerprint(database) == original
     dump.write_bytes(dump.read_bytes()[:-10])
-    refused = run_script("restore", str(dump), "--database-url", database, "--yes")
+    refused = restore(str(dump), "--stack", "dev", "--database-url", database, "--yes")
     assert refused.returncode == 3 and f"checksum mismatch for {dump.name}" in refused.stderr
+
+
+# --- restore safety: the right stack, every check before the first change ------------------------------
+
+def test_a_backup_of_another_stack_is_refused_unless_forced(database, tmp_path, vault, pulumi_cli):
+    vault.put("litellm-gateway/prod", V1)
+    done = run_script("backup", "prod", "--out", str(tmp_path / "out"), "--database-url", database,
+                      "--no-pulumi-export", env=vault_env(vault))
+    assert done.returncode == 0, done.stderr
+    (folder,) = (tmp_path / "out").iterdir()
+    psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
+    changed = fingerprint(database)
+    dev_versions = len(vault.versions["litellm-gateway/dev"])
+
+    refused = restore(str(folder), "--stack", "dev", "--database-url", database, "--restore-vault", "--yes",
+                      env=vault_env(vault))
+    assert refused.returncode == 3, refused.stderr
+    assert "a backup of the 'prod' stack, the target is the 'dev' stack" in refused.stderr
+    assert "--force-other-stack" in refused.stderr and "nothing was changed" in refused.stderr
+    assert fingerprint(database) == changed
+    assert len(vault.versions["litellm-gateway/dev"]) == dev_versions
+    assert len(vault.versions["litellm-gateway/prod"]) == 1, "nothing is written to the backup's own path"
+
+    forced = restore(str(folder), "--stack", "dev", "--database-url", database, "--force-other-stack", "--yes")
+    assert forced.returncode == 0, forced.stderr
+    assert fingerprint(database) != changed
+
+
+def test_restore_needs_the_target_stack(database, tmp_path, vault):
+    folder = take_backup(database, tmp_path, vault)
+    done = run_script("restore", str(folder), "--database-url", database, "--yes")
+    assert done.returncode == 2 and "--stack" in done.stderr
+
+
+def scheduled_dump(database, tmp_path, stack="dev") -> Path:
+    script = tmp_path / "litellm-backup"
+    script.write_text(render_backup_script(retention=3, stack=stack))
+    script.chmod(0o755)
+    done = subprocess.run([str(script)], capture_output=True, text=True,
+                          env=dict(pg_env(database), BACKUP_DIR=str(tmp_path / "backups")))
+    assert done.returncode == 0, done.stdout
+    return tmp_path / "backups" / json.loads(done.stdout.strip().splitlines()[-1])["file"]
+
+
+def test_a_scheduled_dump_names_its_stack_and_another_stacks_dump_is_refused(database, tmp_path):
+    dump = scheduled_dump(database, tmp_path, stack="prod")
+    assert dump.name.startswith("litellm-prod-")
+    done = restore(str(dump), "--stack", "dev", "--database-url", database, "--yes")
+    assert done.returncode == 3 and "a backup of the 'prod' stack" in done.stderr
+    legacy = dump.with_name(dump.name.replace("litellm-prod-", "litellm-"))
+    dump.rename(legacy)
+    (legacy.parent / (legacy.name + ".sha256")).write_text(f"{sha256_of(legacy)}  {legacy.name}\n")
+    done = restore(str(legacy), "--stack", "dev", "--database-url", database, "--yes")
+    assert done.returncode == 3 and "does not say which stack" in done.stderr
+    done = restore(str(legacy), "--stack", "dev", "--database-url", database, "--yes", "--force-other-stack")
+    assert done.returncode == 0, done.stderr
+
+
+def sha256_of(path: Path) -> str:
+    from operations.backup_restore import sha256
+
+    return sha256(path)
+
+
+@pytest.mark.parametrize("token, reason", [("wrong-token", "HTTP 403"), ("read-only-token", "may not write")])
+def test_a_vault_token_that_cannot_write_is_refused_before_the_database_is_touched(
+        database, tmp_path, vault, pulumi_cli, token, reason):
+    folder = take_backup(database, tmp_path, vault)
+    psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
+    changed = fingerprint(database)
+    env = dict(vault_env(vault), VAULT_TOKEN=token)
+    done = restore(str(folder), "--stack", "dev", "--database-url", database, "--restore-vault", "--yes", env=env)
+    assert done.returncode == 3 and reason in done.stderr, done.stderr
+    assert "restore refused" in done.stderr
+    assert fingerprint(database) == changed, "a refused restore changes nothing"
+    assert len(vault.versions["litellm-gateway/dev"]) == 2
+    assert not pulumi_cli()["config"], "nor the stack's config"
+
+
+def test_without_the_pulumi_cli_a_vault_restore_is_refused_before_any_change(database, tmp_path, vault):
+    folder = take_backup(database, tmp_path, vault)
+    psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
+    changed = fingerprint(database)
+    done = restore(str(folder), "--stack", "dev", "--database-url", database, "--restore-vault", "--yes",
+                   env={**vault_env(vault), "PATH": without_pulumi_path()})
+    assert done.returncode == 3 and "Pulumi CLI is not installed" in done.stderr and "--no-pulumi-config" in done.stderr
+    assert fingerprint(database) == changed and len(vault.versions["litellm-gateway/dev"]) == 2
+
+
+def test_a_failure_after_the_database_step_is_reported_as_partial_with_how_to_finish(
+        database, tmp_path, vault, pulumi_cli, monkeypatch):
+    from operations import backup_restore as ops
+
+    folder = take_backup(database, tmp_path, vault)
+    original = fingerprint(database)
+    psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
+
+    class VaultThatFailsOnWrite(ops.Vault):
+        def write(self, data):
+            raise ops.Refused("Vault POST secret/data/litellm-gateway/dev: HTTP 503 Vault is sealed")
+
+    for key, value in vault_env(vault).items():
+        monkeypatch.setenv(key, value)
+    facts = ops.load_stack("dev")
+    plan = ops.RestorePlan(target=facts, database=ops.Database(url=database), restore_vault=True,
+                           vault=VaultThatFailsOnWrite(vault.address, vault.token, facts.vault_mount, facts.vault_path),
+                           config=ops.StackConfig("dev"), confirmed=True)
+    with pytest.raises(ops.PartialRestore) as caught:
+        ops.restore(folder, plan, say=lambda _: None)
+    message = str(caught.value)
+    assert message.startswith("PARTIAL RESTORE: the database was restored from")
+    assert "the Vault secret was NOT written: Vault POST" in message and "HTTP 503" in message
+    assert f"./scripts/restore {folder} --stack dev --restore-vault --vault-only --yes" in message
+    assert fingerprint(database) == original
+    assert len(vault.versions["litellm-gateway/dev"]) == 2
+
+    psql(database, 'DELETE FROM "LiteLLM_TeamTable" WHERE false')  # the finishing run must not restore again
+    psql(database, "CREATE TABLE untouched_marker (x int)")
+    finish = restore(str(folder), "--stack", "dev", "--database-url", database, "--restore-vault", "--vault-only",
+                     "--yes", env=vault_env(vault))
+    assert finish.returncode == 0, finish.stderr
+    assert psql(database, "SELECT count(*) FROM pg_tables WHERE tablename = 'untouched_marker'") == "1"
+    assert vault.versions["litellm-gateway/dev"][-1] == V2
+
+
+# --- the restored Vault secret reaches the containers ------------------------------------------------
+
+def test_restored_vault_values_become_the_stacks_config_and_the_containers_values(database, tmp_path, vault, pulumi_cli):
+    """The runbook's sequence as far as it runs here: restore -> (config set by the script) -> `up`,
+    the last under mocks with the config the Pulumi CLI double recorded."""
+    vault.put("litellm-gateway/dev", secret_version("sk-v3" + "c" * 40, postgres_password="pg-v3-pass#/@word"))
+    folder = take_backup(database, tmp_path, vault)  # holds version 3
+    vault.put("litellm-gateway/dev", secret_version("sk-rotated" + "d" * 40))  # a later, bad change
+    wanted = vault.versions["litellm-gateway/dev"][2]
+
+    done = restore(str(folder), "--stack", "dev", "--database-url", database, "--restore-vault", "--yes",
+                   env=vault_env(vault))
+    assert done.returncode == 0, done.stderr
+    assert vault.versions["litellm-gateway/dev"][-1] == wanted
+    state = pulumi_cli()
+    config = state["config"]["dev"]
+    assert {k: v["value"] for k, v in config.items()} == {
+        "masterKey": wanted["LITELLM_MASTER_KEY"], "saltKey": wanted["LITELLM_SALT_KEY"],
+        "uiPassword": wanted["UI_PASSWORD"], "postgresPassword": wanted["POSTGRES_PASSWORD"],
+        "redisPassword": wanted["REDIS_PASSWORD"], "grafanaAdminPassword": wanted["GRAFANA_ADMIN_PASSWORD"]}
+    assert all(v["secret"] for v in config.values())
+    sets = [c for c in state["calls"] if c["args"][:2] == ["config", "set"]]
+    assert all(c["value_on_stdin"] for c in sets), "a secret value never goes on a command line"
+    assert all(c["backend"] == f"file://{ROOT / '.pulumi-state'}" and c["cwd"] == str(ROOT) for c in sets)
+    # The database role now has Vault's password (it is not in the dump): the old one is refused.
+    from urllib.parse import quote
+
+    new_url = database.replace(":pg-test-password@", f":{quote(wanted['POSTGRES_PASSWORD'], safe='')}@")
+    assert psql(new_url, "SELECT 1") == "1"
+    assert subprocess.run(["psql", database, "-X", "-c", "SELECT 1"], capture_output=True).returncode != 0
+
+    run = run_stack(stack_file_config("dev"), secrets={k: v["value"] for k, v in config.items()})
+    env = dict(e.split("=", 1) for e in run.mocks.named("gateway-litellm-0").plain("envs"))
+    assert env["LITELLM_MASTER_KEY"] == wanted["LITELLM_MASTER_KEY"]
+    assert env["LITELLM_SALT_KEY"] == wanted["LITELLM_SALT_KEY"]
+    assert env["DATABASE_URL"].split("@")[0].endswith(":" + quote(wanted["POSTGRES_PASSWORD"], safe=""))
+    assert json.loads(run.mocks.named("secrets-kv").plain("dataJson")) == wanted, "`up` writes Vault's values back unchanged"
+
+
+def test_adopt_after_a_vault_kv_rollback(database, tmp_path, vault, pulumi_cli):
+    # `vault kv rollback -version=1` writes version 1's content as a new version.
+    vault.put("litellm-gateway/dev", dict(vault.versions["litellm-gateway/dev"][0]))
+    refused = run_script("adopt-vault-secret", "dev", "--database-url", database, env=vault_env(vault))
+    assert refused.returncode == 3 and "add --yes" in refused.stderr and not pulumi_cli()["config"]
+    done = run_script("adopt-vault-secret", "dev", "--database-url", database, "--yes", env=vault_env(vault))
+    assert done.returncode == 0, done.stderr
+    config = pulumi_cli()["config"]["dev"]
+    assert config["masterKey"]["value"] == V1["LITELLM_MASTER_KEY"] and config["masterKey"]["secret"]
+    assert "values of version 3" in done.stdout
+
+
+# --- backups that can be trusted ---------------------------------------------------------------------
+
+def test_a_backup_without_vault_is_refused_unless_explicitly_waived(database, tmp_path):
+    done = run_script("backup", "dev", "--out", str(tmp_path / "out"), "--database-url", database,
+                      "--no-pulumi-export", env={"VAULT_ADDR": "", "VAULT_TOKEN": "", "HOME": str(tmp_path)})
+    assert done.returncode == 3 and "salt key" in done.stderr and "--no-vault" in done.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    done = run_script("backup", "dev", "--out", str(tmp_path / "out"), "--database-url", database,
+                      "--no-pulumi-export", "--no-vault", env={"VAULT_ADDR": "", "VAULT_TOKEN": "", "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert "WARNING: --no-vault" in done.stderr and "cannot decrypt" in done.stderr
+    (folder,) = (tmp_path / "out").iterdir()
+    assert "skipped" in json.loads((folder / "manifest.json").read_text())["vault"]
+
+
+def rewrite_sums(folder: Path, manifest: dict | None = None, text: str | None = None) -> None:
+    """Forge a consistent SHA256SUMS (as a damaged or tampered backup could carry)."""
+    from operations.backup_restore import sha256
+
+    if manifest is not None:
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    if text is not None:
+        (folder / "manifest.json").write_text(text)
+    files = json.loads((folder / "manifest.json").read_text()).get("files", {}) if manifest or text is None else {}
+    sums = dict(files, **{"manifest.json": sha256(folder / "manifest.json")})
+    (folder / "SHA256SUMS").write_text("".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: rewrite_sums(f, text="{not json"), "manifest.json is not readable JSON"),
+    (lambda f: rewrite_sums(f, text="[1, 2]"), "manifest.json is not a backup manifest"),
+    (lambda f: (f / "SHA256SUMS").write_text("deadbeef database.dump\n"), "SHA256SUMS line 1 is not"),
+    (lambda f: (f / "SHA256SUMS").write_text(""), "SHA256SUMS is empty"),
+    (lambda f: (f / "manifest.json").write_bytes(b"\xff\xfe"), "checksum mismatch for manifest.json"),
+])
+def test_a_damaged_backup_is_refused_with_a_message_not_a_traceback(database, tmp_path, vault, damage, message):
+    folder = take_backup(database, tmp_path, vault)
+    damage(folder)
+    done = restore(str(folder), "--stack", "dev", "--database-url", database, "--yes")
+    assert done.returncode == 3 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_dump_left_out_of_the_checksums_is_refused(database, tmp_path, vault):
+    folder = take_backup(database, tmp_path, vault)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["files"]["database.dump"]
+    (folder / "database.dump").write_bytes(b"PGDMP anything at all")
+    rewrite_sums(folder, manifest=manifest)
+    done = restore(str(folder), "--stack", "dev", "--database-url", database, "--yes")
+    assert done.returncode == 3 and "is not among the checksummed files" in done.stderr, done.stderr
+
+
+def test_a_scheduled_dump_with_an_empty_or_foreign_checksum_file_is_refused(database, tmp_path):
+    dump = scheduled_dump(database, tmp_path)
+    sums = dump.with_name(dump.name + ".sha256")
+    sums.write_text("")
+    done = restore(str(dump), "--stack", "dev", "--database-url", database, "--yes")
+    assert done.returncode == 3 and ".sha256 is empty" in done.stderr and "Traceback" not in done.stderr
+    sums.write_text(f"{sha256_of(dump)}  litellm-dev-20990101T000000Z.dump\n")
+    done = restore(str(dump), "--stack", "dev", "--database-url", database, "--yes")
+    assert done.returncode == 3 and "is not the checksum of" in done.stderr
+
+
+def test_two_backups_in_the_same_second_both_land(database, tmp_path, vault, monkeypatch):
+    import datetime as dt
+
+    from operations import backup_restore as ops
+
+    monkeypatch.setenv("BACKUP_PASSPHRASE", "pass")
+    facts = ops.load_stack("dev")
+    now = dt.datetime(2026, 11, 26, 3, 0, 0, tzinfo=dt.timezone.utc)
+    v = ops.Vault(vault.address, vault.token, facts.vault_mount, facts.vault_path)
+    first = ops.backup(facts, tmp_path, ops.Database(url=database), v, "encrypted", False, now=now)
+    second = ops.backup(facts, tmp_path, ops.Database(url=database), v, "encrypted", False, now=now)
+    assert first.name == "litellm-gateway-dev-20261126T030000Z"
+    assert second.name == "litellm-gateway-dev-20261126T030000Z-2"
+    assert ops.verify(first) and ops.verify(second)
+
+
+def test_an_invalid_stack_file_stops_the_backup_before_the_dump(tmp_path, monkeypatch, capsys):
+    from operations import backup_restore as ops
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "Pulumi.broken.yaml").write_text("config:\n  litellm-gateway:environment: broken\n"
+                                             "  litellm-gateway:gateway: {port: 0}\n")
+    monkeypatch.setattr(ops, "ROOT", repo)
+    # An unreachable database: if the dump ran first, the error would be pg_dump's.
+    code = ops.backup_main(["broken", "--out", str(tmp_path / "out"), "--no-vault", "--no-pulumi-export",
+                            "--database-url", "postgresql://u:p@127.0.0.1:1/db"])
+    err = capsys.readouterr().err
+    assert code == 3 and "Pulumi.broken.yaml: invalid configuration" in err and "gateway" in err
+    assert "pg_dump" not in err
+
+
+def test_the_docker_container_mode_uses_the_stacks_user_and_database():
+    from operations import backup_restore as ops
+
+    facts = ops.load_stack("prod")
+    args = type("Args", (), {"docker_container": facts.postgres_container, "database_url": None})()
+    command = ops._database_from(args, facts).command("psql", "-c", "SELECT 1")
+    pg = facts.settings.postgres
+    assert command[:5] == ["docker", "exec", "-i", "litellm-gateway-prod-postgres", "psql"]
+    assert command[5:9] == ["-U", pg.user, "-d", pg.database]
+
+
+def test_the_database_password_never_reaches_a_command_line(database, tmp_path, vault, pulumi_cli):
+    """Every PostgreSQL tool the scripts start is recorded (a pass-through shim on PATH)."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    log = tmp_path / "argv.log"
+    for tool in ("psql", "pg_dump", "pg_restore"):
+        real = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
+        (shims / tool).write_text(f'#!/bin/sh\nprintf "%s\\n" "{tool} $*" >>"{log}"\nexec "{real}" "$@"\n')
+        (shims / tool).chmod(0o755)
+    env = {**vault_env(vault), "PATH": f"{shims}:{os.environ['PATH']}"}
+    done = run_script("backup", "dev", "--out", str(tmp_path / "out"), "--database-url", database,
+                      "--no-pulumi-export", env=env)
+    assert done.returncode == 0, done.stderr
+    (folder,) = (tmp_path / "out").iterdir()
+    done = restore(str(folder), "--stack", "dev", "--database-url", database, "--restore-vault", "--yes", env=env)
+    assert done.returncode == 0, done.stderr
+    recorded = log.read_text()
+    assert "pg_dump --dbname=" in recorded and "--clean" in recorded and "psql --dbname=" in recorded
+    assert "pg-test-password" not in recorded
+
+
+def test_scheduled_dumps_are_private_to_the_postgres_user(database, tmp_path):
+    dump = scheduled_dump(database, tmp_path)
+    assert oct(dump.stat().st_mode & 0o777) == "0o600"
+    assert oct(dump.with_name(dump.name + ".sha256").stat().st_mode & 0o777) == "0o600"
+    assert oct(dump.parent.stat().st_mode & 0o777) == "0o700"
+
+
+def test_the_scheduler_hands_the_directory_to_postgres_and_drops_root(tmp_path):
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.fail("this test starts the scheduler as root, as the container does; run the suite as root (CI does)")
+    import shutil
+    import tempfile
+
+    # The image keeps the script in /usr/local/bin: readable by postgres after the drop.
+    where = Path(tempfile.mkdtemp(prefix="scheduler-test-", dir="/tmp"))
+    os.chmod(where, 0o755)
+    script = where / "scheduler"
+    script.write_text(render_scheduler_script(("03:00",)))
+    script.chmod(0o755)
+    backups = where / "backups"
+    process = subprocess.Popen(["bash", str(script)], env={**os.environ, "BACKUP_DIR": str(backups)},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        postgres_uid = pwd.getpwnam("postgres").pw_uid
+        deadline = time.monotonic() + 20
+        uid = None
+        while time.monotonic() < deadline and process.poll() is None:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+            if uid == postgres_uid:
+                break
+            time.sleep(0.2)
+        assert uid == postgres_uid, f"the scheduler still runs as uid {uid}: {process.poll()}"
+        assert backups.stat().st_uid == postgres_uid and oct(backups.stat().st_mode & 0o777) == "0o700"
+    finally:
+        process.kill()
+        process.wait()
+        shutil.rmtree(where, ignore_errors=True)

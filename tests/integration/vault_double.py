@@ -2,8 +2,11 @@
 
 Serves what the backup and restore scripts use, with Vault's response shapes
 (https://developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2): GET and POST
-/v1/<mount>/data/<path> (each write is a new version; ?version=N reads an older one). Requests
-without the right X-Vault-Token get 403 like Vault's permission denied.
+/v1/<mount>/data/<path> (each write is a new version; ?version=N reads an older one), and the token
+checks a careful client makes first: GET /v1/auth/token/lookup-self and POST
+/v1/sys/capabilities-self (https://developer.hashicorp.com/vault/api-docs/system/capabilities-self).
+Requests without a known X-Vault-Token get 403 like Vault's permission denied; a read-only token
+reads but gets 403 on writes.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from urllib.parse import parse_qs, urlparse
 
 
 class VaultDouble:
-    def __init__(self, token: str, mount: str = "secret"):
+    def __init__(self, token: str, mount: str = "secret", read_only_tokens: tuple[str, ...] = ()):
         self.token = token
+        self.read_only_tokens = set(read_only_tokens)
         self.mount = mount
         self.versions: dict[str, list[dict]] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -50,11 +54,18 @@ class VaultDouble:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def _path(self):
+            def _capabilities(self) -> list[str]:
+                token = self.headers.get("X-Vault-Token")
+                if token == double.token:
+                    return ["root"]
+                return ["read"] if token in double.read_only_tokens else []
+
+            def _path(self, write: bool = False):
                 url = urlparse(self.path)
                 prefix = f"/v1/{double.mount}/data/"
-                if self.headers.get("X-Vault-Token") != double.token:
-                    self._send(403, {"errors": ["permission denied"]})
+                capabilities = self._capabilities()
+                if not capabilities or (write and "root" not in capabilities):
+                    self._send(403, {"errors": ["1 error occurred:\n\t* permission denied\n\n"]})
                     return None, None
                 if not url.path.startswith(prefix):
                     self._send(404, {"errors": []})
@@ -66,6 +77,12 @@ class VaultDouble:
                         "deletion_time": "", "destroyed": False, "version": version}
 
             def do_GET(self):
+                if urlparse(self.path).path == "/v1/auth/token/lookup-self":
+                    capabilities = self._capabilities()
+                    if not capabilities:
+                        return self._send(403, {"errors": ["permission denied"]})
+                    policies = ["root"] if "root" in capabilities else ["default", "litellm-gateway-read"]
+                    return self._send(200, {"data": {"policies": policies, "ttl": 0 if "root" in policies else 3600}})
                 path, query = self._path()
                 if path is None:
                     return
@@ -76,7 +93,14 @@ class VaultDouble:
                 self._send(200, {"data": {"data": history[version - 1], "metadata": self._metadata(version)}})
 
             def do_POST(self):
-                path, _ = self._path()
+                if urlparse(self.path).path == "/v1/sys/capabilities-self":
+                    capabilities = self._capabilities()
+                    if not capabilities:
+                        return self._send(403, {"errors": ["permission denied"]})
+                    body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                    by_path = {p: capabilities for p in body["paths"]}
+                    return self._send(200, {**by_path, "capabilities": capabilities, "data": by_path})
+                path, _ = self._path(write=True)
                 if path is None:
                     return
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))

@@ -95,6 +95,7 @@ def test_fetch_backup_names_what_is_missing(tmp_path):
     docker = shutil.which("docker", path=PATH)
     engine_up = docker and subprocess.run([docker, "info"], capture_output=True).returncode == 0
     if docker and not engine_up:
-        result = subprocess.run(script, capture_output=True, text=True, env={"PATH": PATH}, timeout=60)
+        with_docker = f"{only_python}:{PATH}"  # the scripts' python3 first, then the docker CLI
+        result = subprocess.run(script, capture_output=True, text=True, env={"PATH": with_docker}, timeout=60)
         assert result.returncode == 3
         assert "cannot list /backups in litellm-gateway-dev-pgbackup" in result.stderr
