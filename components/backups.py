@@ -10,7 +10,8 @@ import pulumi_docker as docker
 
 from config.settings import StackSettings
 from renderers import backup_scripts as rendered
-from .containers import container_options, healthcheck, labels, pinned_image, secret_envs
+from .containers import (UPLOADS_NEED_WRITABLE_ROOT, container_options, hardening, healthcheck, labels, pinned_image,
+                         secret_envs)
 
 RUNBOOK = "docs/RUNBOOK.md"
 
@@ -71,7 +72,13 @@ class DatabaseBackups(pulumi.ComponentResource):
             healthcheck=healthcheck(rendered.healthcheck_command(), start_period="30s"),
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[f"{prefix}-pgbackup"])],
             restart="unless-stopped", wait=True, wait_timeout=120,
-            labels=labels(settings, "backup"),
+            # Starts as root only to hand /backups to postgres (chown), then drops to it (gosu).
+            **hardening(settings, settings.containers.limits.backup, cap_adds=("CHOWN", "SETGID", "SETUID"),
+                        stop_grace_seconds=60),
+            labels=labels(settings, "backup", waivers={
+                "read-only-rootfs": UPLOADS_NEED_WRITABLE_ROOT,
+                "non-root-user": "starts as root to give /backups to the postgres user, then runs as postgres",
+            }),
             opts=container_options(child, [args.database]),
         )
         self.register_outputs({"schedule": self.schedule, "location": self.location})

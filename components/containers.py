@@ -7,7 +7,7 @@ from typing import Optional
 import pulumi
 import pulumi_docker as docker
 
-from config.settings import PROJECT, StackSettings
+from config.settings import PROJECT, Limits, StackSettings
 
 
 def pinned_image(resource_name: str, reference: str, opts: pulumi.ResourceOptions) -> docker.RemoteImage:
@@ -24,6 +24,37 @@ def labels(settings: StackSettings, role: str, waivers: Optional[dict[str, str]]
         **{f"{PROJECT}.policy-waiver.{policy}": reason for policy, reason in (waivers or {}).items()},
     }
     return [docker.ContainerLabelArgs(label=k, value=v) for k, v in values.items()]
+
+
+NO_NEW_PRIVILEGES = "no-new-privileges:true"
+# Why a container may keep what the hardening policy otherwise forbids (label values, see policy/).
+UPLOADS_NEED_WRITABLE_ROOT = ("its configuration is uploaded before it starts, and Docker refuses uploads "
+                              "into a read-only root filesystem")
+
+
+def hardening(settings: StackSettings, limits: Limits, *, user: Optional[str] = None, read_only: bool = False,
+              tmpfs: Optional[dict[str, str]] = None, cap_adds: tuple[str, ...] = (),
+              stop_grace_seconds: int = 30, no_new_privileges: bool = True) -> dict:
+    """Container arguments every container gets: no privilege escalation, no capabilities beyond
+    `cap_adds`, rotated logs, memory and CPU limits, and time to stop cleanly when replaced."""
+    containers = settings.containers
+    hardened = dict(
+        security_opts=[NO_NEW_PRIVILEGES] if no_new_privileges else [],
+        capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=list(cap_adds) or None),
+        log_driver="json-file",
+        log_opts={"max-size": f"{containers.log_max_size_mb}m", "max-file": str(containers.log_max_files)},
+        memory=limits.memory_mb,
+        cpus=f"{limits.cpus:g}",
+        # Docker's stop timeout (daemon restarts, `docker stop`) and the provider's on replace/destroy.
+        stop_timeout=stop_grace_seconds,
+        destroy_grace_seconds=stop_grace_seconds,
+        read_only=read_only,
+    )
+    if user is not None:
+        hardened["user"] = user
+    if tmpfs:
+        hardened["tmpfs"] = tmpfs
+    return hardened
 
 
 def secret_envs(values: dict[str, pulumi.Input[str]]) -> pulumi.Output[list[str]]:

@@ -8,11 +8,12 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_docker as docker
 
-from config.settings import StackSettings
+from config.settings import Limits, StackSettings
 from config.values import local_url, postgres_url
 from renderers import litellm_config as rendered
 from renderers import redis_conf
-from .containers import container_options, healthcheck, labels, pinned_image, secret_envs
+from .containers import (UPLOADS_NEED_WRITABLE_ROOT, container_options, hardening, healthcheck, labels, pinned_image,
+                         secret_envs)
 
 POSTGRES_PORT = 5432
 
@@ -86,7 +87,16 @@ class Gateway(pulumi.ComponentResource):
             restart="unless-stopped",
             wait=True,
             wait_timeout=120,
-            labels=labels(settings, "postgres"),
+            # Read-only image, writable data volume (the image's documented --read-only setup); the
+            # entrypoint prepares the data directory as root, then runs the server as postgres.
+            # A clean shutdown on replacement, not crash recovery at the next start.
+            **hardening(settings, settings.containers.limits.postgres, read_only=True,
+                        tmpfs={"/tmp": "rw,noexec,nosuid,size=256m", "/run/postgresql": "rw,noexec,nosuid,size=16m"},
+                        cap_adds=("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"), stop_grace_seconds=120),
+            labels=labels(settings, "postgres", waivers={
+                "non-root-user": "the image's entrypoint prepares the data directory as root, then runs postgres "
+                                 "as the postgres user",
+            }),
             opts=container_options(child),
         )
 
@@ -109,7 +119,8 @@ class Gateway(pulumi.ComponentResource):
             restart="unless-stopped",
             wait=True,
             wait_timeout=60,
-            labels=labels(settings, "redis"),
+            **hardening(settings, settings.redis_limits(), user="redis"),
+            labels=labels(settings, "redis", waivers={"read-only-rootfs": UPLOADS_NEED_WRITABLE_ROOT}),
             opts=container_options(child),
         )
 
@@ -157,14 +168,19 @@ class Gateway(pulumi.ComponentResource):
                      f"'http://127.0.0.1:{rendered.PROXY_PORT}/health/liveliness', timeout=4)"],
                     start_period="60s",
                 ),
-                memory=gateway.memory_mb,
-                cpus=f"{gateway.cpus:g}",
                 networks_advanced=on_network("litellm", f"litellm-{replica}"),
                 restart="unless-stopped",
                 wait=True,
                 # The first start runs database migrations.
                 wait_timeout=300,
-                labels=labels(settings, "litellm"),
+                # uvicorn finishes in-flight requests on SIGTERM within the grace period.
+                **hardening(settings, Limits(memory_mb=gateway.memory_mb, cpus=gateway.cpus),
+                            stop_grace_seconds=gateway.stop_grace_seconds),
+                labels=labels(settings, "litellm", waivers={
+                    "read-only-rootfs": UPLOADS_NEED_WRITABLE_ROOT,
+                    "non-root-user": "the litellm-database image runs as root (Prisma keeps its engines and "
+                                     "generated client under /root); it gets no capabilities",
+                }),
                 opts=container_options(child, depends_on),
             )
             self.litellm_containers.append(container)

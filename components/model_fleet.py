@@ -13,7 +13,7 @@ import pulumi_vault as vault
 from config.settings import GpuHostSettings, StackSettings
 from config.values import slug
 from renderers.ollama_scripts import pull_command, prune_command, render_host_script
-from .containers import container_options, healthcheck, labels, pinned_image
+from .containers import container_options, hardening, healthcheck, labels, pinned_image
 from .ollama_drift import OllamaHostModels
 
 
@@ -155,6 +155,10 @@ class ModelFleet(pulumi.ComponentResource):
             restart="unless-stopped",
             wait=True,
             wait_timeout=120,
-            labels=labels(settings, "ollama"),
+            **hardening(settings, settings.containers.limits.ollama_dev),
+            labels=labels(settings, "ollama", waivers={
+                "non-root-user": "ollama/ollama runs as root with its models under /root/.ollama (dev only)",
+                "read-only-rootfs": "ollama unpacks its runners at start (dev only)",
+            }),
             opts=container_options(docker_child),
         )

@@ -11,7 +11,8 @@ import pulumi_docker as docker
 from config.settings import StackSettings
 from config.values import local_url, postgres_url
 from renderers import monitoring as rendered
-from .containers import container_options, healthcheck, labels, pinned_image, secret_envs
+from .containers import (UPLOADS_NEED_WRITABLE_ROOT, container_options, hardening, healthcheck, labels, pinned_image,
+                         secret_envs)
 
 GRAFANA_PORT = 3000
 
@@ -59,6 +60,7 @@ class Monitoring(pulumi.ComponentResource):
                 healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{rendered.REDIS_EXPORTER_PORT}/health")),
                 networks_advanced=on_network(f"{prefix}-redis-exporter"),
                 restart="unless-stopped", wait=True, wait_timeout=60,
+                **hardening(settings, settings.containers.limits.redis_exporter, user="59000:59000", read_only=True),
                 labels=labels(settings, "redis-exporter"),
                 opts=container_options(child),
             ))
@@ -74,6 +76,8 @@ class Monitoring(pulumi.ComponentResource):
                 healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{rendered.POSTGRES_EXPORTER_PORT}/metrics")),
                 networks_advanced=on_network(f"{prefix}-postgres-exporter"),
                 restart="unless-stopped", wait=True, wait_timeout=60,
+                **hardening(settings, settings.containers.limits.postgres_exporter, user="65534:65534",
+                            read_only=True),
                 labels=labels(settings, "postgres-exporter"),
                 opts=container_options(child),
             ))
@@ -104,7 +108,8 @@ class Monitoring(pulumi.ComponentResource):
             healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{rendered.PROMETHEUS_PORT}/-/healthy")),
             networks_advanced=on_network(f"{prefix}-prometheus"),
             restart="unless-stopped", wait=True, wait_timeout=120,
-            labels=labels(settings, "prometheus"),
+            **hardening(settings, settings.containers.limits.prometheus, user="65534:65534", stop_grace_seconds=60),
+            labels=labels(settings, "prometheus", waivers={"read-only-rootfs": UPLOADS_NEED_WRITABLE_ROOT}),
             opts=container_options(child, exporters),
         )
 
@@ -137,7 +142,8 @@ class Monitoring(pulumi.ComponentResource):
             healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{GRAFANA_PORT}/api/health"), start_period="30s"),
             networks_advanced=on_network(f"{prefix}-grafana"),
             restart="unless-stopped", wait=True, wait_timeout=180,
-            labels=labels(settings, "grafana"),
+            **hardening(settings, settings.containers.limits.grafana, user="472:0"),
+            labels=labels(settings, "grafana", waivers={"read-only-rootfs": UPLOADS_NEED_WRITABLE_ROOT}),
             opts=container_options(child, [prometheus]),
         )
 

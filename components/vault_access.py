@@ -11,7 +11,7 @@ import pulumi_random as random
 import pulumi_vault as vault
 
 from config.settings import StackSettings
-from .containers import container_options, labels, pinned_image, secret_envs
+from .containers import container_options, hardening, labels, pinned_image, secret_envs
 
 VAULT_PORT = 8200
 
@@ -67,7 +67,6 @@ class VaultAccess(pulumi.ComponentResource):
             image=image.image_id,
             envs=secret_envs({"VAULT_DEV_ROOT_TOKEN_ID": token,
                               "VAULT_DEV_LISTEN_ADDRESS": f"0.0.0.0:{VAULT_PORT}"}),
-            capabilities=docker.ContainerCapabilitiesArgs(adds=["IPC_LOCK"]),
             # Only the machine running `pulumi up` talks to it; never published beyond loopback.
             ports=[docker.ContainerPortArgs(internal=VAULT_PORT, external=settings.vault.dev_port, ip="127.0.0.1")],
             healthcheck=docker.ContainerHealthcheckArgs(
@@ -77,7 +76,14 @@ class VaultAccess(pulumi.ComponentResource):
             restart="unless-stopped",
             wait=True,
             wait_timeout=120,
+            # The entrypoint gives the vault binary IPC_LOCK (setcap) and drops from root to the vault user.
+            **hardening(settings, settings.containers.limits.vault_dev, cap_adds=("IPC_LOCK", "SETFCAP", "SETGID", "SETUID"),
+                        no_new_privileges=False),
             labels=labels(settings, "vault-dev", waivers={
+                "non-root-user": "the image's entrypoint drops from root to the vault user (dev only)",
+                "read-only-rootfs": "dev-mode Vault writes its config at start (dev only)",
+                "no-new-privileges": "the entrypoint grants the vault binary IPC_LOCK as a file capability, which "
+                                     "no-new-privileges would void (dev only, published on 127.0.0.1 only)",
                 "datastores-not-published": "dev-mode Vault must answer the Pulumi Vault provider on this machine; "
                                             "published on 127.0.0.1 only",
             }),

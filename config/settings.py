@@ -158,7 +158,9 @@ class GatewaySettings(_Section):
     memory_mb: int = Field(default=2048, ge=256, le=MAX_MEMORY_MB)
     cpus: float = Field(default=2.0, gt=0, le=MAX_CPUS)
     num_workers: int = Field(default=1, ge=1, le=64)
-    request_timeout_seconds: int = Field(default=600, ge=1)
+    request_timeout_seconds: int = Field(default=600, ge=1, le=86400)
+    # Time a replica gets to finish in-flight requests when it is stopped (SIGTERM, then SIGKILL).
+    stop_grace_seconds: int = Field(default=60, ge=1, le=3600)
     # Bump to rotate the master key (see README, "Rotating the master key").
     master_key_rotation: int = Field(default=0, ge=0)
     ui_username: str = Field(default="admin", min_length=1, max_length=128)
@@ -290,6 +292,33 @@ class BackupSettings(_Section):
     volume_name: Optional[VolumeName] = None
 
 
+class Limits(_Section):
+    memory_mb: int = Field(ge=16, le=MAX_MEMORY_MB)
+    cpus: float = Field(gt=0, le=MAX_CPUS)
+
+
+class ContainerLimits(_Section):
+    """Memory and CPU limits per container (the LiteLLM replicas: gateway.memoryMb and gateway.cpus)."""
+
+    postgres: Limits = Limits(memory_mb=2048, cpus=2)
+    # Unset: redis.maxMemoryMb plus a quarter (at least 64 MB) for buffers and connections.
+    redis: Optional[Limits] = None
+    prometheus: Limits = Limits(memory_mb=2048, cpus=1)
+    grafana: Limits = Limits(memory_mb=512, cpus=1)
+    redis_exporter: Limits = Limits(memory_mb=128, cpus=0.25)
+    postgres_exporter: Limits = Limits(memory_mb=128, cpus=0.25)
+    backup: Limits = Limits(memory_mb=1024, cpus=1)
+    vault_dev: Limits = Limits(memory_mb=256, cpus=0.5)
+    ollama_dev: Limits = Limits(memory_mb=8192, cpus=4)
+
+
+class ContainersSettings(_Section):
+    # Docker's json-file log driver keeps this much per container, then rotates.
+    log_max_size_mb: int = Field(default=20, ge=1, le=10240)
+    log_max_files: int = Field(default=5, ge=1, le=100)
+    limits: ContainerLimits = ContainerLimits()
+
+
 class SecretsSettings(_Section):
     # The salt key encrypts credentials stored in the database; it must never change.
     protect_salt_key: bool = True
@@ -324,6 +353,7 @@ class StackSettings:
     model_pulls: ModelPullSettings
     monitoring: MonitoringSettings
     backups: BackupSettings
+    containers: ContainersSettings
     supplied_secrets: SuppliedSecrets
 
     @property
@@ -341,6 +371,11 @@ class StackSettings:
     @property
     def backup_volume(self) -> str:
         return self.backups.volume_name or f"{PROJECT}-{self.environment}-pgbackups"
+
+    def redis_limits(self) -> Limits:
+        if self.containers.limits.redis is not None:
+            return self.containers.limits.redis
+        return Limits(memory_mb=self.redis.max_memory_mb + max(64, self.redis.max_memory_mb // 4), cpus=1)
 
     def resource_prefix(self) -> str:
         return f"{PROJECT}-{self.environment}"
@@ -394,6 +429,7 @@ _SECTIONS: dict[str, tuple[str, Any, bool]] = {
     "modelPulls": ("model_pulls", ModelPullSettings, False),
     "monitoring": ("monitoring", MonitoringSettings, False),
     "backups": ("backups", BackupSettings, False),
+    "containers": ("containers", ContainersSettings, False),
 }
 _SCALARS = ("environment",)
 STRUCTURED_KEYS = frozenset(_SECTIONS)
@@ -678,6 +714,14 @@ def _cross_check(parsed: dict[str, Any], raw: dict[str, Any], problems: list[tup
         if backups.volume_name is not None and backups.volume_name == pg_volume:
             problems.append(("backups.volumeName", "is the database's volume; backups must live elsewhere"))
 
+    redis: Optional[RedisSettings] = parsed.get("redis")
+    containers: Optional[ContainersSettings] = parsed.get("containers")
+    if redis is not None and containers is not None and containers.limits.redis is not None \
+            and containers.limits.redis.memory_mb < redis.max_memory_mb + 32:
+        problems.append(("containers.limits.redis.memoryMb",
+                         f"{containers.limits.redis.memory_mb} MB leaves no room above redis.maxMemoryMb "
+                         f"({redis.max_memory_mb} MB): give it at least {redis.max_memory_mb + 32}"))
+
     _check_environment_specific(parsed, problems)
     _check_fleet(parsed, raw, problems)
 
@@ -855,5 +899,6 @@ def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(
         model_pulls=parsed["model_pulls"],
         monitoring=parsed["monitoring"],
         backups=parsed["backups"],
+        containers=parsed["containers"],
         supplied_secrets=SuppliedSecrets(supplied),
     )

@@ -125,6 +125,36 @@ def containers_healthy_and_restarting(resource: PolicyResource) -> list[str]:
     return problems
 
 
+# --- containers-hardened -------------------------------------------------------------------------
+
+ROOT_USERS = {"", "root", "0", "0:0", "root:root"}
+
+
+def containers_hardened(resource: PolicyResource) -> list[str]:
+    """No privilege escalation, no default capabilities, rotated logs, limits, a clean stop, and a
+    non-root user and read-only root filesystem unless a waiver label says why not."""
+    if resource.type != CONTAINER:
+        return []
+    props = _plain(resource.props)
+    problems = []
+    if "no-new-privileges:true" not in (props.get("securityOpts") or []) and not _waived(resource, "no-new-privileges"):
+        problems.append("security_opts lacks no-new-privileges:true")
+    if "ALL" not in ((props.get("capabilities") or {}).get("drops") or []):
+        problems.append("capabilities do not drop ALL (add back only what the image needs)")
+    log_opts = props.get("logOpts") or {}
+    if props.get("logDriver") != "json-file" or "max-size" not in log_opts or "max-file" not in log_opts:
+        problems.append("logs are not rotated (json-file with max-size and max-file)")
+    if not props.get("memory") or not props.get("cpus"):
+        problems.append("no memory or CPU limit")
+    if not props.get("destroyGraceSeconds"):
+        problems.append("no stop grace period (destroy_grace_seconds): a replacement would kill it mid-write")
+    if str(props.get("user") or "") in ROOT_USERS and not _waived(resource, "non-root-user"):
+        problems.append("runs as root; set a user, or a non-root-user waiver saying why the image needs root")
+    if not props.get("readOnly") and not _waived(resource, "read-only-rootfs"):
+        problems.append("root filesystem is writable; set read_only, or a read-only-rootfs waiver saying why not")
+    return [f"{resource.name}: {p}" for p in problems]
+
+
 # --- no-plaintext-secrets ------------------------------------------------------------------------
 
 SECRET_PATTERNS = [
@@ -184,6 +214,9 @@ POLICIES: dict[str, tuple[str, Callable[[PolicyResource], list[str]]]] = {
                                  datastores_not_published),
     "containers-healthy-and-restarting": ("Every long-running container has a healthcheck and a restart policy.",
                                           containers_healthy_and_restarting),
+    "containers-hardened": ("Containers drop capabilities, cannot gain privileges, rotate logs, have limits and a "
+                            "stop grace period, and run as non-root on a read-only root filesystem unless waived.",
+                            containers_hardened),
     "no-plaintext-secrets": ("No secret-looking value in plain text in a resource input.", no_plaintext_secrets),
     "salt-key-protected": ("The LiteLLM salt key is protected.", salt_key_protected),
 }

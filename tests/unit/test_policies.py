@@ -86,6 +86,40 @@ def test_missing_healthcheck_or_restart_policy(shipped):
     assert len(messages) == 2 and "healthcheck" in messages[0] and "restart policy" in messages[1]
 
 
+def test_every_container_is_hardened_and_each_exception_is_a_named_waiver(shipped):
+    _, run = shipped
+    containers = [r for r in policy_inputs(run) if r.type == validators.CONTAINER]
+    assert len(containers) >= 6
+    for container in containers:
+        props = validators._plain(container.props)
+        assert "ALL" in props["capabilities"]["drops"], container.name
+        assert props["logOpts"]["max-size"] and props["memory"] > 0 and props["destroyGraceSeconds"] > 0
+        waivers = {label["label"].rsplit(".", 1)[1] for label in props["labels"] if ".policy-waiver." in label["label"]}
+        assert props.get("readOnly") or "read-only-rootfs" in waivers, container.name
+        assert props.get("user") not in (None, "", "root", "0") or "non-root-user" in waivers, container.name
+    by_name = {c.name: validators._plain(c.props) for c in containers}
+    assert by_name["gateway-postgres"]["readOnly"] and by_name["gateway-postgres"]["destroyGraceSeconds"] >= 60
+    assert by_name["gateway-redis"]["user"] == "redis"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: p.update(securityOpts=[]), "no-new-privileges"),
+    (lambda p: p.update(capabilities={"adds": ["SYS_ADMIN"]}), "drop ALL"),
+    (lambda p: p.pop("logOpts"), "logs are not rotated"),
+    (lambda p: p.pop("memory"), "no memory or CPU limit"),
+    (lambda p: p.pop("destroyGraceSeconds"), "no stop grace period"),
+    (lambda p: p.update(readOnly=False), "root filesystem is writable"),
+    (lambda p: p.update(user="root"), "runs as root"),
+])
+def test_an_unhardened_container_is_a_violation(shipped, damage, message):
+    _, run = shipped
+    exporter = named(policy_inputs(run, keep_secret_markers=False), "monitoring-redis-exporter")
+    assert violations([exporter], "containers-hardened") == []
+    damage(exporter.props)
+    (found,) = violations([exporter], "containers-hardened")
+    assert message in found
+
+
 def test_plaintext_secrets_are_found(shipped):
     _, run = shipped
     resources = policy_inputs(run)
