@@ -43,6 +43,8 @@ monitoring = Monitoring("monitoring", MonitoringArgs(
     redis_password=secrets.redis_password,
     postgres_password=secrets.postgres_password,
     grafana_admin_password=secrets.grafana_admin_password,
+    prometheus_password=secrets.prometheus_password,
+    prometheus_password_hash=secrets.prometheus_password_hash,
 ), opts=pulumi.ResourceOptions(depends_on=gateway.litellm_containers)) if settings.monitoring.enabled else None
 backups = DatabaseBackups("backups", DatabaseBackupsArgs(
     settings, docker_provider, network.name, secrets.postgres_password, gateway.postgres,

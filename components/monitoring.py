@@ -26,6 +26,8 @@ class MonitoringArgs:
     redis_password: pulumi.Input[str]
     postgres_password: pulumi.Input[str]
     grafana_admin_password: pulumi.Input[str]
+    prometheus_password: pulumi.Input[str]        # basic auth in front of Prometheus (user "prometheus")
+    prometheus_password_hash: pulumi.Input[str]   # its bcrypt hash, for Prometheus's web config
 
 
 def _http_check(url: str) -> list[str]:
@@ -95,17 +97,25 @@ class Monitoring(pulumi.ComponentResource):
             image=pinned_image(f"{name}-prometheus-image", monitoring.prometheus_image, child).image_id,
             command=[f"--config.file={paths.config_file}", "--storage.tsdb.path=/prometheus",
                      f"--storage.tsdb.retention.time={monitoring.retention_days}d",
-                     f"--web.listen-address=:{rendered.PROMETHEUS_PORT}"],
+                     f"--web.listen-address=:{rendered.PROMETHEUS_PORT}",
+                     f"--web.config.file={paths.web_config_file}"],
             uploads=[
                 docker.ContainerUploadArgs(file=paths.config_file, content=self.prometheus_config),
                 docker.ContainerUploadArgs(file=paths.rules_file, content=self.rules),
                 # The bearer key as a file: Prometheus reads it, the config only names it.
                 docker.ContainerUploadArgs(file=paths.credentials_file, content=pulumi.Output.secret(args.metrics_key)),
+                docker.ContainerUploadArgs(file=paths.web_password_file,
+                                           content=pulumi.Output.secret(args.prometheus_password)),
+                docker.ContainerUploadArgs(file=paths.web_config_file, content=pulumi.Output.secret(
+                    pulumi.Output.from_input(args.prometheus_password_hash).apply(rendered.render_prometheus_web_config))),
             ],
             mounts=[docker.ContainerMountArgs(target="/prometheus", source=prometheus_volume.name, type="volume")],
             ports=[docker.ContainerPortArgs(internal=rendered.PROMETHEUS_PORT, external=monitoring.prometheus_port,
                                             ip=monitoring.bind_address)],
-            healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{rendered.PROMETHEUS_PORT}/-/healthy")),
+            # Health needs the basic-auth password too; it is read from the file inside the container.
+            healthcheck=healthcheck(_http_check(
+                f"http://{rendered.PROMETHEUS_WEB_USER}:$(cat {paths.web_password_file})@127.0.0.1:"
+                f"{rendered.PROMETHEUS_PORT}/-/healthy")),
             networks_advanced=on_network(f"{prefix}-prometheus"),
             restart="unless-stopped", wait=True, wait_timeout=120,
             **hardening(settings, settings.containers.limits.prometheus, user="65534:65534", stop_grace_seconds=60),
@@ -125,6 +135,7 @@ class Monitoring(pulumi.ComponentResource):
                 "GF_SECURITY_ADMIN_PASSWORD": args.grafana_admin_password,
                 "GF_USERS_ALLOW_SIGN_UP": "false",
                 "GF_ANALYTICS_REPORTING_ENABLED": "false",
+                rendered.GRAFANA_PROMETHEUS_PASSWORD_ENV: args.prometheus_password,
             }),
             uploads=[
                 docker.ContainerUploadArgs(

@@ -21,7 +21,10 @@ VAULT_FIELDS = {
     "postgresPassword": "POSTGRES_PASSWORD",
     "redisPassword": "REDIS_PASSWORD",
     "grafanaAdminPassword": "GRAFANA_ADMIN_PASSWORD",
+    "prometheusPassword": "PROMETHEUS_PASSWORD",
 }
+# Generated only (never supplied as config): Prometheus's basic-auth password, kept as a bcrypt hash too.
+GENERATED_ONLY = frozenset({"prometheusPassword"})
 
 
 @dataclass
@@ -39,6 +42,8 @@ class GatewaySecrets(pulumi.ComponentResource):
     postgres_password: pulumi.Output[str]
     redis_password: pulumi.Output[str]
     grafana_admin_password: pulumi.Output[str]
+    prometheus_password: pulumi.Output[str]
+    prometheus_password_hash: pulumi.Output[str]
     secret_path: str
     stored_fields: list[str]
     secret_version: pulumi.Output[int]
@@ -75,6 +80,11 @@ class GatewaySecrets(pulumi.ComponentResource):
         self.postgres_password = generated("postgresPassword")
         self.redis_password = generated("redisPassword")
         self.grafana_admin_password = generated("grafanaAdminPassword")
+        prometheus = random.RandomPassword(f"{name}-prometheusPassword", length=32, special=False,
+                                           opts=pulumi.ResourceOptions(parent=self))
+        self.prometheus_password = pulumi.Output.secret(prometheus.result)
+        # Stored in state with the password; stable across runs, unlike hashing here with a fresh salt.
+        self.prometheus_password_hash = pulumi.Output.secret(prometheus.bcrypt_hash)
 
         values = {
             VAULT_FIELDS["masterKey"]: self.master_key,
@@ -83,6 +93,7 @@ class GatewaySecrets(pulumi.ComponentResource):
             VAULT_FIELDS["postgresPassword"]: self.postgres_password,
             VAULT_FIELDS["redisPassword"]: self.redis_password,
             VAULT_FIELDS["grafanaAdminPassword"]: self.grafana_admin_password,
+            VAULT_FIELDS["prometheusPassword"]: self.prometheus_password,
         }
         self.stored_fields = sorted(values)
         vault_child = pulumi.ResourceOptions(parent=self, provider=args.vault_provider)

@@ -274,10 +274,12 @@ def adopt_vault_secret(facts: StackFacts, secret: dict, database: Optional[Datab
     Container environments come from Pulumi's config and state, not from Vault: without this, a
     restored or rolled-back Vault secret would never reach the containers, and the next `pulumi up`
     would write the state's values back over it. Returns the config keys set."""
-    from components.secrets import VAULT_FIELDS
+    from components.secrets import GENERATED_ONLY, VAULT_FIELDS
 
-    by_field = {field: key for key, field in VAULT_FIELDS.items()}
-    unknown = sorted(set(secret) - set(by_field))
+    # Generated-only fields (Prometheus's password) stay what the stack generated; Vault gets them
+    # back from the state at the next `up`.
+    by_field = {field: key for key, field in VAULT_FIELDS.items() if key not in GENERATED_ONLY}
+    unknown = sorted(set(secret) - set(by_field) - {VAULT_FIELDS[k] for k in GENERATED_ONLY})
     missing = sorted(set(by_field) - set(secret))
     if missing:
         raise Refused(f"the Vault secret lacks {', '.join(missing)}; it is not a secret this stack wrote")

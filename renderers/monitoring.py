@@ -20,6 +20,8 @@ PROMETHEUS_PORT = 9090
 REDIS_EXPORTER_PORT = 9121
 POSTGRES_EXPORTER_PORT = 9187
 DATASOURCE_UID = "litellm-gateway-prometheus"
+PROMETHEUS_WEB_USER = "prometheus"
+GRAFANA_PROMETHEUS_PASSWORD_ENV = "PROMETHEUS_BASIC_AUTH_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,9 @@ class PrometheusPaths:
 
     rules_file: str = "/etc/prometheus/rules/litellm-gateway.rules.yml"
     credentials_file: str = "/etc/prometheus/secrets/litellm-metrics-key"
+    # Prometheus's own basic-auth password (its self-scrape and the container healthcheck read it).
+    web_password_file: str = "/etc/prometheus/secrets/web-password"
+    web_config_file: str = "/etc/prometheus/web.yml"
     config_file: str = "/etc/prometheus/prometheus.yml"
 
 
@@ -80,6 +85,8 @@ def render_prometheus_config(settings: StackSettings, paths: PrometheusPaths = P
             # LiteLLM's /metrics needs a bearer key; it is read from a file, never written here.
             config["metrics_path"] = "/metrics/"
             config["authorization"] = {"type": "Bearer", "credentials_file": paths.credentials_file}
+        if job == "prometheus":
+            config["basic_auth"] = {"username": PROMETHEUS_WEB_USER, "password_file": paths.web_password_file}
         scrape_configs.append(config)
     document = {
         "global": {
@@ -132,10 +139,18 @@ def render_alert_rules(settings: StackSettings) -> str:
 
 # --- Grafana -------------------------------------------------------------------------------------
 
+def render_prometheus_web_config(password_bcrypt_hash: str) -> str:
+    """Prometheus's --web.config.file: every request (UI, API, /metrics, health) needs basic auth."""
+    return yaml.safe_dump({"basic_auth_users": {PROMETHEUS_WEB_USER: password_bcrypt_hash}}, sort_keys=False)
+
+
 def render_grafana_datasource(prometheus_url: str) -> str:
+    # Grafana expands ${VAR} in provisioning files: the password stays in the container's environment.
     return yaml.safe_dump({"apiVersion": 1, "datasources": [{
         "name": "Prometheus", "type": "prometheus", "uid": DATASOURCE_UID, "access": "proxy",
         "url": prometheus_url, "isDefault": True, "editable": False,
+        "basicAuth": True, "basicAuthUser": PROMETHEUS_WEB_USER,
+        "secureJsonData": {"basicAuthPassword": "${" + GRAFANA_PROMETHEUS_PASSWORD_ENV + "}"},
     }]}, sort_keys=False)
 
 

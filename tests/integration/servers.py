@@ -74,14 +74,15 @@ def redis_server(password: str, config_text: Optional[str] = None) -> Iterator[i
         shutil.rmtree(config_dir, ignore_errors=True)
 
 
-def _wait_until_ready(name: str, process: subprocess.Popen, url: str, log_path: Path, timeout: float) -> None:
+def _wait_until_ready(name: str, process: subprocess.Popen, url: str, log_path: Path, timeout: float,
+                      auth: Optional[tuple[str, str]] = None) -> None:
     """Poll `url` until it answers 200; fail with the server's log if it exits or takes too long."""
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2, auth=auth).status_code == 200:
                 return
         if time.monotonic() > deadline:
             raise RuntimeError(f"{name} not ready after {timeout} s:\n{log_path.read_text(errors='replace')[-4000:]}")
@@ -238,20 +239,22 @@ def ssh_host(ollama_double: Path, registry: dict, models: Optional[dict] = None)
 
 
 @contextlib.contextmanager
-def prometheus_server(config_file: Path, data_dir: Path) -> Iterator[str]:
+def prometheus_server(config_file: Path, data_dir: Path, web_config: Optional[Path] = None,
+                      auth: Optional[tuple[str, str]] = None, port: Optional[int] = None) -> Iterator[str]:
     """Debian's Prometheus on a free loopback port with the given config; yields its URL."""
-    port = free_port()
+    port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / "prometheus.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [require_program("prometheus"), f"--config.file={config_file}", f"--storage.tsdb.path={data_dir}",
-             f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle"],
+             f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
+             *([f"--web.config.file={web_config}"] if web_config else [])],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_ready("prometheus", process, f"{url}/-/ready", log_path, timeout=60)
+        _wait_until_ready("prometheus", process, f"{url}/-/ready", log_path, timeout=60, auth=auth)
         yield url
     finally:
         _stop(process)

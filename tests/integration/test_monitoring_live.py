@@ -20,7 +20,7 @@ from ollama_double import OllamaDouble
 from renderers.monitoring import (
     PrometheusPaths, alert_rules, dashboard_queries, dashboards, render_alert_rules, render_prometheus_config,
 )
-from servers import litellm_proxy, prometheus_server, redis_server, require_program
+from servers import free_port, litellm_proxy, prometheus_server, redis_server, require_program
 
 
 def rendered_files(tmp: Path, settings, litellm_targets=None) -> Path:
@@ -222,3 +222,42 @@ def test_every_litellm_metric_the_dashboards_and_rules_use_is_exposed_by_the_pro
     used |= {m for rule in alert_rules(settings) for m in re.findall(r"\blitellm_[a-z_]+", rule["expr"])}
     assert len(used) >= 10
     assert sorted(used - families) == [], f"not exposed by litellm: {sorted(used - families)}"
+
+
+def test_prometheus_answers_only_with_its_password_and_scrapes_itself_with_it(tmp_path):
+    """The rendered web config and self-scrape, on Debian's Prometheus: no password, no data."""
+    import bcrypt
+
+    from renderers.monitoring import PROMETHEUS_WEB_USER, render_prometheus_web_config
+
+    settings = parse_settings({**stack_file_config("dev"), "monitoring": {
+        **stack_file_config("dev")["monitoring"], "scrapeIntervalSeconds": 1, "evaluationIntervalSeconds": 1}})
+    password = "prometheus-" + uuid.uuid4().hex
+    paths = PrometheusPaths(rules_file=str(tmp_path / "rules.yml"), credentials_file=str(tmp_path / "metrics-key"),
+                            config_file=str(tmp_path / "prometheus.yml"),
+                            web_password_file=str(tmp_path / "web-password"), web_config_file=str(tmp_path / "web.yml"))
+    Path(paths.rules_file).write_text(render_alert_rules(settings))
+    Path(paths.credentials_file).write_text(MASTER_KEY)
+    Path(paths.web_password_file).write_text(password)
+    Path(paths.web_config_file).write_text(render_prometheus_web_config(
+        bcrypt.hashpw(password.encode(), bcrypt.gensalt(10)).decode()))
+    # Only the address changes: the container's localhost:9090 is this test's port.
+    port = free_port()
+    Path(paths.config_file).write_text(render_prometheus_config(settings, paths).replace(
+        "localhost:9090", f"localhost:{port}"))
+    checked = promtool("check", "web-config", paths.web_config_file)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    auth = (PROMETHEUS_WEB_USER, password)
+    with prometheus_server(Path(paths.config_file), tmp_path / "data", web_config=Path(paths.web_config_file),
+                           auth=auth, port=port) as url:
+        for path in ("/api/v1/query?query=up", "/-/healthy", "/metrics", "/graph"):
+            assert httpx.get(url + path, timeout=10).status_code == 401, path
+            assert httpx.get(url + path, timeout=10, auth=(PROMETHEUS_WEB_USER, "wrong")).status_code == 401, path
+        deadline = time.monotonic() + 60
+        result = []
+        while time.monotonic() < deadline and not result:
+            answer = httpx.get(f"{url}/api/v1/query", params={"query": 'up{job="prometheus"} == 1'}, auth=auth,
+                               timeout=10).json()
+            result = answer["data"]["result"]
+            time.sleep(1)
+        assert result, "the self-scrape with the password file never succeeded"

@@ -75,6 +75,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
             length = int(_unwrap_all(args.inputs.get("length", 32)))
             value = (SECRET_MARKER + digest)[:length].ljust(length, "x")
             state["result"] = wrap_rpc_secret(value)
+            # The provider's bcrypt_hash output: a real hash (tests hand it to Prometheus), with a fixed
+            # salt so that two runs of one config declare identical inputs, as the provider's state does.
+            import bcrypt
+
+            state["bcryptHash"] = wrap_rpc_secret(bcrypt.hashpw(value.encode(), b"$2b$04$VhE.85Y1Y7NNUOJaI78oW.").decode())
         elif args.typ == "vault:kv/secretV2:SecretV2":
             state["metadata"] = {"version": "1", "created_time": "2026-11-26T00:00:00Z"}
             state["path"] = f"{_unwrap_all(args.inputs['mount'])}/data/{_unwrap_all(args.inputs['name'])}"

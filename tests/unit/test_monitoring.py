@@ -23,7 +23,8 @@ def test_prometheus_gets_config_rules_and_the_key_as_a_file(prod_run):
     prometheus = prod_run.mocks.named("monitoring-prometheus")
     files = {u["file"]: u["content"] for u in prometheus.plain("uploads")}
     assert set(files) == {"/etc/prometheus/prometheus.yml", "/etc/prometheus/rules/litellm-gateway.rules.yml",
-                          "/etc/prometheus/secrets/litellm-metrics-key"}
+                          "/etc/prometheus/secrets/litellm-metrics-key", "/etc/prometheus/secrets/web-password",
+                          "/etc/prometheus/web.yml"}
     assert prometheus.is_secret("uploads"), "the uploads carry the metrics key: they must be secret"
     config = yaml.safe_load(files["/etc/prometheus/prometheus.yml"])
     litellm = next(job for job in config["scrape_configs"] if job["job_name"] == "litellm")
@@ -33,6 +34,27 @@ def test_prometheus_gets_config_rules_and_the_key_as_a_file(prod_run):
     assert "--storage.tsdb.retention.time=30d" in prometheus.plain("command")
     assert prometheus.plain("ports") == [{"internal": 9090, "external": 9090, "ip": "10.20.0.10"}]
     assert prometheus.plain("mounts")[0]["source"] == "litellm-gateway-prod-prometheus-data"
+
+
+def test_prometheus_and_grafana_need_credentials(prod_run):
+    import bcrypt
+
+    prometheus = prod_run.mocks.named("monitoring-prometheus")
+    files = {u["file"]: u["content"] for u in prometheus.plain("uploads")}
+    assert "--web.config.file=/etc/prometheus/web.yml" in prometheus.plain("command")
+    password = files["/etc/prometheus/secrets/web-password"]
+    users = yaml.safe_load(files["/etc/prometheus/web.yml"])["basic_auth_users"]
+    assert bcrypt.checkpw(password.encode(), users["prometheus"].encode())
+    assert password not in files["/etc/prometheus/web.yml"]
+    assert "$(cat /etc/prometheus/secrets/web-password)" in prometheus.plain("healthcheck")["tests"][1]
+    config = yaml.safe_load(files["/etc/prometheus/prometheus.yml"])
+    itself = next(job for job in config["scrape_configs"] if job["job_name"] == "prometheus")
+    assert itself["basic_auth"] == {"username": "prometheus", "password_file": "/etc/prometheus/secrets/web-password"}
+    grafana = prod_run.mocks.named("monitoring-grafana")
+    env = dict(e.split("=", 1) for e in grafana.plain("envs"))
+    assert env["PROMETHEUS_BASIC_AUTH_PASSWORD"] == password and grafana.is_secret("envs")
+    stored = json.loads(prod_run.mocks.named("secrets-kv").plain("dataJson"))
+    assert stored["PROMETHEUS_PASSWORD"] == password
 
 
 def test_scrape_targets_cover_replicas_gpu_exporters_redis_postgres_and_itself():
@@ -118,6 +140,8 @@ def test_datasource_and_dashboard_provider_files():
     assert datasource["apiVersion"] == 1
     (ds,) = datasource["datasources"]
     assert (ds["type"], ds["uid"], ds["url"], ds["access"]) == ("prometheus", DATASOURCE_UID, "http://prom:9090", "proxy")
+    assert ds["basicAuth"] is True and ds["basicAuthUser"] == "prometheus"
+    assert ds["secureJsonData"] == {"basicAuthPassword": "${PROMETHEUS_BASIC_AUTH_PASSWORD}"}
     provider = yaml.safe_load(render_grafana_dashboard_provider())
     (p,) = provider["providers"]
     assert p["type"] == "file" and p["options"]["path"] == DASHBOARD_DIR
