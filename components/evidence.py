@@ -104,6 +104,11 @@ def backlog_evidence(facts: DeclaredFacts) -> dict[str, dict[str, Any]]:
     entries["BACKLOG-006"] = _entry("BACKLOG-006", "done" if ui_done else "not started", {
         "admin_ui": facts.admin_ui_url,
         "credentials": "UI_USERNAME from config, UI_PASSWORD in the Vault secret" if facts.admin_ui_password_in_vault else None,
+        # What tests/integration/test_database_mode.py checks on every CI run against the real proxy
+        # in database mode with this config and environment.
+        "verified": ("/ui/ served; login with UI_USERNAME and the Vault-held UI_PASSWORD answers 303 with a "
+                     "session cookie, a wrong password 401; virtual keys minted, used, refused when wrong or "
+                     "deleted") if ui_done else None,
     })
 
     analytics = "done" if facts.dashboards else ("partial" if facts.database and facts.metrics_callback else "not started")

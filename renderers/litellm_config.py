@@ -76,19 +76,25 @@ def render_config_dict(settings: StackSettings, redis_host: str, redis_port: int
             "ttl": settings.cache.ttl_seconds,
             "namespace": f"litellm.{settings.environment}.cache",
         }
+    router_settings: dict[str, Any] = {
+        "routing_strategy": "simple-shuffle",
+        # Cooldowns, and the deployment rpm/tpm counters below, shared across replicas.
+        "redis_host": redis_host,
+        "redis_port": redis_port,
+        "redis_password": _ref(REDIS_PASSWORD_ENV),
+        "num_retries": 2,
+        "allowed_fails": 3,
+        "cooldown_time": 30,
+        "timeout": settings.gateway.request_timeout_seconds,
+    }
+    if any(m.rpm is not None or m.tpm is not None for m in settings.models):
+        # simple-shuffle only weights its choice by rpm/tpm. This check enforces them per minute,
+        # counting in the router's Redis (an atomic INCR shared by every replica), and refuses the
+        # excess with 429.
+        router_settings["optional_pre_call_checks"] = ["enforce_model_rate_limits"]
     return {
         "model_list": model_list(settings),
-        "router_settings": {
-            "routing_strategy": "simple-shuffle",
-            # Shared deployment rpm/tpm and cooldowns across replicas.
-            "redis_host": redis_host,
-            "redis_port": redis_port,
-            "redis_password": _ref(REDIS_PASSWORD_ENV),
-            "num_retries": 2,
-            "allowed_fails": 3,
-            "cooldown_time": 30,
-            "timeout": settings.gateway.request_timeout_seconds,
-        },
+        "router_settings": router_settings,
         "litellm_settings": litellm_settings,
         "general_settings": {
             "master_key": _ref(MASTER_KEY_ENV),

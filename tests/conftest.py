@@ -6,3 +6,14 @@ TESTS = Path(__file__).resolve().parent
 # the shared test helpers live in tests/unit and tests/integration.
 for path in (TESTS.parent, TESTS / "unit", TESTS / "integration"):
     sys.path.insert(0, str(path))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def litellm_database():
+    """One PostgreSQL server with LiteLLM's schema for the whole session (tests take fresh copies)."""
+    from database_mode import database_server
+
+    with database_server() as server:
+        yield server

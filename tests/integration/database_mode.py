@@ -1,0 +1,135 @@
+"""The real LiteLLM proxy in database mode, on real PostgreSQL, with the program's rendered config
+and environment: the one place the database-mode tests get their gateway from.
+
+The config and the environment are taken from what the program declares for the LiteLLM
+containers (the dev stack run under mocks); only addresses and ports are rewritten (Redis, the
+GPU hosts, the database). Prisma's engines come from the test-only shim in tests/prisma_shim
+(see its docstring for provenance). One PostgreSQL server per test session holds a template
+database with LiteLLM's schema; each test gets a fresh copy of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import httpx
+import yaml
+
+from harness import ROOT, run_stack, stack_file_config
+from servers import free_port, litellm_proxy, postgres_cluster
+
+sys.path.insert(0, str(ROOT / "tests" / "prisma_shim"))
+import prisma_shim  # noqa: E402
+
+TEMPLATE = "litellm_template"
+
+
+@dataclass
+class Declared:
+    """What the program declares for LiteLLM replica 0 (config as data, environment as a dict)."""
+
+    config: dict
+    env: dict[str, str]
+    settings_raw: dict
+
+
+def declared_gateway(raw: Optional[dict] = None) -> Declared:
+    raw = copy.deepcopy(raw if raw is not None else stack_file_config("dev"))
+    run = run_stack(raw)
+    container = run.mocks.named("gateway-litellm-0")
+    env = dict(item.split("=", 1) for item in container.plain("envs"))
+    (upload,) = [u for u in container.plain("uploads") if u["file"].endswith("config.yaml")]
+    return Declared(yaml.safe_load(upload["content"]), env, raw)
+
+
+def rewrite_addresses(config: dict, redis_port: int, hosts: dict[str, str]) -> dict:
+    """The rendered config with Redis on loopback and each GPU host's api_base replaced."""
+    config = copy.deepcopy(config)
+    for section in (config["router_settings"], config["litellm_settings"].get("cache_params") or {},
+                    config["general_settings"].get("coordination_redis") or {}):
+        for host_key, port_key in (("redis_host", "redis_port"), ("host", "port")):
+            if host_key in section:
+                section[host_key], section[port_key] = "127.0.0.1", redis_port
+    for deployment in config["model_list"]:
+        deployment["litellm_params"]["api_base"] = hosts[deployment["model_info"]["gpu_host"]]
+    return config
+
+
+class DatabaseServer:
+    """A PostgreSQL server with LiteLLM's schema in a template database."""
+
+    def __init__(self, admin_url: str):
+        self.admin_url = admin_url  # .../litellm
+        self.base = admin_url.rsplit("/", 1)[0]
+
+    def _psql(self, sql: str) -> None:
+        import subprocess
+
+        done = subprocess.run(["psql", f"{self.base}/postgres", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
+    def prepare(self) -> "DatabaseServer":
+        self._psql(f'CREATE DATABASE "{TEMPLATE}"')
+        self.migrations = prisma_shim.apply_schema(f"{self.base}/{TEMPLATE}")
+        return self
+
+    def fresh_database(self) -> str:
+        name = f"litellm_{uuid.uuid4().hex[:12]}"
+        self._psql(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+        return f"{self.base}/{name}"
+
+    def empty_database(self) -> str:
+        name = f"empty_{uuid.uuid4().hex[:12]}"
+        self._psql(f'CREATE DATABASE "{name}"')
+        return f"{self.base}/{name}"
+
+
+@contextlib.contextmanager
+def database_server() -> Iterator[DatabaseServer]:
+    prisma_shim.generate_client()
+    with postgres_cluster() as url:
+        yield DatabaseServer(url).prepare()
+
+
+@contextlib.contextmanager
+def litellm_in_database_mode(declared: Declared, database_url: str, redis_port: int, hosts: dict[str, str],
+                             env_overrides: Optional[dict[str, str]] = None, migrate: bool = False,
+                             ) -> Iterator["DbProxy"]:
+    """The real proxy with the declared config and environment, on `database_url`."""
+    config = rewrite_addresses(declared.config, redis_port, hosts)
+    env = dict(declared.env)
+    env.update(prisma_shim.environment())
+    env["DATABASE_URL"] = database_url
+    env["DISABLE_SCHEMA_UPDATE"] = "true"  # the schema comes from the migrations (no schema engine here)
+    env.update(env_overrides or {})
+    with litellm_proxy(yaml.safe_dump(config, sort_keys=False), env, timeout=180) as proxy:
+        yield DbProxy(proxy, env)
+
+
+class DbProxy:
+    def __init__(self, proxy, env: dict[str, str]):
+        self.proxy = proxy
+        self.env = env
+        self.url = proxy.url
+
+    @property
+    def master_key(self) -> str:
+        return self.env["LITELLM_MASTER_KEY"]
+
+    def call(self, method: str, path: str, key: Optional[str] = None, **kwargs) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key or self.master_key}"}
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=60, **kwargs)
+
+    def chat(self, model: str, content: str, key: Optional[str] = None) -> httpx.Response:
+        return self.call("POST", "/v1/chat/completions", key=key,
+                         json={"model": model, "messages": [{"role": "user", "content": content}]})
+
+    def log(self) -> str:
+        return self.proxy.log()
