@@ -78,3 +78,21 @@ def test_redis_conf_holds_no_password_until_the_component_adds_it():
     text = render_redis_conf(prod_settings())
     assert "requirepass" not in text and "maxmemory 1024mb" in text and "maxmemory-policy allkeys-lru" in text
     assert with_password(text, 'a"b\\c').endswith('requirepass "a\\"b\\\\c"\n')
+
+
+def test_model_limits_are_enforced_only_when_a_model_has_one():
+    import copy
+
+    from config.settings import parse_settings
+    from harness import stack_file_config
+    from renderers.litellm_config import render_config_dict
+
+    raw = copy.deepcopy(stack_file_config("dev"))
+    raw["models"][0].update(rpm=7, tpm=None)
+    router = render_config_dict(parse_settings(raw), redis_host="r")["router_settings"]
+    assert router["optional_pre_call_checks"] == ["enforce_model_rate_limits"]
+    assert router["redis_host"] == "r", "the counters live in the router's Redis, shared by the replicas"
+    for model in raw["models"]:
+        model.pop("rpm", None)
+        model.pop("tpm", None)
+    assert "optional_pre_call_checks" not in render_config_dict(parse_settings(raw), redis_host="r")["router_settings"]
