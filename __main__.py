@@ -6,6 +6,7 @@ import pulumi_docker as docker
 from components.backups import DatabaseBackups, DatabaseBackupsArgs
 from components.evidence import backlog_evidence, collect_facts
 from components.gateway import Gateway, GatewayArgs, GatewaySecretValues, private_network
+from components.litellm_access import Access, AccessArgs
 from components.model_fleet import ModelFleet, ModelFleetArgs, ssh_private_key
 from components.monitoring import Monitoring, MonitoringArgs
 from components.secrets import GatewaySecrets, GatewaySecretsArgs
@@ -37,15 +38,17 @@ gateway = Gateway("gateway", GatewayArgs(
     network.name,
     routes_ready=fleet.routes_ready,  # no route goes live before its model is on its hosts
 ))
+# Teams, users and keys through the gateway's management API, once the replicas are healthy.
+access = Access("access", AccessArgs(settings, secrets.master_key, vault_access.provider, gateway.litellm_containers))
 monitoring = Monitoring("monitoring", MonitoringArgs(
     settings, docker_provider, network.name,
-    metrics_key=secrets.master_key,
+    metrics_key=access.metrics_key,  # may read /metrics and nothing else
     redis_password=secrets.redis_password,
     postgres_password=secrets.postgres_password,
     grafana_admin_password=secrets.grafana_admin_password,
     prometheus_password=secrets.prometheus_password,
     prometheus_password_hash=secrets.prometheus_password_hash,
-), opts=pulumi.ResourceOptions(depends_on=gateway.litellm_containers)) if settings.monitoring.enabled else None
+), opts=pulumi.ResourceOptions(depends_on=[*gateway.litellm_containers, access.metrics])) if settings.monitoring.enabled else None
 backups = DatabaseBackups("backups", DatabaseBackupsArgs(
     settings, docker_provider, network.name, secrets.postgres_password, gateway.postgres,
 )) if settings.backups.enabled else None
@@ -64,6 +67,8 @@ pulumi.export("vaultSecretPath", secrets.secret_path)
 pulumi.export("vaultSecretVersion", secrets.secret_version)
 pulumi.export("vaultReadPolicy", secrets.policy_name)
 pulumi.export("models", models)
+pulumi.export("accessKeys", {alias: {"vaultPath": path, "readPolicy": access.key_policies[alias]}
+                             for alias, path in access.key_paths.items()})
 pulumi.export("gpuHostModels", {host: {"status": r.status, "models": r.models, "missing": r.missing,
                                        "mismatched": r.mismatched} for host, r in fleet.observed.items()})
 if monitoring is not None:

@@ -45,6 +45,7 @@ class DeclaredFacts:
     admin_ui_password_in_vault: bool = False
     dashboards: list[str] = field(default_factory=list)
     cache: Optional[dict[str, Any]] = None
+    access: Optional[dict[str, Any]] = None  # declared teams/users/keys and their limits
 
 
 def _entry(item: str, status: str, evidence: dict[str, Any]) -> dict[str, Any]:
@@ -92,17 +93,23 @@ def backlog_evidence(facts: DeclaredFacts) -> dict[str, dict[str, Any]]:
          "location": facts.backup_location, "runbook": facts.runbook},
     )
 
-    # Per-user limits are set per key/user/team through LiteLLM's API; the stack provides what they need.
-    limits_ready = facts.database and facts.shared_limit_store
-    entries["BACKLOG-005"] = _entry("BACKLOG-005", "partial" if limits_ready else "not started", {
+    # Per-user limits: teams, users and keys declared in the stack and kept in line with the gateway.
+    limits_ready = bool(facts.database and facts.shared_limit_store)
+    declared = facts.access or {}
+    managed = limits_ready and bool(declared.get("users") or declared.get("keys") or declared.get("teams"))
+    entries["BACKLOG-005"] = _entry("BACKLOG-005", "done" if managed else ("partial" if limits_ready else "not started"), {
         "limit_store": facts.shared_limit_store,
         "deployments_with_rpm_or_tpm": facts.deployment_limits,
-        "missing": "per-user limit defaults managed by the stack" if limits_ready else None,
+        "teams": len(declared.get("teams", {})), "users": len(declared.get("users", {})),
+        "keys": len(declared.get("keys", {})),
+        "limits_in_force": declared or None,
+        "missing": None if managed else ("teams, users or keys in the stack's access section" if limits_ready else None),
     })
 
     ui_done = bool(facts.admin_ui_url and facts.database and facts.admin_ui_password_in_vault)
     entries["BACKLOG-006"] = _entry("BACKLOG-006", "done" if ui_done else "not started", {
         "admin_ui": facts.admin_ui_url,
+        "keys_managed_by_the_stack": len((facts.access or {}).get("keys", {})),
         "credentials": "UI_USERNAME from config, UI_PASSWORD in the Vault secret" if facts.admin_ui_password_in_vault else None,
         # What tests/integration/test_database_mode.py checks on every CI run against the real proxy
         # in database mode with this config and environment.
@@ -121,6 +128,24 @@ def backlog_evidence(facts: DeclaredFacts) -> dict[str, dict[str, Any]]:
         "cache": facts.cache,
     })
     return entries
+
+
+def _access_summary(settings) -> Optional[dict[str, Any]]:
+    """The declared teams, users and keys with the limits the stack keeps in force (no key values)."""
+    access = getattr(settings, "access", None)
+    if access is None:
+        return None
+
+    def limits(entry) -> dict[str, Any]:
+        return {k: v for k, v in (("rpm", entry.rpm), ("tpm", entry.tpm), ("max_parallel_requests", entry.max_parallel_requests),
+                                  ("max_budget", entry.max_budget), ("budget_duration", entry.budget_duration)) if v is not None}
+
+    return {
+        "teams": {t.name: limits(t) for t in access.teams},
+        "users": {u.id: limits(u) for u in access.users},
+        "keys": {k.alias: {"owner": {"user": k.user, "team": k.team}, **limits(k)} for k in access.keys},
+        "key_cache_ttl_seconds": access.key_cache_ttl_seconds,
+    }
 
 
 def collect_facts(settings, secrets, gateway, fleet, monitoring=None, backups=None):
@@ -170,6 +195,7 @@ def collect_facts(settings, secrets, gateway, fleet, monitoring=None, backups=No
             ),
             admin_ui_url=f"{resolved['url']}/ui" if database else None,
             admin_ui_password_in_vault="UI_PASSWORD" in secrets.stored_fields,
+            access=_access_summary(settings),
             cache={"type": cache_params["type"], "ttl_seconds": cache_params["ttl"],
                    "namespace": cache_params["namespace"], "image": settings.redis.image}
             if cache_params else None,

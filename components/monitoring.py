@@ -22,7 +22,7 @@ class MonitoringArgs:
     settings: StackSettings
     docker_provider: docker.Provider
     network_name: pulumi.Input[str]
-    metrics_key: pulumi.Input[str]           # bearer key for LiteLLM's /metrics (the master key)
+    metrics_key: pulumi.Input[str]           # bearer key for LiteLLM's /metrics (a key allowed only that route)
     redis_password: pulumi.Input[str]
     postgres_password: pulumi.Input[str]
     grafana_admin_password: pulumi.Input[str]

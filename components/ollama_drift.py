@@ -190,13 +190,13 @@ class OllamaHostModelsProvider(dynamic.ResourceProvider):
 
 
 @contextlib.contextmanager
-def pickled_by_value():
+def pickled_by_value(cls: Optional[type] = None):
     """Let dill pickle the provider class itself rather than a reference to this module.
 
     Pulumi's dynamic-provider host unpickles the provider without this repository on its path
     (pulumi/pulumi#7453); dill pickles a class by value only when it lives in `__main__`.
     """
-    cls = OllamaHostModelsProvider
+    cls = cls or OllamaHostModelsProvider
     original_serialize = dynamic_internals.serialize_provider
     members = [cls] + [getattr(m, "__func__", m) for m in vars(cls).values() if callable(getattr(m, "__func__", m))]
     originals = [(m, m.__module__) for m in members]

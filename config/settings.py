@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from .access import build_models, check_access
 from .values import (
     PG_IDENTIFIER, UNIX_USER, control_character_problem, full_ollama_tag, host_key_problem, host_path_problem,
     host_problem, ip_or_none, slug, split_host_port,
@@ -118,7 +119,9 @@ class _Section(BaseModel):
     @classmethod
     def _no_control_characters(cls, value: Any) -> Any:
         # A newline or NUL in any value ends up in a rendered file, a command line or a URL.
-        for text in value if isinstance(value, tuple) else (value,):
+        items = value if isinstance(value, tuple) else (
+            [*value.keys(), *value.values()] if isinstance(value, dict) else (value,))
+        for text in items:
             if isinstance(text, str):
                 problem = control_character_problem(text)
                 if problem:
@@ -319,6 +322,9 @@ class ContainersSettings(_Section):
     limits: ContainerLimits = ContainerLimits()
 
 
+AccessSettings = build_models(_Section)
+
+
 class SecretsSettings(_Section):
     # The salt key encrypts credentials stored in the database; it must never change.
     protect_salt_key: bool = True
@@ -354,6 +360,7 @@ class StackSettings:
     monitoring: MonitoringSettings
     backups: BackupSettings
     containers: ContainersSettings
+    access: Any  # AccessSettings
     supplied_secrets: SuppliedSecrets
 
     @property
@@ -430,6 +437,7 @@ _SECTIONS: dict[str, tuple[str, Any, bool]] = {
     "monitoring": ("monitoring", MonitoringSettings, False),
     "backups": ("backups", BackupSettings, False),
     "containers": ("containers", ContainersSettings, False),
+    "access": ("access", AccessSettings, False),
 }
 _SCALARS = ("environment",)
 STRUCTURED_KEYS = frozenset(_SECTIONS)
@@ -724,6 +732,10 @@ def _cross_check(parsed: dict[str, Any], raw: dict[str, Any], problems: list[tup
 
     _check_environment_specific(parsed, problems)
     _check_fleet(parsed, raw, problems)
+    access = parsed.get("access")
+    if access is not None:
+        models = parsed.get("models")
+        check_access(access, {m.name for m in models} if models is not None else None, problems)
 
 
 def _check_fleet_access(parsed: dict[str, Any], supplied: dict[str, str], problems) -> None:
@@ -900,5 +912,6 @@ def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(
         monitoring=parsed["monitoring"],
         backups=parsed["backups"],
         containers=parsed["containers"],
+        access=parsed["access"],
         supplied_secrets=SuppliedSecrets(supplied),
     )

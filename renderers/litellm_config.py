@@ -76,6 +76,7 @@ def render_config_dict(settings: StackSettings, redis_host: str, redis_port: int
             "ttl": settings.cache.ttl_seconds,
             "namespace": f"litellm.{settings.environment}.cache",
         }
+    litellm_settings.update(access_defaults(settings))
     router_settings: dict[str, Any] = {
         "routing_strategy": "simple-shuffle",
         # Cooldowns, and the deployment rpm/tpm counters below, shared across replicas.
@@ -104,8 +105,36 @@ def render_config_dict(settings: StackSettings, redis_host: str, redis_port: int
             "disable_error_logs": True,
             # Key/user/team rate limits and spend counters shared across replicas.
             "coordination_redis": dict(redis_connection),
+            # How long a replica trusts its cached key/user/team: a deleted key is refused everywhere
+            # within this time (LiteLLM's default: 60 s).
+            "user_api_key_cache_ttl": settings.access.key_cache_ttl_seconds,
         },
     }
+
+
+_LIMIT_PARAMS = {"rpm": "rpm_limit", "tpm": "tpm_limit", "max_parallel_requests": "max_parallel_requests",
+                 "max_budget": "max_budget", "budget_duration": "budget_duration", "duration": "duration"}
+
+
+def _limit_params(limits: Any) -> dict[str, Any]:
+    return {param: getattr(limits, field) for field, param in _LIMIT_PARAMS.items()
+            if getattr(limits, field, None) is not None}
+
+
+def access_defaults(settings: StackSettings) -> dict[str, Any]:
+    """LiteLLM's defaults and ceiling for keys and users created outside the stack (admin UI, API)."""
+    defaults = settings.access.defaults
+    rendered: dict[str, Any] = {}
+    if _limit_params(defaults.key_generate):
+        rendered["default_key_generate_params"] = _limit_params(defaults.key_generate)
+    user = {k: v for k, v in (("max_budget", defaults.internal_user.max_budget),
+                               ("budget_duration", defaults.internal_user.budget_duration),
+                               ("models", list(defaults.internal_user.models) or None)) if v is not None}
+    if user:
+        rendered["default_internal_user_params"] = user
+    if _limit_params(defaults.upper_bound):
+        rendered["upperbound_key_generate_params"] = _limit_params(defaults.upper_bound)
+    return rendered
 
 
 def render_litellm_config(

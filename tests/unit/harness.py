@@ -89,6 +89,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["models"] = {name: {"tag": want["tag"], "digest": (want["digest"] or "0123456789ab")[:12],
                                       "size": "4.9GB"} for name, want in expected.items()}
             state["missing"], state["mismatched"], state["status"] = [], [], "in-sync"
+        elif args.typ == "pulumi-python:dynamic:Resource" and "spec" in args.inputs:
+            # LiteLLMObject: the gateway holds exactly what is declared (tested for real in database mode).
+            state["observed"] = _unwrap_all(args.inputs["spec"])
+            state["exists"], state["status"] = True, "in-sync"
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256:{digest}"
             state["repoDigest"] = f"{_unwrap_all(args.inputs['name'])}@sha256:{digest}"

@@ -1,0 +1,175 @@
+"""The `access` section: teams, users, API keys and their limits, kept in the stack (BACKLOG-005).
+
+Pure settings (pydantic models and cross-checks); `config.settings` parses the section with the rest
+and calls `check_access` for the checks that need the models and other sections.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import AfterValidator, Field
+
+# LiteLLM's duration strings: seconds, minutes, hours, days, months ("30d", "1mo").
+_DURATION = re.compile(r"[1-9][0-9]{0,5}(s|m|h|d|mo)")
+_ID = re.compile(r"[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?")
+USER_ROLES = ("internal_user", "internal_user_viewer", "proxy_admin", "proxy_admin_viewer")
+
+
+def _full(pattern: re.Pattern, message: str):
+    def validate(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(message.format(value=value))
+        return value
+    return AfterValidator(validate)
+
+
+Duration = Annotated[str, _full(_DURATION, "{value!r} is not a duration like 30s, 15m, 12h, 30d or 1mo")]
+AccessId = Annotated[str, _full(_ID, "{value!r} must be lowercase letters, digits and . _ -, 1-64 characters, "
+                                     "starting and ending with a letter or digit")]
+Email = Annotated[str, _full(re.compile(r"[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}"),
+                             "{value!r} is not an e-mail address")]
+Count = Annotated[int, Field(ge=1, le=10_000_000)]
+Budget = Annotated[float, Field(gt=0, le=1_000_000_000)]
+
+
+def build_models(base):
+    """The access models on `base` (settings' _Section: camelCase keys, unknown keys refused)."""
+
+    class Limits(base):
+        rpm: Optional[Count] = None
+        tpm: Optional[Count] = None
+        max_parallel_requests: Optional[Count] = None
+        max_budget: Optional[Budget] = None
+        budget_duration: Optional[Duration] = None
+
+    class KeyDefaults(Limits):
+        duration: Optional[Duration] = None
+
+    class UserDefaults(base):
+        max_budget: Optional[Budget] = None
+        budget_duration: Optional[Duration] = None
+        models: tuple[str, ...] = ()
+
+    class AccessDefaults(base):
+        # Applied by LiteLLM to keys and users created without explicit values (admin UI, API).
+        key_generate: KeyDefaults = KeyDefaults()
+        internal_user: UserDefaults = UserDefaults()
+        # The ceiling no key may exceed (LiteLLM refuses /key/generate above it).
+        upper_bound: KeyDefaults = KeyDefaults()
+
+    class Team(Limits):
+        name: AccessId
+        models: tuple[str, ...] = ()
+        model_rpm: dict[str, Count] = Field(default_factory=dict)
+        model_tpm: dict[str, Count] = Field(default_factory=dict)
+        members: tuple[str, ...] = ()
+
+    class User(Limits):
+        id: AccessId
+        email: Optional[Email] = None
+        role: Literal[USER_ROLES] = "internal_user"  # type: ignore[valid-type]
+        teams: tuple[str, ...] = ()
+        models: tuple[str, ...] = ()
+
+    class Key(Limits):
+        alias: AccessId
+        user: Optional[str] = None
+        team: Optional[str] = None
+        models: tuple[str, ...] = ()
+        # How long the key lives from its creation ("90d"); none: it does not expire.
+        expires_after: Optional[Duration] = None
+
+    class AccessSettings(base):
+        # Where `pulumi up` reaches the gateway's management API; default: replica 0 on
+        # gateway.bindAddress:gateway.port as seen from the machine running Pulumi.
+        management_url: Optional[Annotated[str, _full(re.compile(r"https?://[^\s/]+(/[^\s]*)?"),
+                                                      "{value!r} must be an http:// or https:// URL")]] = None
+        # Seconds a replica trusts its cached copy of a key, user or team: a deleted or changed key
+        # is refused by every replica within this time (LiteLLM's default is 60).
+        key_cache_ttl_seconds: int = Field(default=3, ge=1, le=600)
+        defaults: AccessDefaults = AccessDefaults()
+        teams: tuple[Team, ...] = ()
+        users: tuple[User, ...] = ()
+        keys: tuple[Key, ...] = ()
+
+    return AccessSettings
+
+
+LIMIT_FIELDS = ("rpm", "tpm", "max_parallel_requests", "max_budget")
+_CAMEL = {"rpm": "rpm", "tpm": "tpm", "max_parallel_requests": "maxParallelRequests", "max_budget": "maxBudget"}
+
+
+def _duplicates(values: list[str]) -> list[str]:
+    seen, dups = set(), []
+    for value in values:
+        if value in seen and value not in dups:
+            dups.append(value)
+        seen.add(value)
+    return dups
+
+
+def check_access(access: Any, model_names: Optional[set[str]], problems: list[tuple[str, str]]) -> None:
+    """Cross-checks of the access section: references, duplicates, the upper bound."""
+    teams = {t.name for t in access.teams}
+    users = {u.id for u in access.users}
+    for dup in _duplicates([t.name for t in access.teams]):
+        problems.append(("access.teams", f"team '{dup}' is declared more than once"))
+    for dup in _duplicates([u.id for u in access.users]):
+        problems.append(("access.users", f"user '{dup}' is declared more than once"))
+    for dup in _duplicates([k.alias for k in access.keys]):
+        problems.append(("access.keys", f"key alias '{dup}' is declared more than once"))
+
+    def check_models(key: str, names) -> None:
+        if model_names is None:
+            return
+        for name in names:
+            if name not in model_names:
+                problems.append((key, f"unknown model '{name}' (declared: {sorted(model_names)})"))
+
+    check_models("access.defaults.internalUser.models", access.defaults.internal_user.models)
+    for i, team in enumerate(access.teams):
+        check_models(f"access.teams[{i}].models", team.models)
+        check_models(f"access.teams[{i}].modelRpm", team.model_rpm)
+        check_models(f"access.teams[{i}].modelTpm", team.model_tpm)
+        for member in team.members:
+            if member not in users:
+                problems.append((f"access.teams[{i}].members", f"unknown user '{member}' (declared: {sorted(users)})"))
+        if team.models:
+            for name in list(team.model_rpm) + list(team.model_tpm):
+                if name not in team.models:
+                    problems.append((f"access.teams[{i}]", f"a per-model limit names '{name}', which the team may not use"))
+    for i, user in enumerate(access.users):
+        check_models(f"access.users[{i}].models", user.models)
+        for team in user.teams:
+            if team not in teams:
+                problems.append((f"access.users[{i}].teams", f"unknown team '{team}' (declared: {sorted(teams)})"))
+    bound = access.defaults.upper_bound
+    for i, key in enumerate(access.keys):
+        check_models(f"access.keys[{i}].models", key.models)
+        if key.user is None and key.team is None:
+            problems.append((f"access.keys[{i}]", "name its owner: a declared user, a declared team, or both"))
+        if key.user is not None and key.user not in users:
+            problems.append((f"access.keys[{i}].user", f"unknown user '{key.user}' (declared: {sorted(users)})"))
+        if key.team is not None and key.team not in teams:
+            problems.append((f"access.keys[{i}].team", f"unknown team '{key.team}' (declared: {sorted(teams)})"))
+        if key.team is not None and key.user is not None and key.team in teams:
+            member = any(key.team in u.teams for u in access.users if u.id == key.user) or any(
+                key.user in t.members for t in access.teams if t.name == key.team)
+            if not member:
+                problems.append((f"access.keys[{i}]", f"user '{key.user}' is not a member of team '{key.team}'"))
+        for field in LIMIT_FIELDS:
+            ceiling, value = getattr(bound, field), getattr(key, field)
+            if ceiling is not None and value is not None and value > ceiling:
+                problems.append((f"access.keys[{i}].{_CAMEL[field]}",
+                                 f"{value:g} is above access.defaults.upperBound.{_CAMEL[field]} ({ceiling:g})"))
+            if ceiling is not None and value is None:
+                problems.append((f"access.keys[{i}].{_CAMEL[field]}",
+                                 f"required: access.defaults.upperBound.{_CAMEL[field]} is {ceiling:g}, and a key "
+                                 "without a limit would be unlimited"))
+    for field in LIMIT_FIELDS:
+        default, ceiling = getattr(access.defaults.key_generate, field), getattr(bound, field)
+        if default is not None and ceiling is not None and default > ceiling:
+            problems.append((f"access.defaults.keyGenerate.{_CAMEL[field]}",
+                             f"{default:g} is above access.defaults.upperBound.{_CAMEL[field]} ({ceiling:g})"))
