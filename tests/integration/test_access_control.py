@@ -1,0 +1,222 @@
+"""BACKLOG-005 for real: the stack's teams, users and keys, through the provider's own
+create/read/diff/update/delete (unpickled as Pulumi's dynamic-provider host does), against two
+LiteLLM replicas in database mode with the program's rendered config, one PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import time
+import uuid
+
+import dill
+import pytest
+from pulumi.dynamic.dynamic import serialize_provider
+
+from components.litellm_access import (LiteLLMObjectProvider, key_spec, metrics_key_spec, pickled_by_value,
+                                       team_id, team_spec, user_spec)
+from config.settings import parse_settings
+from database_mode import declared_gateway, litellm_in_database_mode
+from harness import stack_file_config
+from ollama_double import OllamaDouble
+from servers import free_port, redis_server
+from test_database_mode import start_together, wait_for_a_fresh_minute
+
+ACCESS = {
+    "defaults": {"upperBound": {"rpm": 100, "maxBudget": 50}, "keyGenerate": {"rpm": 10, "maxBudget": 5}},
+    "teams": [{"name": "ml", "models": ["qwen-small"], "rpm": 200, "maxBudget": 40}],
+    "users": [{"id": "ada", "email": "ada@example.com", "teams": ["ml"], "rpm": 100, "maxBudget": 50},
+              {"id": "bob", "rpm": 4, "maxBudget": 50}],
+    "keys": [],
+}
+
+
+def host_provider() -> LiteLLMObjectProvider:
+    """The provider as the dynamic-provider host gets it: pickled by value, loaded by dill."""
+    with pickled_by_value(LiteLLMObjectProvider):
+        blob = serialize_provider(LiteLLMObjectProvider())
+    return dill.loads(base64.b64decode(blob))
+
+
+@pytest.fixture(scope="module")
+def stack(litellm_database):
+    raw = copy.deepcopy(stack_file_config("dev"))
+    raw["access"] = copy.deepcopy(ACCESS)
+    declared = declared_gateway(raw)
+    assert declared.config["general_settings"]["user_api_key_cache_ttl"] == 3
+    assert declared.config["litellm_settings"]["upperbound_key_generate_params"] == {"rpm_limit": 100, "max_budget": 50}
+    double = OllamaDouble("ollama-dev", ["qwen2.5:0.5b"]).start()
+    hosts = {"ollama-dev": f"http://127.0.0.1:{double.port}"}
+    database = litellm_database.fresh_database()
+    with redis_server(declared.env["REDIS_PASSWORD"]) as redis_port:
+        replicas, (first, second) = start_together(
+            litellm_in_database_mode(declared, database, redis_port, hosts),
+            litellm_in_database_mode(declared, database, redis_port, hosts))
+        with replicas:
+            yield parse_settings(raw), first, second
+    double.stop()
+
+
+def props(settings, proxy, kind, ident, spec, master_key=None):
+    return {"kind": kind, "name": ident if kind != "key" else spec.get("key_alias"), "api_base": proxy.url,
+            "master_key": master_key or proxy.master_key, "ident": ident, "spec": spec}
+
+
+def declare_team_and_users(settings, proxy, provider):
+    team = settings.access.teams[0]
+    created = [provider.create(props(settings, proxy, "team", team_id(settings, team.name), team_spec(settings, team)))]
+    for user in settings.access.users:
+        created.append(provider.create(props(settings, proxy, "user", user.id, user_spec(settings, user))))
+    return created
+
+
+def key_props(settings, proxy, alias, **fields):
+    key = type("Key", (), {"alias": alias, "user": None, "team": None, "models": ("qwen-small",), "rpm": None,
+                           "tpm": None, "max_parallel_requests": None, "max_budget": 5.0, "budget_duration": None,
+                           "expires_after": None, **fields})
+    return props(settings, proxy, "key", "sk-" + uuid.uuid4().hex + uuid.uuid4().hex, key_spec(settings, key))
+
+
+def burst(proxies, key, count, model="qwen-small"):
+    return [proxies[i % len(proxies)].chat(model, f"burst {uuid.uuid4()}", key=key).status_code for i in range(count)]
+
+
+def test_declared_team_user_and_key_exist_with_their_limits_and_the_key_works(stack):
+    settings, first, second = stack
+    provider = host_provider()
+    created = declare_team_and_users(settings, first, provider)
+    assert all(c.outs["status"] == "in-sync" for c in created), [c.outs for c in created]
+    assert created[0].id == "team-dev-ml" and created[1].id == "user-ada"
+    wanted = key_props(settings, first, "ada-laptop", user="ada", team="ml", rpm=30)
+    made = provider.create(wanted)
+    assert made.outs["status"] == "in-sync" and made.id.startswith("key-") and wanted["ident"] not in made.id
+    info = first.call("GET", "/key/info", params={"key": wanted["ident"]}).json()["info"]
+    assert (info["key_alias"], info["user_id"], info["team_id"], info["rpm_limit"]) == ("ada-laptop", "ada", "dev-ml", 30)
+    team = first.call("GET", "/team/info", params={"team_id": "dev-ml"}).json()["team_info"]
+    assert (team["rpm_limit"], team["max_budget"], team["models"]) == (200, 40.0, ["qwen-small"])
+    user = first.call("GET", "/user/info", params={"user_id": "ada"}).json()["user_info"]
+    assert user["rpm_limit"] == 100 and "dev-ml" in user["teams"]
+    assert second.chat("qwen-small", "hello", key=wanted["ident"]).status_code == 200
+    again = provider.create(wanted)  # a re-run after a failure adopts, never duplicates
+    assert again.id == made.id
+    listed = first.call("GET", "/key/list", params={"key_alias": "ada-laptop", "return_full_object": "true"}).json()
+    assert len(listed["keys"]) == 1
+
+
+def test_a_burst_above_the_keys_rpm_is_refused_across_replicas(stack):
+    settings, first, second = stack
+    provider = host_provider()
+    wanted = key_props(settings, first, f"burst-{uuid.uuid4().hex[:6]}", rpm=3)
+    provider.create(wanted)
+    wait_for_a_fresh_minute(20)
+    codes = burst([first, second], wanted["ident"], 7)
+    assert codes.count(200) == 3 and codes.count(429) == 4, codes
+
+
+def test_a_user_limit_holds_across_that_users_two_keys(stack):
+    settings, first, second = stack
+    provider = host_provider()
+    declare_team_and_users(settings, first, provider)  # idempotent: adopts what exists
+    keys = [key_props(settings, first, f"bob-{i}-{uuid.uuid4().hex[:4]}", user="bob") for i in range(2)]
+    for wanted in keys:
+        provider.create(wanted)
+    wait_for_a_fresh_minute(20)
+    codes = [(first, second)[i % 2].chat("qwen-small", f"u{i}", key=keys[i % 2]["ident"]).status_code for i in range(8)]
+    assert codes.count(200) == 4 and codes.count(429) == 4, codes
+
+
+def test_an_exceeded_budget_is_refused(stack):
+    settings, first, _ = stack
+    provider = host_provider()
+    wanted = key_props(settings, first, f"budget-{uuid.uuid4().hex[:6]}", max_budget=0.5)
+    provider.create(wanted)
+    assert first.chat("qwen-small", "within budget", key=wanted["ident"]).status_code == 200
+    spent = first.call("POST", "/key/update", json={"key": wanted["ident"], "spend": 0.75})  # as if it had spent
+    assert spent.status_code == 200, spent.text
+    time.sleep(4)  # the replica's cached key expires (access.keyCacheTtlSeconds)
+    refused = first.chat("qwen-small", "over budget", key=wanted["ident"])
+    # LiteLLM 1.108 answers 422 with type budget_exceeded.
+    assert refused.status_code == 422 and refused.json()["error"]["type"] == "budget_exceeded", refused.text
+
+
+def test_an_update_of_limits_keeps_the_key_and_takes_effect(stack):
+    settings, first, _ = stack
+    provider = host_provider()
+    olds = key_props(settings, first, f"grow-{uuid.uuid4().hex[:6]}", rpm=2)
+    created = provider.create(olds).outs
+    news = dict(olds, spec=dict(olds["spec"], rpm_limit=5))
+    diff = provider.diff("id", created, news)
+    assert diff.changes and diff.replaces == [], "a new limit is an update in place, never a new key"
+    wait_for_a_fresh_minute(25)
+    assert burst([first], olds["ident"], 3) == [200, 200, 429]
+    updated = provider.update("id", created, news).outs
+    assert updated["ident"] == olds["ident"] and updated["observed"]["rpm_limit"] == 5
+    # LiteLLM counts a refused request in the window too: 3 of 5 used, so 2 more pass (with the
+    # old limit of 2, none would).
+    assert burst([first], olds["ident"], 4) == [200, 200, 429, 429]
+
+
+def test_a_limit_changed_behind_the_stacks_back_is_drift_and_update_puts_it_back(stack):
+    settings, first, second = stack
+    provider = host_provider()
+    wanted = key_props(settings, first, f"drift-{uuid.uuid4().hex[:6]}", rpm=7)
+    created = provider.create(wanted).outs
+    assert provider.diff("id", created, wanted).changes is False, "no drift, no change"
+    changed = second.call("POST", "/key/update", json={"key": wanted["ident"], "rpm_limit": 99})  # the admin UI
+    assert changed.status_code == 200, changed.text
+    refreshed = provider.read("id", created).outs
+    assert refreshed["status"] == "drift" and refreshed["observed"]["rpm_limit"] == 99
+    assert provider.diff("id", refreshed, wanted).changes is True, "preview --expect-no-changes must fail"
+    healed = provider.update("id", refreshed, wanted).outs
+    assert healed["status"] == "in-sync"
+    assert first.call("GET", "/key/info", params={"key": wanted["ident"]}).json()["info"]["rpm_limit"] == 7
+
+
+def test_a_deleted_key_is_refused_on_every_replica_within_5_seconds_and_comes_back_with_its_value(stack):
+    settings, first, second = stack
+    provider = host_provider()
+    # The polling below sends many requests: give the key the upper bound, not the default rpm of 10.
+    wanted = key_props(settings, first, f"gone-{uuid.uuid4().hex[:6]}", rpm=100)
+    created = provider.create(wanted).outs
+    for replica in (first, second):  # both replicas have the key cached
+        assert replica.chat("qwen-small", "cache me", key=wanted["ident"]).status_code == 200
+    provider.delete("id", created)
+    started = time.monotonic()
+    refused = {}
+    while len(refused) < 2 and time.monotonic() - started < 30:
+        for name, replica in (("first", first), ("second", second)):
+            if name not in refused and replica.chat("qwen-small", "still?", key=wanted["ident"]).status_code == 401:
+                refused[name] = time.monotonic() - started
+        time.sleep(0.2)
+    assert set(refused) == {"first", "second"}, refused
+    assert max(refused.values()) <= 5.0, f"refused after {refused} s"
+    gone = provider.read("id", created).outs
+    assert gone["status"] == "missing" and provider.diff("id", gone, wanted).changes
+    back = provider.update("id", gone, wanted).outs  # `pulumi up` after refresh: the same value again
+    assert back["status"] == "in-sync"
+    assert first.chat("qwen-small", "back", key=wanted["ident"]).status_code == 200
+
+
+def test_the_metrics_key_reads_metrics_and_nothing_else(stack):
+    settings, first, _ = stack
+    provider = host_provider()
+    wanted = props(settings, first, "key", "sk-" + uuid.uuid4().hex * 2, metrics_key_spec())
+    wanted["spec"] = dict(wanted["spec"], key_alias=f"metrics-{uuid.uuid4().hex[:6]}")
+    provider.create(wanted)
+    assert first.call("GET", "/metrics/", key=wanted["ident"]).status_code == 200
+    assert first.chat("qwen-small", "not allowed", key=wanted["ident"]).status_code in (401, 403)
+    assert first.call("POST", "/key/generate", key=wanted["ident"], json={}).status_code in (401, 403)
+
+
+def test_an_unreachable_gateway_or_a_wrong_master_key_is_a_clear_error(stack):
+    settings, first, _ = stack
+    provider = host_provider()
+    wanted = key_props(settings, first, f"err-{uuid.uuid4().hex[:6]}")
+    closed = dict(wanted, api_base=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(ConnectionError, match=rf"management API at http://127.0.0.1:\d+ is not reachable"):
+        provider.create(closed)
+    with pytest.raises(PermissionError, match="refused the master key"):
+        provider.create(dict(wanted, master_key="sk-" + "w" * 40))
+    above = dict(wanted, spec=dict(wanted["spec"], rpm_limit=1000))  # above the upper bound (100)
+    with pytest.raises(RuntimeError, match="answered HTTP 4"):
+        provider.create(above)
