@@ -30,6 +30,16 @@ AccessId = Annotated[str, _full(_ID, "{value!r} must be lowercase letters, digit
                                      "starting and ending with a letter or digit")]
 Email = Annotated[str, _full(re.compile(r"[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}"),
                              "{value!r} is not an e-mail address")]
+def _no_control(value: str) -> str:
+    from .values import control_character_problem
+
+    problem = control_character_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+Ref = Annotated[str, AfterValidator(_no_control)]  # a name that must match a declared model, team or user
 Count = Annotated[int, Field(ge=1, le=10_000_000)]
 Budget = Annotated[float, Field(gt=0, le=1_000_000_000)]
 
@@ -50,7 +60,7 @@ def build_models(base):
     class UserDefaults(base):
         max_budget: Optional[Budget] = None
         budget_duration: Optional[Duration] = None
-        models: tuple[str, ...] = ()
+        models: tuple[Ref, ...] = ()
 
     class AccessDefaults(base):
         # Applied by LiteLLM to keys and users created without explicit values (admin UI, API).
@@ -61,23 +71,23 @@ def build_models(base):
 
     class Team(Limits):
         name: AccessId
-        models: tuple[str, ...] = ()
-        model_rpm: dict[str, Count] = Field(default_factory=dict)
-        model_tpm: dict[str, Count] = Field(default_factory=dict)
-        members: tuple[str, ...] = ()
+        models: tuple[Ref, ...] = ()
+        model_rpm: dict[Ref, Count] = Field(default_factory=dict)
+        model_tpm: dict[Ref, Count] = Field(default_factory=dict)
+        members: tuple[Ref, ...] = ()
 
     class User(Limits):
         id: AccessId
         email: Optional[Email] = None
         role: Literal[USER_ROLES] = "internal_user"  # type: ignore[valid-type]
-        teams: tuple[str, ...] = ()
-        models: tuple[str, ...] = ()
+        teams: tuple[Ref, ...] = ()
+        models: tuple[Ref, ...] = ()
 
     class Key(Limits):
         alias: AccessId
-        user: Optional[str] = None
-        team: Optional[str] = None
-        models: tuple[str, ...] = ()
+        user: Optional[Ref] = None
+        team: Optional[Ref] = None
+        models: tuple[Ref, ...] = ()
         # How long the key lives from its creation ("90d"); none: it does not expire.
         expires_after: Optional[Duration] = None
 
@@ -99,6 +109,15 @@ def build_models(base):
 
 LIMIT_FIELDS = ("rpm", "tpm", "max_parallel_requests", "max_budget")
 _CAMEL = {"rpm": "rpm", "tpm": "tpm", "max_parallel_requests": "maxParallelRequests", "max_budget": "maxBudget"}
+
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "mo": 30 * 86400}
+
+
+def duration_seconds(duration: str) -> int:
+    """LiteLLM's duration string in seconds (a month counts 30 days)."""
+    unit = "mo" if duration.endswith("mo") else duration[-1]
+    return int(duration[: -len(unit)]) * _UNIT_SECONDS[unit]
 
 
 def _duplicates(values: list[str]) -> list[str]:
@@ -168,6 +187,14 @@ def check_access(access: Any, model_names: Optional[set[str]], problems: list[tu
                 problems.append((f"access.keys[{i}].{_CAMEL[field]}",
                                  f"required: access.defaults.upperBound.{_CAMEL[field]} is {ceiling:g}, and a key "
                                  "without a limit would be unlimited"))
+    if bound.duration is not None:
+        for i, key in enumerate(access.keys):
+            if key.expires_after is None:
+                problems.append((f"access.keys[{i}].expiresAfter",
+                                 f"required: access.defaults.upperBound.duration is {bound.duration}"))
+            elif duration_seconds(key.expires_after) > duration_seconds(bound.duration):
+                problems.append((f"access.keys[{i}].expiresAfter",
+                                 f"{key.expires_after} is longer than access.defaults.upperBound.duration ({bound.duration})"))
     for field in LIMIT_FIELDS:
         default, ceiling = getattr(access.defaults.key_generate, field), getattr(bound, field)
         if default is not None and ceiling is not None and default > ceiling:

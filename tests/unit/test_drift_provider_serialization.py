@@ -40,3 +40,28 @@ def test_serialization_is_deterministic():
         first, second = serialize_provider(OllamaHostModelsProvider()), serialize_provider(OllamaHostModelsProvider())
     assert first == second, "a changing blob would show a diff on every preview"
     assert OllamaHostModelsProvider.__module__ == "components.ollama_drift", "the class is put back afterwards"
+
+
+def test_the_access_provider_unpickles_and_runs_without_this_repository(tmp_path):
+    from components.litellm_access import LiteLLMObjectProvider
+
+    with pickled_by_value(LiteLLMObjectProvider):
+        blob = serialize_provider(LiteLLMObjectProvider())
+    assert LiteLLMObjectProvider.__module__ == "components.litellm_access"
+    probe = textwrap.dedent(f"""
+        import base64, json, sys
+        assert not any("work/main" in p for p in sys.path), sys.path
+        import dill
+        provider = dill.loads(base64.b64decode({blob!r}))
+        props = {{"kind": "key", "name": "k", "api_base": "http://127.0.0.1:9", "master_key": "sk-x",
+                  "ident": "sk-secret-value", "spec": {{"key_alias": "k", "models": ["m"]}}}}
+        try:
+            provider.create(props)
+        except ConnectionError as error:
+            print(json.dumps({{"error": str(error), "id": provider.object_id(props)}}))
+    """)
+    done = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert "management API at http://127.0.0.1:9 is not reachable" in result["error"]
+    assert result["id"].startswith("key-") and "sk-secret-value" not in result["id"]

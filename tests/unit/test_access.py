@@ -1,0 +1,150 @@
+"""The access section (BACKLOG-005) under mocks: validation with key paths, the declared teams, users
+and keys, their secrecy, and each key's Vault path and read policy."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pulumi
+import pytest
+
+from config.settings import SettingsError, parse_settings
+from harness import SECRET_MARKER, run_stack, stack_file_config
+from renderers.litellm_config import render_config_dict
+
+ACCESS = {
+    "defaults": {"upperBound": {"rpm": 100, "maxBudget": 50, "duration": "90d"}},
+    "teams": [{"name": "ml", "models": ["qwen-small"], "members": ["ada"]}],
+    "users": [{"id": "ada", "rpm": 50}, {"id": "bob"}],
+    "keys": [{"alias": "ada-key", "user": "ada", "team": "ml", "models": ["qwen-small"], "rpm": 40, "maxBudget": 10,
+              "expiresAfter": "30d"}],
+}
+
+
+def raw_with(access=None, stack="dev"):
+    raw = copy.deepcopy(stack_file_config(stack))
+    raw["access"] = copy.deepcopy(access if access is not None else ACCESS)
+    return raw
+
+
+def problems(access) -> dict[str, str]:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(raw_with(access))
+    return dict(caught.value.problems)
+
+
+def test_a_valid_access_section_parses():
+    settings = parse_settings(raw_with())
+    assert [k.alias for k in settings.access.keys] == ["ada-key"]
+
+
+@pytest.mark.parametrize("mutate, key, words", [
+    (lambda a: a["keys"][0].update(models=["gpt-5"]), "access.keys[0].models", "unknown model 'gpt-5'"),
+    (lambda a: a["keys"][0].update(user="carol"), "access.keys[0].user", "unknown user 'carol'"),
+    (lambda a: a["keys"][0].update(team="web"), "access.keys[0].team", "unknown team 'web'"),
+    (lambda a: a["keys"][0].update(rpm=101), "access.keys[0].rpm", "above access.defaults.upperBound.rpm"),
+    (lambda a: a["keys"][0].update(maxBudget=51), "access.keys[0].maxBudget", "above access.defaults.upperBound.maxBudget"),
+    (lambda a: a["keys"][0].pop("rpm"), "access.keys[0].rpm", "required"),
+    (lambda a: a["keys"][0].update(expiresAfter="1mo", ), None, None),
+    (lambda a: a["keys"][0].update(expiresAfter="365d"), "access.keys[0].expiresAfter", "longer than"),
+    (lambda a: a["keys"][0].update(expiresAfter="forever"), "access.keys[0].expiresAfter", "not a duration"),
+    (lambda a: a["keys"].append(dict(a["keys"][0])), "access.keys", "key alias 'ada-key' is declared more than once"),
+    (lambda a: a["users"].append({"id": "ada"}), "access.users", "user 'ada' is declared more than once"),
+    (lambda a: a["keys"][0].update(user=None, team=None), "access.keys[0]", "name its owner"),
+    (lambda a: a["keys"][0].update(user="bob"), "access.keys[0]", "not a member of team 'ml'"),
+    (lambda a: a["teams"][0].update(members=["zed"]), "access.teams[0].members", "unknown user 'zed'"),
+    (lambda a: a["users"][1].update(teams=["web"]), "access.users[1].teams", "unknown team 'web'"),
+    (lambda a: a["users"][0].update(role="god"), "access.users[0].role", "Input should be"),
+    (lambda a: a["users"][0].update(email="not-an-address"), "access.users[0].email", "not an e-mail"),
+    (lambda a: a["teams"][0].update(modelRpm={"other": 5}), "access.teams[0].modelRpm", "unknown model 'other'"),
+    (lambda a: a["teams"][0].update(name="ML Team"), "access.teams[0].name", "must be lowercase"),
+    (lambda a: a.update(keyCacheTtlSeconds=0), "access.keyCacheTtlSeconds", "greater than or equal"),
+    (lambda a: a["defaults"].update(keyGenerate={"rpm": 500}), "access.defaults.keyGenerate.rpm", "above"),
+])
+def test_invalid_access_settings_name_their_key(mutate, key, words):
+    access = copy.deepcopy(ACCESS)
+    mutate(access)
+    if key is None:
+        parse_settings(raw_with(access))
+        return
+    found = problems(access)
+    assert key in found and words in found[key], found
+
+
+def test_the_defaults_and_the_cache_ttl_are_rendered_into_litellms_config():
+    access = copy.deepcopy(ACCESS)
+    access["defaults"]["keyGenerate"] = {"rpm": 20, "maxBudget": 5, "budgetDuration": "30d"}
+    access["defaults"]["internalUser"] = {"maxBudget": 10, "models": ["qwen-small"]}
+    config = render_config_dict(parse_settings(raw_with(access)), redis_host="r")
+    assert config["litellm_settings"]["default_key_generate_params"] == {"rpm_limit": 20, "max_budget": 5, "budget_duration": "30d"}
+    assert config["litellm_settings"]["default_internal_user_params"] == {"max_budget": 10, "models": ["qwen-small"]}
+    assert config["litellm_settings"]["upperbound_key_generate_params"] == {"rpm_limit": 100, "max_budget": 50, "duration": "90d"}
+    assert config["general_settings"]["user_api_key_cache_ttl"] == 3
+
+
+@pytest.fixture(scope="module")
+def declared():
+    return run_stack(raw_with())
+
+
+def test_teams_users_and_keys_are_declared_after_the_gateway_with_the_master_key_secret(declared):
+    team = declared.mocks.named("access-team-ml")
+    assert team.plain("kind") == "team" and team.plain("ident") == "dev-ml"
+    assert team.plain("spec") == {"team_alias": "ml", "models": ["qwen-small"]}
+    assert team.plain("api_base") == "http://127.0.0.1:4000"
+    assert team.is_secret("master_key")
+    assert {"gateway-litellm-0"} <= declared.mocks.depends_on_names("access-team-ml")
+    user = declared.mocks.named("access-user-ada")
+    assert user.plain("spec") == {"user_role": "internal_user", "models": [], "teams": ["dev-ml"], "rpm_limit": 50}
+    assert "access-team-ml" in declared.mocks.depends_on_names("access-user-ada")
+    key = declared.mocks.named("access-key-ada-key")
+    assert key.is_secret("ident") and key.plain("ident").startswith("sk-" + SECRET_MARKER)
+    assert key.plain("spec") == {"key_alias": "ada-key", "models": ["qwen-small"], "rpm_limit": 40, "max_budget": 10.0,
+                                 "user_id": "ada", "team_id": "dev-ml", "duration": "30d"}
+    assert {"access-user-ada", "access-team-ml"} <= declared.mocks.depends_on_names("access-key-ada-key")
+    assert declared.mocks.options_of("access-key-ada-key").additional_secret_outputs == ["master_key", "ident"]
+
+
+def test_each_key_has_its_own_vault_path_and_read_policy(declared):
+    secret = declared.mocks.named("access-key-ada-key-vault")
+    assert secret.plain("name") == "litellm-gateway/dev/keys/ada-key" and secret.is_secret("dataJson")
+    value = json.loads(secret.plain("dataJson"))["api_key"]
+    assert value == declared.mocks.named("access-key-ada-key").plain("ident")
+    policy = declared.mocks.named("access-key-ada-key-policy")
+    assert policy.plain("name") == "litellm-gateway-dev-key-ada-key"
+    assert 'path "secret/data/litellm-gateway/dev/keys/ada-key"' in policy.plain("policy")
+    assert "litellm-gateway/dev\"" not in policy.plain("policy"), "the key's policy reads its key only"
+    assert declared.outputs["accessKeys"] == {"ada-key": {"vaultPath": "secret/litellm-gateway/dev/keys/ada-key",
+                                                          "readPolicy": "litellm-gateway-dev-key-ada-key"}}
+
+
+def test_prometheus_scrapes_with_its_own_metrics_only_key(declared):
+    metrics = declared.mocks.named("access-key-prometheus-metrics")
+    assert metrics.plain("spec")["allowed_routes"] == ["/metrics", "/metrics/"]
+    uploads = {u["file"]: u["content"] for u in declared.mocks.named("monitoring-prometheus").plain("uploads")}
+    assert uploads["/etc/prometheus/secrets/litellm-metrics-key"] == metrics.plain("ident")
+    master = dict(e.split("=", 1) for e in declared.mocks.named("gateway-litellm-0").plain("envs"))["LITELLM_MASTER_KEY"]
+    assert uploads["/etc/prometheus/secrets/litellm-metrics-key"] != master
+
+
+def test_backlog_005_is_done_with_counts_and_limits(declared):
+    entry = declared.outputs["backlog"]["BACKLOG-005"]
+    assert entry["status"] == "done"
+    assert (entry["evidence"]["teams"], entry["evidence"]["users"], entry["evidence"]["keys"]) == (1, 2, 1)
+    assert entry["evidence"]["limits_in_force"]["keys"]["ada-key"] == {
+        "owner": {"user": "ada", "team": "ml"}, "rpm": 40, "max_budget": 10.0}
+    assert declared.outputs["backlog"]["BACKLOG-006"]["evidence"]["keys_managed_by_the_stack"] == 1
+
+
+def test_a_stack_without_access_declarations_is_partial_for_backlog_005():
+    raw = copy.deepcopy(stack_file_config("dev"))
+    raw.pop("access", None)
+    assert run_stack(raw).outputs["backlog"]["BACKLOG-005"]["status"] == "partial"
+
+
+def test_bad_access_config_stops_before_any_resource():
+    access = copy.deepcopy(ACCESS)
+    access["keys"][0]["models"] = ["nope"]
+    with pytest.raises(pulumi.RunError, match=r"access.keys\[0\].models: unknown model 'nope'"):
+        run_stack(raw_with(access))
