@@ -221,3 +221,14 @@ def test_an_unreachable_gateway_or_a_wrong_master_key_is_a_clear_error(stack):
     above = dict(wanted, spec=dict(wanted["spec"], rpm_limit=1000))  # above the upper bound (100)
     with pytest.raises(RuntimeError, match="answered HTTP 4"):
         provider.create(above)
+
+
+def test_a_second_key_with_a_taken_alias_is_refused_not_duplicated(stack):
+    settings, first, _ = stack
+    provider = host_provider()
+    alias = f"taken-{uuid.uuid4().hex[:6]}"
+    provider.create(key_props(settings, first, alias))
+    with pytest.raises(RuntimeError, match=r"/key/generate answered HTTP 4\d\d: .*alias"):
+        provider.create(key_props(settings, first, alias))  # another value, same alias
+    listed = first.call("GET", "/key/list", params={"key_alias": alias}).json()
+    assert len(listed["keys"]) == 1
