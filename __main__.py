@@ -37,6 +37,7 @@ gateway = Gateway("gateway", GatewayArgs(
     docker_provider,
     network.name,
     routes_ready=fleet.routes_ready,  # no route goes live before its model is on its hosts
+    vault_provider=vault_access.provider,
 ))
 # Teams, users and keys through the gateway's management API, once the replicas are healthy.
 access = Access("access", AccessArgs(settings, secrets.master_key, vault_access.provider, gateway.litellm_containers))
@@ -61,7 +62,6 @@ models = {
 
 pulumi.export("environment", settings.environment)
 pulumi.export("gatewayUrl", gateway.url)
-pulumi.export("gatewayUrls", gateway.urls)
 pulumi.export("adminUiUrl", gateway.url.apply(lambda url: f"{url}/ui"))
 pulumi.export("vaultSecretPath", secrets.secret_path)
 pulumi.export("vaultSecretVersion", secrets.secret_version)

@@ -7,9 +7,12 @@ from typing import Optional, Sequence
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_random as random
+import pulumi_vault as vault
 
 from config.settings import Limits, StackSettings
-from config.values import local_url, postgres_url
+from config.values import postgres_url
+from renderers import haproxy
 from renderers import litellm_config as rendered
 from renderers import redis_conf
 from .containers import (UPLOADS_NEED_WRITABLE_ROOT, container_options, hardening, healthcheck, labels, pinned_image,
@@ -37,6 +40,7 @@ class GatewayArgs:
     network_name: pulumi.Input[str]
     # Resources each LiteLLM replica waits for (the model pulls), so no route goes live early.
     routes_ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    vault_provider: Optional[pulumi.ProviderResource] = None  # for a TLS certificate kept in Vault
 
 
 def private_network(settings: StackSettings, docker_provider: docker.Provider) -> docker.Network:
@@ -133,6 +137,8 @@ class Gateway(pulumi.ComponentResource):
         database_url = pulumi.Output.secret(pulumi.Output.from_input(args.secrets.postgres_password).apply(
             lambda password: postgres_url(pg.user, password, f"{prefix}-postgres", POSTGRES_PORT, pg.database)))
         self.litellm_containers = []
+        command = ["--config", rendered.CONFIG_PATH, "--port", str(rendered.PROXY_PORT),
+                   "--num_workers", str(gateway.num_workers)]
         for replica in range(gateway.replicas):
             env: dict[str, pulumi.Input[str]] = {
                 rendered.MASTER_KEY_ENV: args.secrets.master_key,
@@ -151,24 +157,35 @@ class Gateway(pulumi.ComponentResource):
                 # Replica 0 runs the Prisma migrations; the others wait for it and never migrate.
                 env["DISABLE_SCHEMA_UPDATE"] = "true"
                 depends_on.append(self.litellm_containers[0])
+            envs = secret_envs(env)
+            # Rolling replacement: a replica whose inputs change gets a new name, so its successor
+            # starts beside it (create before delete), joins the `litellm` alias the load balancer
+            # resolves, and only then is the old one stopped (SIGTERM, gateway.stopGraceSeconds).
+            revision = random.RandomId(
+                f"{name}-litellm-{replica}-revision", byte_length=3,
+                keepers=pulumi.Output.secret(pulumi.Output.all(litellm_image.image_id, envs).apply(
+                    lambda v, r=replica: {"revision": _digest(
+                        [r, v[0], v[1], command, self.rendered_config, gateway.memory_mb, gateway.cpus,
+                         gateway.stop_grace_seconds, settings.containers.log_max_size_mb,
+                         settings.containers.log_max_files])})),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
             container = docker.Container(
                 f"{name}-litellm-{replica}",
-                name=f"{prefix}-litellm-{replica}",
+                name=revision.hex.apply(lambda suffix, r=replica: f"{prefix}-litellm-{r}-{suffix}"),
                 image=litellm_image.image_id,
-                command=["--config", rendered.CONFIG_PATH, "--port", str(rendered.PROXY_PORT),
-                         "--num_workers", str(gateway.num_workers)],
+                command=command,
                 uploads=[docker.ContainerUploadArgs(file=rendered.CONFIG_PATH, content=self.rendered_config)],
-                envs=secret_envs(env),
-                ports=[docker.ContainerPortArgs(
-                    internal=rendered.PROXY_PORT, external=gateway.port + replica, ip=gateway.bind_address,
-                )],
-                healthcheck=healthcheck(
-                    ["CMD", "python3", "-c",
-                     "import urllib.request; urllib.request.urlopen("
-                     f"'http://127.0.0.1:{rendered.PROXY_PORT}/health/liveliness', timeout=4)"],
-                    start_period="60s",
+                envs=envs,
+                healthcheck=docker.ContainerHealthcheckArgs(
+                    tests=["CMD", "python3", "-c",
+                           "import urllib.request; urllib.request.urlopen("
+                           f"'http://127.0.0.1:{rendered.PROXY_PORT}/health/liveliness', timeout=4)"],
+                    # Checked often so a new replica counts as started soon after it answers; the load
+                    # balancer routes on /health/readiness (the database too).
+                    interval="5s", timeout="5s", retries=6, start_period="120s",
                 ),
-                networks_advanced=on_network("litellm", f"litellm-{replica}"),
+                networks_advanced=on_network(haproxy.SERVICE_NAME, f"litellm-{replica}"),
                 restart="unless-stopped",
                 wait=True,
                 # The first start runs database migrations.
@@ -181,13 +198,76 @@ class Gateway(pulumi.ComponentResource):
                     "non-root-user": "the litellm-database image runs as root (Prisma keeps its engines and "
                                      "generated client under /root); it gets no capabilities",
                 }),
-                opts=container_options(child, depends_on),
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=depends_on)),
             )
             self.litellm_containers.append(container)
 
-        self.urls = pulumi.Output.all(*[
-            c.name.apply(lambda _, port=gateway.port + i: local_url(gateway.bind_address, port))
-            for i, c in enumerate(self.litellm_containers)
-        ])
-        self.url = self.urls.apply(lambda urls: urls[0])
-        self.register_outputs({"urls": self.urls})
+        self.load_balancer = self._load_balancer(name, settings, args, child, on_network)
+        self.url = self.load_balancer.name.apply(lambda _: haproxy.published_url(settings))
+        self.urls = self.url.apply(lambda url: [url])
+        self.register_outputs({"url": self.url})
+
+    def _load_balancer(self, name, settings: StackSettings, args: GatewayArgs, child, on_network) -> docker.Container:
+        """HAProxy: the one published gateway port, health-checked replicas found through DNS."""
+        gateway = settings.gateway
+        lb = gateway.load_balancer
+        uploads = [docker.ContainerUploadArgs(file=haproxy.CONFIG_PATH, content=haproxy.render_haproxy_config(settings))]
+        internal = haproxy.HTTP_PORT
+        ports = []
+        if lb.tls.enabled:
+            uploads.append(docker.ContainerUploadArgs(file=haproxy.CERT_PATH,
+                                                      content=tls_pem(settings, args.vault_provider)))
+            internal = haproxy.HTTPS_PORT
+            if lb.tls.http_redirect_port is not None:
+                ports.append(docker.ContainerPortArgs(internal=haproxy.HTTP_PORT, external=lb.tls.http_redirect_port,
+                                                      ip=gateway.bind_address))
+        ports.insert(0, docker.ContainerPortArgs(internal=internal, external=gateway.port, ip=gateway.bind_address))
+        return docker.Container(
+            f"{name}-lb",
+            name=f"{settings.resource_prefix()}-lb",
+            image=pinned_image(f"{name}-lb-image", lb.image, child).image_id,
+            uploads=uploads,
+            ports=ports,
+            healthcheck=healthcheck(["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{haproxy.STATS_PORT}/healthz"
+                                     " || exit 1"], start_period="10s"),
+            networks_advanced=on_network("gateway-lb"),
+            restart="unless-stopped",
+            wait=True,
+            wait_timeout=120,
+            # SIGUSR1: HAProxy's soft stop, finishing the requests it carries.
+            stop_signal="SIGUSR1",
+            **hardening(settings, settings.containers.limits.loadbalancer, stop_grace_seconds=gateway.stop_grace_seconds),
+            labels=labels(settings, "loadbalancer", waivers={"read-only-rootfs": UPLOADS_NEED_WRITABLE_ROOT,
+                                                              "non-root-user": "the haproxy image runs as its haproxy user"}),
+            # Fixed name and host port: a change of its own config replaces it stop-first (seconds, rare);
+            # replica changes never touch it.
+            opts=container_options(child, self.litellm_containers),
+        )
+
+
+def _digest(values: list) -> str:
+    import hashlib
+    import json as _json
+
+    return hashlib.sha256(_json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def tls_pem(settings: StackSettings, vault_provider) -> pulumi.Output[str]:
+    """The certificate chain and key as one PEM (what HAProxy's crt wants), a secret from end to end."""
+    tls = settings.gateway.load_balancer.tls
+    supplied = settings.supplied_secrets
+    if tls.vault is None:
+        return pulumi.Output.secret(
+            supplied.get("gatewayTlsCertificate").rstrip("\n") + "\n" + supplied.get("gatewayTlsKey").rstrip("\n") + "\n")
+    ref = tls.vault
+    secret = vault.kv.get_secret_v2_output(mount=ref.mount, name=ref.path,
+                                           opts=pulumi.InvokeOutputOptions(provider=vault_provider))
+
+    def combine(data: dict) -> str:
+        missing = [f for f in (ref.certificate_field, ref.key_field) if not data or f not in data]
+        if missing:
+            raise pulumi.RunError(f"litellm-gateway:gateway.loadBalancer.tls.vault: Vault secret {ref.mount}/{ref.path} "
+                                  f"has no field {', '.join(repr(m) for m in missing)}")
+        return data[ref.certificate_field].rstrip("\n") + "\n" + data[ref.key_field].rstrip("\n") + "\n"
+
+    return pulumi.Output.secret(secret.data.apply(combine))

@@ -27,7 +27,9 @@ PROJECT = "litellm-gateway"
 # Secret config keys a user may set with `pulumi config set --secret <key>`; any of them left
 # unset is generated with pulumi-random and kept in Vault.
 SECRET_KEYS = ("masterKey", "saltKey", "uiPassword", "postgresPassword", "redisPassword", "grafanaAdminPassword",
-               "gpuSshPrivateKey")
+               "gpuSshPrivateKey", "gatewayTlsCertificate", "gatewayTlsKey")
+# Secret config keys that are not generated when unset (supplied material, not passwords).
+NOT_GENERATED = frozenset({"gpuSshPrivateKey", "gatewayTlsCertificate", "gatewayTlsKey"})
 PUBLICLY_KNOWN_MASTER_KEYS = frozenset({"sk-1234"})
 MIN_MASTER_KEY_RANDOM_CHARS = 32
 
@@ -152,6 +154,34 @@ class VaultSettings(_Section):
     skip_tls_verify: bool = False
 
 
+class TlsVaultRef(_Section):
+    mount: VaultPath = "secret"
+    path: VaultPath
+    certificate_field: Annotated[str, _full(r"[A-Za-z0-9_.-]{1,128}", "{value!r} is not a valid field name")] = "certificate"
+    key_field: Annotated[str, _full(r"[A-Za-z0-9_.-]{1,128}", "{value!r} is not a valid field name")] = "private_key"
+
+
+class TlsSettings(_Section):
+    """TLS at the load balancer: certificate (chain) and key from Vault, or the secret config keys
+    gatewayTlsCertificate and gatewayTlsKey."""
+
+    enabled: bool = False
+    vault: Optional[TlsVaultRef] = None
+    # The name clients use (in the certificate); gatewayUrl uses it.
+    server_name: Optional[HostAddress] = None
+    # Also publish plain HTTP on this port, answering only with a redirect to HTTPS; unset: closed.
+    http_redirect_port: Optional[int] = Field(default=None, ge=1, le=65535)
+
+
+class LoadBalancerSettings(_Section):
+    image: str = "haproxy:3.0.5-alpine"
+    # server-template slots: replicas old and new side by side during a rolling replacement.
+    max_replicas: int = Field(default=16, ge=2, le=256)
+    max_connections: int = Field(default=4096, ge=64, le=1_000_000)
+    retries: int = Field(default=3, ge=1, le=10)
+    tls: TlsSettings = TlsSettings()
+
+
 class GatewaySettings(_Section):
     image: str
     replicas: int = Field(default=1, ge=1, le=16)
@@ -167,6 +197,8 @@ class GatewaySettings(_Section):
     # Bump to rotate the master key (see README, "Rotating the master key").
     master_key_rotation: int = Field(default=0, ge=0)
     ui_username: str = Field(default="admin", min_length=1, max_length=128)
+    # HAProxy in front of the replicas: the only published gateway port, one URL for clients.
+    load_balancer: LoadBalancerSettings = LoadBalancerSettings()
 
 
 class ModelSettings(_Section):
@@ -313,6 +345,7 @@ class ContainerLimits(_Section):
     backup: Limits = Limits(memory_mb=1024, cpus=1)
     vault_dev: Limits = Limits(memory_mb=256, cpus=0.5)
     ollama_dev: Limits = Limits(memory_mb=8192, cpus=4)
+    loadbalancer: Limits = Limits(memory_mb=256, cpus=1)
 
 
 class ContainersSettings(_Section):
@@ -524,8 +557,11 @@ def _published_ports(parsed: dict[str, Any]) -> list[tuple[str, str, int]]:
     published = []
     gateway: Optional[GatewaySettings] = parsed.get("gateway")
     if gateway is not None:
-        for replica in range(gateway.replicas):
-            published.append(("gateway.port", gateway.bind_address, gateway.port + replica))
+        # Only the load balancer publishes; the replicas are reached on the private network.
+        published.append(("gateway.port", gateway.bind_address, gateway.port))
+        redirect = gateway.load_balancer.tls.http_redirect_port
+        if gateway.load_balancer.tls.enabled and redirect is not None:
+            published.append(("gateway.loadBalancer.tls.httpRedirectPort", gateway.bind_address, redirect))
     monitoring: Optional[MonitoringSettings] = parsed.get("monitoring")
     if monitoring is not None and monitoring.enabled:
         published.append(("monitoring.prometheusPort", monitoring.bind_address, monitoring.prometheus_port))
@@ -648,6 +684,9 @@ def _image_references(raw: dict[str, Any]) -> list[tuple[str, Any]]:
     for section, key in (("gateway", "image"), ("redis", "image"), ("postgres", "image"), ("vault", "devImage")):
         if isinstance(raw.get(section), dict) and key in raw[section]:
             found.append((f"{section}.{key}", raw[section][key]))
+    gateway = raw.get("gateway")
+    if isinstance(gateway, dict) and isinstance(gateway.get("loadBalancer"), dict) and "image" in gateway["loadBalancer"]:
+        found.append(("gateway.loadBalancer.image", gateway["loadBalancer"]["image"]))
     monitoring = raw.get("monitoring")
     if isinstance(monitoring, dict):
         for key in ("prometheusImage", "grafanaImage"):
@@ -688,8 +727,13 @@ def _cross_check(parsed: dict[str, Any], raw: dict[str, Any], problems: list[tup
         problem = _bind_problem(gateway.bind_address, gateway.allow_public_bind, "gateway.allowPublicBind")
         if problem:
             problems.append(("gateway.bindAddress", problem))
-        if gateway.port + gateway.replicas - 1 > 65535:
-            problems.append(("gateway.port", "port + replicas - 1 exceeds 65535 (each replica publishes the next port)"))
+        if gateway.load_balancer.max_replicas < 2 * gateway.replicas:
+            problems.append(("gateway.loadBalancer.maxReplicas",
+                             f"{gateway.load_balancer.max_replicas} slots cannot hold {gateway.replicas} replicas and their "
+                             f"replacements side by side during a rolling replacement; use at least {2 * gateway.replicas}"))
+        tls = gateway.load_balancer.tls
+        if not tls.enabled and (tls.vault is not None or tls.http_redirect_port is not None):
+            problems.append(("gateway.loadBalancer.tls.enabled", "is false, but other TLS settings are given"))
 
     vault: Optional[VaultSettings] = parsed.get("vault")
     if vault is not None and vault.mode == "dev-container":
@@ -764,6 +808,24 @@ def _check_fleet_access(parsed: dict[str, Any], supplied: dict[str, str], proble
                     "gpuSsh.allowUnpinnedHostKeys to the reason the keys cannot be pinned")))
 
 
+def _check_tls_source(parsed: dict[str, Any], supplied: dict[str, str], problems) -> None:
+    gateway: Optional[GatewaySettings] = parsed.get("gateway")
+    from_config = {"gatewayTlsCertificate", "gatewayTlsKey"} & set(supplied)
+    if gateway is None:
+        return
+    tls = gateway.load_balancer.tls
+    if not tls.enabled:
+        if from_config:
+            problems.append((sorted(from_config)[0], "is set but gateway.loadBalancer.tls.enabled is false"))
+        return
+    if tls.vault is not None and from_config:
+        problems.append(("gateway.loadBalancer.tls.vault", "set both this and gatewayTlsCertificate/gatewayTlsKey; "
+                         "keep one source for the certificate"))
+    elif tls.vault is None and len(from_config) != 2:
+        problems.append(("gateway.loadBalancer.tls", "TLS needs the certificate and key: set gateway.loadBalancer.tls.vault "
+                         "{mount, path}, or both secret config keys gatewayTlsCertificate and gatewayTlsKey"))
+
+
 def _check_supplied_secret(key: str, value: str, is_secret: bool, problems) -> None:
     if not is_secret:
         problems.append(
@@ -774,7 +836,7 @@ def _check_supplied_secret(key: str, value: str, is_secret: bool, problems) -> N
         return
     # A key file has line breaks; no other secret may have control characters (a newline in the
     # Redis password stops Redis from starting). The message never shows the value.
-    allowed = "\n\r" if key == "gpuSshPrivateKey" else ""
+    allowed = "\n\r" if key in ("gpuSshPrivateKey", "gatewayTlsCertificate", "gatewayTlsKey") else ""
     bad = sorted({c for c in value if (ord(c) < 32 or ord(c) == 127) and c not in allowed})
     if bad:
         problems.append((key, f"contains control characters ({', '.join(repr(c) for c in bad)}); "
@@ -788,6 +850,13 @@ def _check_supplied_secret(key: str, value: str, is_secret: bool, problems) -> N
             problems.append((key, f"is too short: use 'sk-' and at least {MIN_MASTER_KEY_RANDOM_CHARS} random characters"))
         elif any(c.isspace() for c in value):
             problems.append((key, "contains white space; clients send it in an Authorization header"))
+    elif key == "gatewayTlsCertificate":
+        if "-----BEGIN CERTIFICATE-----" not in value:
+            problems.append((key, "is not a PEM certificate (chain); set it with "
+                                  "`pulumi config set --secret gatewayTlsCertificate < fullchain.pem`"))
+    elif key == "gatewayTlsKey":
+        if "-----BEGIN" not in value or "PRIVATE KEY-----" not in value:
+            problems.append((key, "is not a PEM private key; set it with `pulumi config set --secret gatewayTlsKey < key.pem`"))
     elif key == "gpuSshPrivateKey":
         if "-----BEGIN" not in value or "PRIVATE KEY-----" not in value:
             problems.append((key, "is not a PEM/OpenSSH private key (expected '-----BEGIN ... PRIVATE KEY-----'); "
@@ -892,6 +961,7 @@ def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(
             supplied[key] = value
 
     _check_fleet_access(parsed, supplied, more)
+    _check_tls_source(parsed, supplied, more)
     problems.extend(p for p in more if p[0] not in reported)
 
     if problems:

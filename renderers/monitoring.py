@@ -14,6 +14,8 @@ import yaml
 
 from config.settings import StackSettings
 from config.values import host_port
+from renderers.haproxy import SERVICE_NAME
+from renderers.haproxy import STATS_PORT as LB_STATS_PORT
 from renderers.litellm_config import PROXY_PORT
 
 PROMETHEUS_PORT = 9090
@@ -37,8 +39,13 @@ class PrometheusPaths:
 
 
 def litellm_targets(settings: StackSettings) -> list[str]:
-    prefix = settings.resource_prefix()
-    return [f"{prefix}-litellm-{i}:{PROXY_PORT}" for i in range(settings.gateway.replicas)]
+    """What Prometheus looks up: every replica answers the network alias (DNS service discovery), so
+    a replica that replaces another is scraped without a config change."""
+    return [f"dns:{SERVICE_NAME}:{PROXY_PORT}"]
+
+
+def loadbalancer_target(settings: StackSettings) -> str:
+    return f"{settings.resource_prefix()}-lb:{LB_STATS_PORT}"
 
 
 def _static(targets: list[str], labels: dict[str, str]) -> dict[str, Any]:
@@ -55,6 +62,8 @@ def scrape_jobs(settings: StackSettings, litellm: Optional[list[str]] = None) ->
             _static([target], {"environment": env, "role": "gateway", "host": f"litellm-{i}"})
             for i, target in enumerate(litellm if litellm is not None else litellm_targets(settings))
         ],
+        "loadbalancer": [_static([loadbalancer_target(settings)],
+                                 {"environment": env, "role": "loadbalancer", "host": f"{prefix}-lb"})],
     }
     nodes = [(h, h.exporters.node_exporter_port) for h in settings.gpu_hosts if h.exporters.node_exporter_port]
     if nodes:
@@ -81,6 +90,15 @@ def render_prometheus_config(settings: StackSettings, paths: PrometheusPaths = P
     scrape_configs = []
     for job, static_configs in scrape_jobs(settings, litellm).items():
         config: dict[str, Any] = {"job_name": job, "static_configs": static_configs}
+        if job == "litellm" and litellm is None:
+            # The replicas by DNS: one target per address the alias resolves to, as they come and go.
+            config = {"job_name": job, "dns_sd_configs": [
+                {"names": [SERVICE_NAME], "type": "A", "port": PROXY_PORT, "refresh_interval": "5s"}],
+                "relabel_configs": [
+                    {"target_label": "environment", "replacement": settings.environment},
+                    {"target_label": "role", "replacement": "gateway"},
+                    {"source_labels": ["__address__"], "target_label": "host"},
+                ]}
         if job == "litellm":
             # LiteLLM's /metrics needs a bearer key; it is read from a file, never written here.
             config["metrics_path"] = "/metrics/"
@@ -223,6 +241,13 @@ def dashboards(settings: StackSettings) -> dict[str, dict[str, Any]]:
             metric=f"rate(litellm_deployment_failure_responses_total{r})") + ")"}, "reqps"),
         ("Deployment state (0 healthy, 1 partial, 2 outage)", {"{{model_id}}": "max by (model_id) (litellm_deployment_state)"}, "short"),
         ("In-flight requests", {"{{instance}}": "sum by (instance) (litellm_in_flight_requests)"}, "short"),
+        ("Load balancer: replicas up", {"up": 'sum(haproxy_server_status{proxy="litellm", state="UP"})',
+                                        "slots": 'count(haproxy_server_status{proxy="litellm", state="UP"})'}, "short"),
+        ("Load balancer: requests and retries", {
+            "requests {{code}}": f'sum by (code) (rate(haproxy_frontend_http_responses_total{{proxy="gateway"}}{r}))',
+            "retries": f'sum(rate(haproxy_backend_retry_warnings_total{{proxy="litellm"}}{r}))',
+            "redispatches": f'sum(rate(haproxy_backend_redispatch_warnings_total{{proxy="litellm"}}{r}))',
+        }, "reqps"),
     ])
     gpu = _dashboard("litellm-gpu-hosts", "GPU hosts", [
         ("Exporters up", {"{{host}} {{job}}": 'up{job=~"gpu-node|gpu-dcgm"}'}, "short"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,9 +20,12 @@ OLLAMA_VERSION = "0.12.6"
 
 
 class OllamaDouble:
-    def __init__(self, host_name: str, models: list[str]):
+    def __init__(self, host_name: str, models: list[str], stream_chunks: int = 1, chunk_delay: float = 0.0):
         self.host_name = host_name
         self.models = list(models)
+        # A streamed answer comes in `stream_chunks` pieces, `chunk_delay` seconds apart (like a GPU).
+        self.stream_chunks = stream_chunks
+        self.chunk_delay = chunk_delay
         self.chat_requests: list[dict] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -109,9 +113,14 @@ class OllamaDouble:
                     self.send_response(200)
                     self.send_header("Content-Type", "application/x-ndjson")
                     self.end_headers()
-                    chunk = {"model": model, "created_at": now,
-                             "message": {"role": "assistant", "content": text}, "done": False}
-                    self.wfile.write((json.dumps(chunk) + "\n").encode())
+                    for i in range(double.stream_chunks):
+                        piece = text if i == 0 else f" [{i}]"
+                        chunk = {"model": model, "created_at": now,
+                                 "message": {"role": "assistant", "content": piece}, "done": False}
+                        self.wfile.write((json.dumps(chunk) + "\n").encode())
+                        self.wfile.flush()
+                        if double.chunk_delay:
+                            time.sleep(double.chunk_delay)
                     self.wfile.write((json.dumps(final) + "\n").encode())
                     return
                 final["message"]["content"] = text

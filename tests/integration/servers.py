@@ -90,14 +90,15 @@ def _wait_until_ready(name: str, process: subprocess.Popen, url: str, log_path: 
 
 
 class LiteLLMProcess:
-    def __init__(self, process: subprocess.Popen, port: int, log_path: Path):
+    def __init__(self, process: subprocess.Popen, port: int, log_path: Path, host: str = "127.0.0.1"):
         self.process = process
         self.port = port
         self.log_path = log_path
+        self.host = host
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -117,21 +118,22 @@ def litellm_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def litellm_proxy(config_text: str, env: dict[str, str], timeout: float = 120) -> Iterator[LiteLLMProcess]:
+def litellm_proxy(config_text: str, env: dict[str, str], timeout: float = 120, host: str = "127.0.0.1",
+                  port: Optional[int] = None) -> Iterator[LiteLLMProcess]:
     """The real LiteLLM proxy (pip litellm[proxy]) on a free loopback port, ready when yielded."""
     workdir = Path(tempfile.mkdtemp(prefix="litellm-test-"))
     config_path = workdir / "config.yaml"
     config_path.write_text(config_text)
     log_path = workdir / "proxy.log"
-    port = free_port()
+    port = port or free_port()
     litellm_cli = shutil.which("litellm") or str(Path(sys.executable).parent / "litellm")
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [litellm_cli, "--config", str(config_path), "--host", "127.0.0.1", "--port", str(port),
+            [litellm_cli, "--config", str(config_path), "--host", host, "--port", str(port),
              "--num_workers", "1"],
             stdout=log, stderr=subprocess.STDOUT, env=litellm_env(env), cwd=workdir, start_new_session=True,
         )
-    proxy = LiteLLMProcess(process, port, log_path)
+    proxy = LiteLLMProcess(process, port, log_path, host)
     try:
         _wait_until_ready("litellm", process, f"{proxy.url}/health/liveliness", log_path, timeout)
         yield proxy

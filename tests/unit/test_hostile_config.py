@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import pulumi
 import pytest
 
-from config.settings import SECRET_KEYS, SettingsError, parse_settings
+from config.settings import NOT_GENERATED, SECRET_KEYS, SettingsError, parse_settings
 from config.values import full_ollama_tag, host_key_problem, local_url, postgres_url, split_host_port
 from harness import run_stack, stack_file_config
 
@@ -91,7 +91,7 @@ def test_non_finite_numbers_are_refused_at_their_key(stack, bad):
         assert path in keys, f"{path} = {bad} was not reported at its key: {keys}"
 
 
-@pytest.mark.parametrize("key", [k for k in SECRET_KEYS if k != "gpuSshPrivateKey"])
+@pytest.mark.parametrize("key", [k for k in SECRET_KEYS if k not in NOT_GENERATED])
 @pytest.mark.parametrize("bad", ["\n", "\x00", "\x7f"])
 def test_control_characters_in_supplied_secrets_are_refused_without_echoing_them(key, bad):
     value = "sk-" + "Ab3dE" * 8 + bad + "tail"
@@ -247,7 +247,7 @@ def test_host_keys_paramiko_cannot_use_are_refused(key, reason):
     (lambda r: r["backups"].update(timesUtc=["03:00", "03:00"]), "backups.timesUtc"),
     (lambda r: r["backups"].update(timesUtc=["3:00"]), "backups.timesUtc[0]"),
     (lambda r: r["gpuHosts"][0].update(localContainer={"image": "ollama/ollama:0.12.6"}), "gpuHosts[0].localContainer"),
-    (lambda r: r["monitoring"].update(prometheusPort=4001), "monitoring.prometheusPort"),
+    (lambda r: r["monitoring"].update(prometheusPort=4000), "monitoring.prometheusPort"),
     (lambda r: r["monitoring"].update(alertmanagers=["alertmanager.internal"]), "monitoring.alertmanagers[0]"),
     (lambda r: r["gpuSsh"].update(user="root; rm"), "gpuSsh.user"),
     (lambda r: r["models"][0].update(ollamaTag="llama3.1:8b; rm -rf /"), "models[0].ollamaTag"),

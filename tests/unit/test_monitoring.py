@@ -60,13 +60,24 @@ def test_prometheus_and_grafana_need_credentials(prod_run):
 def test_scrape_targets_cover_replicas_gpu_exporters_redis_postgres_and_itself():
     settings = parse_settings(stack_file_config("prod"))
     jobs = {job: [(t, sc["labels"]) for sc in configs for t in sc["targets"]] for job, configs in scrape_jobs(settings).items()}
-    assert [t for t, _ in jobs["litellm"]] == ["litellm-gateway-prod-litellm-0:4000", "litellm-gateway-prod-litellm-1:4000"]
-    assert [t for t, _ in jobs["gpu-node"]] == ["10.20.1.11:9100", "10.20.1.12:9100", "10.20.1.13:9100"]
-    assert [t for t, _ in jobs["gpu-dcgm"]] == ["10.20.1.11:9400", "10.20.1.12:9400"], "gpu-03 has no DCGM exporter"
-    assert set(jobs) == {"litellm", "gpu-node", "gpu-dcgm", "redis", "postgres", "prometheus"}
+    assert [t for t, _ in jobs["litellm"]] == ["dns:litellm:4000"]
+    assert [t for t, _ in jobs["loadbalancer"]] == ["litellm-gateway-prod-lb:8405"]
+    hosts = [h for h in settings.gpu_hosts if h.exporters.node_exporter_port]
+    assert [t for t, _ in jobs["gpu-node"]] == [f"{h.address}:{h.exporters.node_exporter_port}" for h in hosts]
+    dcgm = [h for h in settings.gpu_hosts if h.exporters.dcgm_exporter_port]
+    assert [t for t, _ in jobs["gpu-dcgm"]] == [f"{h.address}:{h.exporters.dcgm_exporter_port}" for h in dcgm]
+    assert set(jobs) == {"litellm", "loadbalancer", "gpu-node", "gpu-dcgm", "redis", "postgres", "prometheus"}
     for job, targets in jobs.items():
         for _, labels in targets:
             assert labels["environment"] == "prod" and labels["role"] and labels["host"], (job, labels)
+
+
+def test_prometheus_finds_the_replicas_by_dns_not_by_fixed_names():
+    config = yaml.safe_load(render_prometheus_config(parse_settings(stack_file_config("prod"))))
+    litellm = next(job for job in config["scrape_configs"] if job["job_name"] == "litellm")
+    assert litellm["dns_sd_configs"] == [{"names": ["litellm"], "type": "A", "port": 4000, "refresh_interval": "5s"}]
+    assert "static_configs" not in litellm
+    assert {"target_label": "environment", "replacement": "prod"} in litellm["relabel_configs"]
 
 
 def test_dev_has_no_gpu_exporter_jobs():
@@ -98,7 +109,7 @@ def test_backlog_evidence_for_monitoring_and_analytics(prod_run):
     evidence = backlog["BACKLOG-003"]["evidence"]
     assert backlog["BACKLOG-003"]["status"] == "done"
     assert evidence["alert_rules"] == 6
-    assert evidence["scrape_jobs"]["litellm"] == ["litellm-gateway-prod-litellm-0:4000", "litellm-gateway-prod-litellm-1:4000"]
+    assert evidence["scrape_jobs"]["litellm"] == ["dns:litellm:4000"]
     assert backlog["BACKLOG-007"]["status"] == "done"
     assert backlog["BACKLOG-007"]["evidence"]["dashboards"] == ["LiteLLM usage", "GPU hosts"]
     assert prod_run.outputs["grafanaUrl"] == "http://10.20.0.10:3000"

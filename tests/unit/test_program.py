@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from config.settings import parse_settings
 from harness import ROOT, SECRET_MARKER, run_stack, stack_file_config, walk_plain
 
 SUPPLIED = {
@@ -42,7 +43,7 @@ def test_dev_runs_everything_on_the_local_docker_engine(dev_run):
     assert provider.plain("host") == "unix:///var/run/docker.sock"
     assert set(containers(dev_run)) == {
         "vault-dev-server", "gateway-postgres", "gateway-redis", "models-ollama-ollama-dev", "gateway-litellm-0",
-        "monitoring-prometheus", "monitoring-grafana", "monitoring-redis-exporter", "monitoring-postgres-exporter",
+        "gateway-lb", "monitoring-prometheus", "monitoring-grafana", "monitoring-redis-exporter", "monitoring-postgres-exporter",
         "backups-scheduler",
     }
 
@@ -80,12 +81,15 @@ def test_prod_uses_a_remote_docker_host_and_an_existing_vault(prod_run):
     assert not any("ollama" in name for name in containers(prod_run))
 
 
-def test_prod_replicas_publish_consecutive_ports_on_the_private_address(prod_run):
-    ports = [container(prod_run, f"gateway-litellm-{i}").plain("ports")[0] for i in range(2)]
-    assert [(p["ip"], p["external"], p["internal"]) for p in ports] == [
-        ("10.20.0.10", 4000, 4000), ("10.20.0.10", 4001, 4000),
-    ]
-    assert prod_run.outputs["gatewayUrls"] == ["http://10.20.0.10:4000", "http://10.20.0.10:4001"]
+def test_prod_publishes_only_the_load_balancer_and_one_url(prod_run):
+    for i in range(2):
+        assert not container(prod_run, f"gateway-litellm-{i}").plain("ports"), "replicas publish no port"
+    settings = parse_settings(stack_file_config("prod"))
+    lb = container(prod_run, "gateway-lb")
+    assert [(p["ip"], p["external"]) for p in lb.plain("ports")] == [(settings.gateway.bind_address, settings.gateway.port)]
+    assert prod_run.outputs["gatewayUrl"] == f"http://{settings.gateway.bind_address}:{settings.gateway.port}"
+    assert "gatewayUrls" not in prod_run.outputs
+    assert {"gateway-litellm-0", "gateway-litellm-1"} <= prod_run.mocks.depends_on_names("gateway-lb")
 
 
 def test_prod_only_the_first_replica_migrates_the_schema(prod_run):
@@ -128,10 +132,16 @@ def test_every_container_has_healthcheck_restart_policy_and_waits(stack):
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_named_containers_are_removed_before_their_replacement_starts(stack):
+def test_replicas_roll_and_fixed_name_containers_are_removed_before_their_replacement_starts(stack):
     run = run_stack(stack_file_config(stack), stack=stack)
+    replicas = {name for name in containers(run) if name.startswith("gateway-litellm-")}
+    assert replicas
     for name in containers(run):
-        assert run.mocks.options_of(name).delete_before_replace is True, name
+        if name in replicas:
+            # Create before delete: the successor starts beside it under a new name.
+            assert not run.mocks.options_of(name).delete_before_replace, name
+        else:
+            assert run.mocks.options_of(name).delete_before_replace is True, name
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

@@ -79,7 +79,7 @@ def test_wrong_types_name_the_key(mutate, key):
         (lambda r: r["gateway"].update(port=70000), "gateway.port"),
         (lambda r: r["gpuHosts"][0].update(ollamaPort=65536), "gpuHosts[0].ollamaPort"),
         (lambda r: r["vault"].update(devPort=-1), "vault.devPort"),
-        (lambda r: r["gateway"].update(port=65535, replicas=2), "gateway.port"),
+        (lambda r: r["gateway"].update(replicas=9), "gateway.loadBalancer.maxReplicas"),
     ],
 )
 def test_ports_out_of_range(mutate, key):

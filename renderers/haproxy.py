@@ -1,0 +1,135 @@
+"""Render haproxy.cfg for the load balancer in front of the LiteLLM replicas (pure).
+
+The replicas are found through DNS: every replica joins the gateway network with the alias
+`litellm`, Docker's embedded DNS (127.0.0.11) answers that name with one address per running
+replica, and `server-template` keeps a slot per address. A replica started beside an old one (a
+rolling replacement) is picked up within seconds; one that stops is taken out by the health check
+(and by DNS). A request that fails to connect, or whose server closes without answering, is tried
+again on another replica (`retry-on`, `option redispatch`). Timeouts allow for long LLM streams.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from config.settings import StackSettings
+
+CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"
+CERT_PATH = "/usr/local/etc/haproxy/certs/gateway.pem"
+SERVICE_NAME = "litellm"        # the replicas' shared alias on the gateway network
+DOCKER_DNS = "127.0.0.11:53"    # Docker's embedded DNS server, inside every container on a user network
+HTTP_PORT = 8080                # inside the container (the image runs as a non-root user)
+HTTPS_PORT = 8443
+STATS_PORT = 8405               # HAProxy's Prometheus exporter
+READINESS_PATH = "/health/readiness"
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where the rendered HAProxy listens and finds the replicas (the container's, or a test's)."""
+
+    http: str = f":{HTTP_PORT}"
+    https: str = f":{HTTPS_PORT}"
+    stats: str = f":{STATS_PORT}"
+    nameserver: str = DOCKER_DNS
+    service: str = SERVICE_NAME
+    replica_port: int = 4000
+    cert_path: str = CERT_PATH
+
+
+def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) -> str:
+    gateway = settings.gateway
+    lb = gateway.load_balancer
+    # Streams may run as long as LiteLLM's own request timeout; give the proxy a margin beyond it.
+    stream_timeout = gateway.request_timeout_seconds + 30
+    tls = lb.tls.enabled
+    lines = [
+        f"# Rendered by the {settings.resource_prefix()} Pulumi stack; edit the stack config, not this file.",
+        "global",
+        "    log stdout format raw local0 info",
+        f"    maxconn {lb.max_connections}",
+    ]
+    if tls:
+        lines += ["    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets",
+                  "    ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"]
+    lines += [
+        "",
+        "defaults",
+        "    mode http",
+        "    log global",
+        "    option httplog",
+        "    option dontlognull",
+        "    timeout connect 5s",
+        f"    timeout client {stream_timeout}s",
+        f"    timeout server {stream_timeout}s",
+        "    timeout http-request 30s",
+        "    timeout http-keep-alive 30s",
+        "    timeout queue 60s",
+        "    # Another replica gets the request when the chosen one refuses the connection or closes",
+        "    # it without an answer (a replica stopping, or killed): clients see no error.",
+        f"    retries {lb.retries}",
+        "    retry-on conn-failure empty-response",
+        "    option redispatch 1",
+        "",
+        "resolvers docker",
+        f"    nameserver dns1 {listen.nameserver}",
+        "    accepted_payload_size 8192",
+        "    resolve_retries 3",
+        "    timeout resolve 1s",
+        "    timeout retry 1s",
+        "    hold valid 2s",
+        "    hold obsolete 5s",
+        "    hold nx 2s",
+        "",
+        "frontend gateway",
+    ]
+    if tls:
+        lines += [f"    bind {listen.https} ssl crt {listen.cert_path} alpn h2,http/1.1",
+                  f"    bind {listen.http}",
+                  "    # Plain HTTP only redirects: credentials never travel in clear text.",
+                  "    http-request redirect scheme https code 308 unless { ssl_fc }",
+                  "    http-response set-header Strict-Transport-Security \"max-age=31536000\""]
+    else:
+        lines += [f"    bind {listen.http}"]
+    lines += [
+        "    # Metrics stay on the private network, scraped from each replica by Prometheus.",
+        "    http-request deny deny_status 404 if { path_beg /metrics }",
+        "    default_backend litellm",
+        "",
+        "backend litellm",
+        "    balance leastconn",
+        "    # A fresh server connection per request (clients keep theirs): a replica that is stopping",
+        "    # closes its idle connections, and a request sent on one of them, or a client connection",
+        "    # tied to it, would be lost; a new connection to it is refused instead, and retried on",
+        "    # another replica.",
+        "    option http-server-close",
+        "    http-reuse never",
+        "    option httpchk",
+        f"    http-check send meth GET uri {READINESS_PATH}",
+        "    http-check expect status 200",
+        f"    default-server check inter 2s fall 2 rise 2 slowstart 5s init-addr none resolvers docker "
+        f"resolve-prefer ipv4",
+        f"    server-template replica {lb.max_replicas} {listen.service}:{listen.replica_port}",
+        "",
+        "frontend stats",
+        f"    bind {listen.stats}",
+        "    http-request set-log-level silent",
+        "    http-request use-service prometheus-exporter if { path /metrics }",
+        "    http-request return status 200 content-type text/plain string ok if { path /healthz }",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def published_url(settings: StackSettings, host: Optional[str] = None) -> str:
+    """The one URL clients use."""
+    from config.values import host_port, local_url
+
+    gateway = settings.gateway
+    if gateway.load_balancer.tls.enabled:
+        name = gateway.load_balancer.tls.server_name or host
+        if name:
+            return f"https://{host_port(name, gateway.port)}"
+        return local_url(gateway.bind_address, gateway.port).replace("http://", "https://", 1)
+    return local_url(gateway.bind_address, gateway.port)
