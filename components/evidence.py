@@ -46,6 +46,7 @@ class DeclaredFacts:
     dashboards: list[str] = field(default_factory=list)
     cache: Optional[dict[str, Any]] = None
     access: Optional[dict[str, Any]] = None  # declared teams/users/keys and their limits
+    gateway: Optional[dict[str, Any]] = None  # the load balancer and the replicas behind it
 
 
 def _entry(item: str, status: str, evidence: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +77,7 @@ def backlog_evidence(facts: DeclaredFacts) -> dict[str, dict[str, Any]]:
         "routes": facts.routes,
         "pulls": facts.model_pulls,
         "routes_without_pull": sorted(f"{m}@{h}" for m, h in routed - pulled),
+        "gateway": facts.gateway,
     })
 
     entries["BACKLOG-003"] = _entry(
@@ -196,6 +198,9 @@ def collect_facts(settings, secrets, gateway, fleet, monitoring=None, backups=No
             admin_ui_url=f"{resolved['url']}/ui" if database else None,
             admin_ui_password_in_vault="UI_PASSWORD" in secrets.stored_fields,
             access=_access_summary(settings),
+            gateway={"load_balancer": settings.gateway.load_balancer.image, "replicas": settings.gateway.replicas,
+                     "url": resolved["url"], "tls": settings.gateway.load_balancer.tls.enabled,
+                     "replacement": "rolling (create before delete)"},
             cache={"type": cache_params["type"], "ttl_seconds": cache_params["ttl"],
                    "namespace": cache_params["namespace"], "image": settings.redis.image}
             if cache_params else None,

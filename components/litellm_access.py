@@ -30,7 +30,7 @@ import pulumi_random as random
 import pulumi_vault as vault
 
 from config.settings import StackSettings
-from config.values import local_url
+from renderers.haproxy import published_url
 from renderers.vault_policy import render_read_policy
 from .ollama_drift import pickled_by_value
 
@@ -290,7 +290,8 @@ class Access(pulumi.ComponentResource):
         super().__init__("litellm-gateway:access:Access", name, None, opts)
         settings = args.settings
         access = settings.access
-        self.management_url = access.management_url or local_url(settings.gateway.bind_address, settings.gateway.port)
+        # Through the load balancer (gatewayUrl) unless told otherwise.
+        self.management_url = access.management_url or published_url(settings)
         after_gateway = pulumi.ResourceOptions(parent=self, depends_on=list(args.gateway_ready))
         vault_child = pulumi.ResourceOptions(parent=self, provider=args.vault_provider)
 

@@ -92,8 +92,8 @@ def build_models(base):
         expires_after: Optional[Duration] = None
 
     class AccessSettings(base):
-        # Where `pulumi up` reaches the gateway's management API; default: replica 0 on
-        # gateway.bindAddress:gateway.port as seen from the machine running Pulumi.
+        # Where `pulumi up` reaches the gateway's management API; default: the load balancer
+        # (gatewayUrl) as seen from the machine running Pulumi.
         management_url: Optional[Annotated[str, _full(re.compile(r"https?://[^\s/]+(/[^\s]*)?"),
                                                       "{value!r} must be an http:// or https:// URL")]] = None
         # Seconds a replica trusts its cached copy of a key, user or team: a deleted or changed key

@@ -125,6 +125,20 @@ def containers_healthy_and_restarting(resource: PolicyResource) -> list[str]:
     return problems
 
 
+# --- replicas-behind-the-load-balancer ------------------------------------------------------------
+
+def replicas_not_published(resource: PolicyResource) -> list[str]:
+    """LiteLLM replicas are reached through the load balancer only: a published replica port
+    bypasses its health checks and retries (and its TLS)."""
+    if resource.type != CONTAINER or _role(resource) != "litellm":
+        return []
+    ports = _plain(resource.props.get("ports")) or []
+    if not ports:
+        return []
+    published = ", ".join(f"{p.get('ip') or '0.0.0.0'}:{p.get('external')}" for p in ports)
+    return [f"{resource.name}: a LiteLLM replica publishes {published}; clients go through the load balancer"]
+
+
 # --- containers-hardened -------------------------------------------------------------------------
 
 ROOT_USERS = {"", "root", "0", "0:0", "root:root"}
@@ -214,6 +228,8 @@ POLICIES: dict[str, tuple[str, Callable[[PolicyResource], list[str]]]] = {
                                  datastores_not_published),
     "containers-healthy-and-restarting": ("Every long-running container has a healthcheck and a restart policy.",
                                           containers_healthy_and_restarting),
+    "replicas-not-published": ("LiteLLM replicas publish no host port; the load balancer is the way in.",
+                               replicas_not_published),
     "containers-hardened": ("Containers drop capabilities, cannot gain privileges, rotate logs, have limits and a "
                             "stop grace period, and run as non-root on a read-only root filesystem unless waived.",
                             containers_hardened),

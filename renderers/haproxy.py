@@ -49,6 +49,7 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
         "global",
         "    log stdout format raw local0 info",
         f"    maxconn {lb.max_connections}",
+        f"    nbthread {lb.threads}",
     ]
     if tls:
         lines += ["    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets",
@@ -99,16 +100,21 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
         "",
         "backend litellm",
         "    balance leastconn",
-        "    # A fresh server connection per request (clients keep theirs): a replica that is stopping",
-        "    # closes its idle connections, and a request sent on one of them, or a client connection",
-        "    # tied to it, would be lost; a new connection to it is refused instead, and retried on",
-        "    # another replica.",
-        "    option http-server-close",
-        "    http-reuse never",
+    ]
+    if not lb.reuse_server_connections:
+        lines += [
+            "    # A fresh server connection per request (clients keep theirs): a replica that is stopping",
+            "    # closes its idle connections, and a request sent on one of them, or a client connection",
+            "    # tied to it, would be lost; a new connection to it is refused instead, and retried on",
+            "    # another replica.",
+            "    option http-server-close",
+            "    http-reuse never",
+        ]
+    lines += [
         "    option httpchk",
         f"    http-check send meth GET uri {READINESS_PATH}",
         "    http-check expect status 200",
-        f"    default-server check inter 2s fall 2 rise 2 slowstart 5s init-addr none resolvers docker "
+        f"    default-server check inter 1s fall 2 rise 1 slowstart 5s init-addr none resolvers docker "
         f"resolve-prefer ipv4",
         f"    server-template replica {lb.max_replicas} {listen.service}:{listen.replica_port}",
         "",

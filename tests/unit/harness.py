@@ -80,6 +80,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
             import bcrypt
 
             state["bcryptHash"] = wrap_rpc_secret(bcrypt.hashpw(value.encode(), b"$2b$04$VhE.85Y1Y7NNUOJaI78oW.").decode())
+        elif args.typ == "random:index/randomId:RandomId":
+            # The provider draws new bytes exactly when the keepers change (a replacement): derive them
+            # from name and keepers, so the same inputs give the same id and new keepers a new one.
+            drawn = hashlib.sha256((args.name + json.dumps(_unwrap_all(args.inputs.get("keepers")), sort_keys=True))
+                                   .encode()).hexdigest()
+            state["hex"] = drawn[: 2 * int(_unwrap_all(args.inputs.get("byteLength", 8)))]
         elif args.typ == "vault:kv/secretV2:SecretV2":
             state["metadata"] = {"version": "1", "created_time": "2026-11-26T00:00:00Z"}
             state["path"] = f"{_unwrap_all(args.inputs['mount'])}/data/{_unwrap_all(args.inputs['name'])}"

@@ -167,3 +167,13 @@ def test_the_pack_adapts_every_validator_to_pulumi_policy(monkeypatch):
     reported.clear()
     policies["salt-key-protected"].validate(args, reported.append)
     assert reported == []
+
+
+def test_a_published_replica_is_a_violation(shipped):
+    _, run = shipped
+    replica = named(policy_inputs(run), "gateway-litellm-0")
+    assert violations([replica], "replicas-not-published") == []
+    replica.props["ports"] = [{"internal": 4000, "external": 4000, "ip": "10.20.0.10"}]
+    (message,) = violations([replica], "replicas-not-published")
+    assert "10.20.0.10:4000" in message and "load balancer" in message
+    assert violations([named(policy_inputs(run), "gateway-lb")], "replicas-not-published") == []
