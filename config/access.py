@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, Field
 
+from .values import duplicates as _duplicates
+
 # LiteLLM's duration strings: seconds, minutes, hours, days, months ("30d", "1mo").
 _DURATION = re.compile(r"[1-9][0-9]{0,5}(s|m|h|d|mo)")
 _ID = re.compile(r"[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?")
@@ -118,15 +120,6 @@ def duration_seconds(duration: str) -> int:
     """LiteLLM's duration string in seconds (a month counts 30 days)."""
     unit = "mo" if duration.endswith("mo") else duration[-1]
     return int(duration[: -len(unit)]) * _UNIT_SECONDS[unit]
-
-
-def _duplicates(values: list[str]) -> list[str]:
-    seen, dups = set(), []
-    for value in values:
-        if value in seen and value not in dups:
-            dups.append(value)
-        seen.add(value)
-    return dups
 
 
 def check_access(access: Any, model_names: Optional[set[str]], problems: list[tuple[str, str]]) -> None:

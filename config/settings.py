@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from .access import build_models, check_access
 from .values import (
-    PG_IDENTIFIER, UNIX_USER, control_character_problem, full_ollama_tag, host_key_problem, host_path_problem,
+    PG_IDENTIFIER, UNIX_USER, control_character_problem, duplicates as _duplicates, full_ollama_tag, host_key_problem, host_path_problem,
     host_problem, ip_or_none, slug, split_host_port,
 )
 
@@ -548,15 +548,6 @@ def _bind_problem(address: str, allowed: bool, allow_key: str) -> Optional[str]:
             f"a private address, or set {allow_key}: true if that is intended"
         )
     return None
-
-
-def _duplicates(names: list[str]) -> list[str]:
-    seen, dups = set(), []
-    for name in names:
-        if name in seen and name not in dups:
-            dups.append(name)
-        seen.add(name)
-    return dups
 
 
 def _published_ports(parsed: dict[str, Any]) -> list[tuple[str, str, int]]:

@@ -92,6 +92,16 @@ def split_host_port(text: str) -> Optional[tuple[str, int]]:
     return host, port
 
 
+def duplicates(values: list[str]) -> list[str]:
+    """The values that occur more than once, each once, in first-repeat order."""
+    seen, dups = set(), []
+    for value in values:
+        if value in seen and value not in dups:
+            dups.append(value)
+        seen.add(value)
+    return dups
+
+
 def slug(text: str) -> str:
     """The part of a Pulumi resource name derived from a user's name (lowercase, [a-z0-9-])."""
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
