@@ -121,3 +121,16 @@ def test_the_backlog_shows_the_load_balancer_and_the_replica_count():
     settings = parse_settings(stack_file_config("prod"))
     assert gateway["replicas"] == settings.gateway.replicas
     assert gateway["load_balancer"].startswith("haproxy:") and gateway["url"] == run.outputs["gatewayUrl"]
+
+
+def test_the_runbooks_replace_target_exists_and_renames_the_replica():
+    """docs/RUNBOOK.md replaces the revision, not the container: same-name replacement would clash."""
+    import re
+
+    from harness import ROOT
+
+    runbook = (ROOT / "docs" / "RUNBOOK.md").read_text()
+    (urn,) = re.findall(r"--replace '(urn:[^']+)'", runbook)
+    run = run_stack(copy.deepcopy(stack_file_config("prod")))
+    type_token, name = urn.split("$", 1)[1].split("::")
+    assert any(r.type == type_token and r.name == name for r in run.resources), urn
