@@ -147,6 +147,10 @@ def alert_rules(settings: StackSettings) -> list[dict[str, Any]]:
              "Exporter {{ $labels.job }} on GPU host {{ $labels.host }} is down"),
         rule("RedisDown", 'up{job="redis"} == 0 or redis_up == 0', "critical",
              "Redis (cache and shared limits) is down", for_="1m"),
+        rule("GatewayLoadBalancerDown", 'up{job="loadbalancer"} == 0', "critical",
+             "The gateway's load balancer is not answering: clients cannot reach the gateway", for_="1m"),
+        rule("GatewayNoReplicaUp", 'sum(haproxy_server_status{proxy="litellm", state="UP"}) < 1', "critical",
+             "The load balancer sees no healthy LiteLLM replica", for_="1m"),
     ]
 
 

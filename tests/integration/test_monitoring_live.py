@@ -44,7 +44,7 @@ def test_promtool_accepts_the_rendered_config_and_rules(tmp_path, stack):
     assert "SUCCESS" in checked.stdout + checked.stderr
     rules = promtool("check", "rules", str(tmp_path / "rules.yml"))
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "6 rules found" in rules.stdout + rules.stderr
+    assert "8 rules found" in rules.stdout + rules.stderr
 
 
 def _alert(name, labels, annotations):
@@ -83,6 +83,12 @@ def test_every_alert_fires_and_stays_quiet_when_it_should(tmp_path):
                  {"summary": summaries["GpuHostExporterDown"].replace("{{ $labels.job }}", "gpu-dcgm").replace("{{ $labels.host }}", "gpu-02")})]),
         ({"up{job='redis', instance='r'}": "1x20", "redis_up{job='redis', instance='r'}": "0x20"},
          [_alert("RedisDown", {"severity": "critical", **env, "job": "redis", "instance": "r"}, {"summary": summaries["RedisDown"]})]),
+        ({"up{job='loadbalancer', instance='lb'}": "0x20"},
+         [_alert("GatewayLoadBalancerDown", {"severity": "critical", **env, "job": "loadbalancer", "instance": "lb"},
+                 {"summary": summaries["GatewayLoadBalancerDown"]})]),
+        ({"haproxy_server_status{proxy='litellm', server='replica1', state='UP'}": "0x20",
+          "haproxy_server_status{proxy='litellm', server='replica2', state='UP'}": "0x20"},
+         [_alert("GatewayNoReplicaUp", {"severity": "critical", **env}, {"summary": summaries["GatewayNoReplicaUp"]})]),
     ]
     quiet = [
         ({"up{job='litellm', host='litellm-0', instance='a'}": "1x20"}, ["LiteLLMGatewayDown"]),
@@ -93,6 +99,9 @@ def test_every_alert_fires_and_stays_quiet_when_it_should(tmp_path):
         ({"litellm_deployment_state{model_id='llama3.1-8b@gpu-01'}": "1x20"}, ["LiteLLMDeploymentOutage"]),
         ({"up{job='gpu-node', host='gpu-01', instance='i'}": "1x20"}, ["GpuHostExporterDown"]),
         ({"up{job='redis', instance='r'}": "1x20", "redis_up{job='redis', instance='r'}": "1x20"}, ["RedisDown"]),
+        ({"up{job='loadbalancer', instance='lb'}": "1x20"}, ["GatewayLoadBalancerDown"]),
+        ({"haproxy_server_status{proxy='litellm', server='replica1', state='UP'}": "1x20",
+          "haproxy_server_status{proxy='litellm', server='replica2', state='UP'}": "0x20"}, ["GatewayNoReplicaUp"]),
     ]
     tests = []
     for series, expectations in firing:

@@ -108,7 +108,7 @@ def test_backlog_evidence_for_monitoring_and_analytics(prod_run):
     backlog = prod_run.outputs["backlog"]
     evidence = backlog["BACKLOG-003"]["evidence"]
     assert backlog["BACKLOG-003"]["status"] == "done"
-    assert evidence["alert_rules"] == 6
+    assert evidence["alert_rules"] == 8
     assert evidence["scrape_jobs"]["litellm"] == ["dns:litellm:4000"]
     assert backlog["BACKLOG-007"]["status"] == "done"
     assert backlog["BACKLOG-007"]["evidence"]["dashboards"] == ["LiteLLM usage", "GPU hosts"]
