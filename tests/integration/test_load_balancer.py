@@ -239,3 +239,65 @@ def test_metrics_are_not_served_through_the_load_balancer(fleet):
     response = httpx.get(f"{fleet.url}/metrics/", headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=10)
     assert response.status_code == 404
     assert "haproxy_frontend_http_requests_total" in httpx.get(f"{fleet.stats}/metrics", timeout=10).text
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")  # the old versions the test offers
+def test_tls_is_terminated_with_the_stacks_certificate_and_plain_http_only_redirects(tmp_path):
+    import ssl
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=gateway.example"], check=True, capture_output=True)
+    pem = tmp_path / "gateway.pem"
+    pem.write_text(cert.read_text() + key.read_text())
+    backend = OllamaDouble("ollama-dev", ["qwen2.5:0.5b"]).start()
+    dns = DnsDouble()
+    raw = stack_file_config("dev")
+    raw = {**raw, "gpuHosts": [dict(raw["gpuHosts"][0], address="127.0.0.1", ollamaPort=backend.port)],
+           "gateway": {**raw["gateway"], "loadBalancer": {"tls": {"enabled": True, "vault": {"path": "tls/gateway"},
+                                                                   "httpRedirectPort": 8080}}}}
+    settings = parse_settings(raw)
+    try:
+        with contextlib.ExitStack() as stack:
+            redis_port = stack.enter_context(redis_server(REDIS_PASSWORD))
+            port = free_port()
+            stack.enter_context(litellm_proxy(config_without_database(settings, redis_port),
+                                              {"LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_PASSWORD": REDIS_PASSWORD},
+                                              host="127.0.0.2", port=port))
+            dns.set("litellm", ["127.0.0.2"])
+            https, http, stats = free_port(), free_port(), free_port()
+            (tmp_path / "haproxy.cfg").write_text(render_haproxy_config(settings, Listen(
+                https=f"127.0.0.1:{https}", http=f"127.0.0.1:{http}", stats=f"127.0.0.1:{stats}",
+                nameserver=dns.address, replica_port=port, cert_path=str(pem))))
+            process = subprocess.Popen([require_program("haproxy"), "-db", "-f", str(tmp_path / "haproxy.cfg")],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            stack.callback(lambda: (os.killpg(process.pid, signal.SIGTERM), process.wait(10)))
+            deadline, answer = time.monotonic() + 30, None
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    answer = httpx.get(f"https://127.0.0.1:{https}/health/liveliness", verify=False, timeout=3)
+                    if answer.status_code == 200:
+                        break
+                time.sleep(0.3)
+            assert answer is not None and answer.status_code == 200
+            served = ssl.get_server_certificate(("127.0.0.1", https))
+            assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(cert.read_text())
+            chat = httpx.post(f"https://127.0.0.1:{https}/v1/chat/completions", verify=False, timeout=30,
+                              headers={"Authorization": f"Bearer {MASTER_KEY}"},
+                              json={"model": "qwen-small", "messages": [{"role": "user", "content": "over tls"}]})
+            assert chat.status_code == 200 and chat.headers["strict-transport-security"].startswith("max-age=")
+            plain = httpx.post(f"http://127.0.0.1:{http}/v1/chat/completions", timeout=10,
+                               headers={"Authorization": f"Bearer {MASTER_KEY}"}, json={})
+            assert plain.status_code == 308 and plain.headers["location"].startswith("https://")
+            with pytest.raises(ssl.SSLError):  # nothing older than TLS 1.2
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                context.maximum_version = ssl.TLSVersion.TLSv1_1
+                context.minimum_version = ssl.TLSVersion.TLSv1
+                import socket
+
+                with socket.create_connection(("127.0.0.1", https), timeout=5) as raw_socket:
+                    context.wrap_socket(raw_socket)
+    finally:
+        backend.stop()
+        dns.stop()
