@@ -12,48 +12,13 @@ the paired ratios short/long.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import copy
-import statistics
 import sys
-import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for path in (ROOT, ROOT / "tests", ROOT / "tests" / "unit", ROOT / "tests" / "integration"):
+for path in (ROOT, ROOT / "bench", ROOT / "tests", ROOT / "tests" / "unit", ROOT / "tests" / "integration"):
     sys.path.insert(0, str(path))
-
-
-async def load(url: str, key: str, requests: int, concurrency: int) -> float:
-    import httpx
-
-    queue = asyncio.Queue()
-    for i in range(requests):
-        queue.put_nowait(i)
-    failures = []
-
-    async def worker(client):
-        while not queue.empty():
-            i = queue.get_nowait()
-            response = await client.post("/v1/chat/completions", json={
-                "model": "qwen-small", "messages": [{"role": "user", "content": f"bench {i} {uuid.uuid4()}"}]})
-            if response.status_code != 200:
-                failures.append(response.status_code)
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60,
-                                 limits=limits) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    if failures:
-        raise RuntimeError(f"{len(failures)} requests failed: {sorted(set(failures))}")
-    return requests / elapsed
-
-
-def summary(values: list[float]) -> str:
-    return f"min {min(values):7.2f}  median {statistics.median(values):7.2f}  max {max(values):7.2f}"
 
 
 def main() -> int:
@@ -65,19 +30,16 @@ def main() -> int:
     if args.repeats < 1 or args.requests < 1 or args.concurrency < 1:
         parser.error("--repeats, --requests and --concurrency must be at least 1")
 
+    from http_load import load, spread
     from database_mode import database_server, declared_gateway, litellm_in_database_mode
-    from harness import stack_file_config
     from ollama_double import OllamaDouble
     from servers import redis_server
     from test_database_mode import start_together
 
-    raw = copy.deepcopy(stack_file_config("dev"))
-    raw["models"] = [dict(raw["models"][0], rpm=None, tpm=None)]
-    raw.pop("access", None)
-    declared = declared_gateway(raw)
+    declared = declared_gateway()  # the tests' own dev config: one model, no limits, no access section
     long_ttl = copy.deepcopy(declared)
     long_ttl.config["general_settings"]["user_api_key_cache_ttl"] = 60
-    double = OllamaDouble("ollama-dev", [raw["models"][0]["ollamaTag"]]).start()
+    double = OllamaDouble("ollama-dev", ["qwen2.5:0.5b"]).start()
     hosts = {"ollama-dev": f"http://127.0.0.1:{double.port}"}
     try:
         with database_server() as db, redis_server(declared.env["REDIS_PASSWORD"]) as redis_port:
@@ -87,19 +49,19 @@ def main() -> int:
                 litellm_in_database_mode(long_ttl, database, redis_port, hosts))
             with stack:
                 key = short.call("POST", "/key/generate", json={"models": ["qwen-small"]}).json()["key"]
-                asyncio.run(load(short.url, key, 50, args.concurrency))  # warm both
-                asyncio.run(load(long_.url, key, 50, args.concurrency))
+                load(short.url, key, 50, args.concurrency)  # warm both
+                load(long_.url, key, 50, args.concurrency)
                 results = {"ttl 3 s": [], "ttl 60 s": []}
                 for _ in range(args.repeats):
-                    results["ttl 60 s"].append(asyncio.run(load(long_.url, key, args.requests, args.concurrency)))
-                    results["ttl 3 s"].append(asyncio.run(load(short.url, key, args.requests, args.concurrency)))
+                    results["ttl 60 s"].append(load(long_.url, key, args.requests, args.concurrency)[0])
+                    results["ttl 3 s"].append(load(short.url, key, args.requests, args.concurrency)[0])
     finally:
         double.stop()
     print(f"{args.requests} requests at {args.concurrency} concurrent, {args.repeats} interleaved runs each (req/s):")
     for name, values in results.items():
-        print(f"  {name:9s} {summary(values)}")
+        print(f"  {name:9s} {spread(values)}")
     ratios = [s / l for s, l in zip(results["ttl 3 s"], results["ttl 60 s"])]
-    print(f"  ratio 3 s / 60 s (paired): {summary(ratios)}")
+    print(f"  ratio 3 s / 60 s (paired): {spread(ratios)}")
     return 0
 
 

@@ -11,53 +11,16 @@ prompts (no cache hits); prints req/s and p50/p95 per run (min/median/max) and t
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
-import signal
-import statistics
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for path in (ROOT, ROOT / "tests", ROOT / "tests" / "unit", ROOT / "tests" / "integration"):
+for path in (ROOT, ROOT / "bench", ROOT / "tests", ROOT / "tests" / "unit", ROOT / "tests" / "integration"):
     sys.path.insert(0, str(path))
-
-
-async def load(url: str, key: str, requests: int, concurrency: int) -> tuple[float, float, float]:
-    """(req/s, p50 ms, p95 ms)."""
-    import httpx
-
-    latencies: list[float] = []
-    queue = asyncio.Queue()
-    for i in range(requests):
-        queue.put_nowait(i)
-
-    async def worker(client):
-        while not queue.empty():
-            i = queue.get_nowait()
-            started = time.perf_counter()
-            response = await client.post("/v1/chat/completions", json={
-                "model": "qwen-small", "messages": [{"role": "user", "content": f"bench {i} {uuid.uuid4()}"}]})
-            if response.status_code != 200:
-                raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
-            latencies.append((time.perf_counter() - started) * 1000)
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60,
-                                 limits=limits) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-    return requests / elapsed, latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.95) - 1]
-
-
-def spread(values: list[float]) -> str:
-    return f"{min(values):8.2f} {statistics.median(values):8.2f} {max(values):8.2f}"
 
 
 def main() -> int:
@@ -75,16 +38,15 @@ def main() -> int:
 
     from config.settings import parse_settings
     from dns_double import DnsDouble
-    from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, config_without_database
-    from harness import stack_file_config
+    from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, config_without_database, own_dev_config
     from ollama_double import OllamaDouble
     from renderers.haproxy import Listen, render_haproxy_config
-    from servers import free_port, litellm_proxy, redis_server, require_program
+    from http_load import load, spread
+    from servers import free_port, haproxy_server, litellm_proxy, redis_server
 
     backend = OllamaDouble("ollama-dev", ["qwen2.5:0.5b"]).start()
-    raw = stack_file_config("dev")
+    raw = own_dev_config()
     raw = {**raw, "gpuHosts": [dict(raw["gpuHosts"][0], address="127.0.0.1", ollamaPort=backend.port)],
-           "models": [{k: v for k, v in m.items() if k not in ("rpm", "tpm")} for m in raw["models"]],
            "cache": {"enabled": False},
            "gateway": {**raw["gateway"], "loadBalancer": {"reuseServerConnections": args.reuse_server_connections}}}
     settings = parse_settings(raw)
@@ -101,11 +63,9 @@ def main() -> int:
                 {"LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_PASSWORD": REDIS_PASSWORD}, host="127.0.0.2", port=port))
             dns.set("litellm", ["127.0.0.2"])
             http, stats = free_port(), free_port()
-            (work / "haproxy.cfg").write_text(render_haproxy_config(settings, Listen(
-                http=f"127.0.0.1:{http}", stats=f"127.0.0.1:{stats}", nameserver=dns.address, replica_port=port)))
-            haproxy = subprocess.Popen([require_program("haproxy"), "-db", "-f", str(work / "haproxy.cfg")],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            stack.callback(lambda: (os.killpg(haproxy.pid, signal.SIGTERM), haproxy.wait(10)))
+            stack.enter_context(haproxy_server(render_haproxy_config(settings, Listen(
+                http=f"127.0.0.1:{http}", stats=f"127.0.0.1:{stats}", nameserver=dns.address, replica_port=port)),
+                work, f"http://127.0.0.1:{stats}/healthz"))
             lb = f"http://127.0.0.1:{http}"
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
@@ -114,12 +74,12 @@ def main() -> int:
                         break
                 time.sleep(0.3)
             for url in (replica.url, lb):  # warm up
-                asyncio.run(load(url, MASTER_KEY, 50, 8))
+                load(url, MASTER_KEY, 50, 8)
             for concurrency in args.concurrency:
                 for _ in range(args.repeats):
                     for name, url in (("direct", replica.url), ("load balancer", lb)):
                         results.setdefault((concurrency, name), []).append(
-                            asyncio.run(load(url, MASTER_KEY, args.requests, concurrency)))
+                            load(url, MASTER_KEY, args.requests, concurrency))
     finally:
         backend.stop()
         dns.stop()

@@ -54,7 +54,6 @@ def private_network(settings: StackSettings, docker_provider: docker.Provider) -
 
 
 class Gateway(pulumi.ComponentResource):
-    urls: pulumi.Output[list[str]]
     url: pulumi.Output[str]
     litellm_containers: list[docker.Container]
     config: dict  # the rendered LiteLLM config, as data
@@ -204,7 +203,6 @@ class Gateway(pulumi.ComponentResource):
 
         self.load_balancer = self._load_balancer(name, settings, args, child, on_network)
         self.url = self.load_balancer.name.apply(lambda _: haproxy.published_url(settings))
-        self.urls = self.url.apply(lambda url: [url])
         self.register_outputs({"url": self.url})
 
     def _load_balancer(self, name, settings: StackSettings, args: GatewayArgs, child, on_network) -> docker.Container:

@@ -19,7 +19,6 @@ by value into the state, so its methods import what they need and call nothing e
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -144,9 +143,9 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
     def state(self, props: dict) -> dict:
         observed = self.fetch(props)
         in_sync = observed is not None and all(
-            cls_v == observed.get(k) or (isinstance(cls_v, (int, float)) and observed.get(k) is not None
-                                         and float(observed.get(k)) == float(cls_v))
-            for k, cls_v in self.normalised_spec(props["spec"]).items())
+            wanted == observed.get(k) or (isinstance(wanted, (int, float)) and observed.get(k) is not None
+                                          and float(observed.get(k)) == float(wanted))
+            for k, wanted in self.normalised_spec(props["spec"]).items())
         return {"observed": observed or {}, "exists": observed is not None,
                 "status": "in-sync" if in_sync else ("missing" if observed is None else "drift")}
 
@@ -336,7 +335,3 @@ class Access(pulumi.ComponentResource):
                                           opts=pulumi.ResourceOptions(parent=self))
         return pulumi.Output.secret(generated.result.apply(lambda v: "sk-" + v))
 
-
-def key_hash(value: str) -> str:
-    """LiteLLM's token hash (what its database stores instead of the key)."""
-    return hashlib.sha256(value.encode()).hexdigest()

@@ -11,9 +11,9 @@ again on another replica (`retry-on`, `option redispatch`). Timeouts allow for l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from config.settings import StackSettings
+from config.values import host_port, local_url
 
 CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"
 CERT_PATH = "/usr/local/etc/haproxy/certs/gateway.pem"
@@ -114,8 +114,8 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
         "    option httpchk",
         f"    http-check send meth GET uri {READINESS_PATH}",
         "    http-check expect status 200",
-        f"    default-server check inter 1s fall 2 rise 1 slowstart 5s init-addr none resolvers docker "
-        f"resolve-prefer ipv4",
+        "    default-server check inter 1s fall 2 rise 1 slowstart 5s init-addr none resolvers docker "
+        "resolve-prefer ipv4",
         f"    server-template replica {lb.max_replicas} {listen.service}:{listen.replica_port}",
         "",
         "frontend stats",
@@ -128,14 +128,11 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
     return "\n".join(lines)
 
 
-def published_url(settings: StackSettings, host: Optional[str] = None) -> str:
-    """The one URL clients use."""
-    from config.values import host_port, local_url
-
+def published_url(settings: StackSettings) -> str:
+    """The one URL clients use: the load balancer, by the certificate's name when TLS has one."""
     gateway = settings.gateway
-    if gateway.load_balancer.tls.enabled:
-        name = gateway.load_balancer.tls.server_name or host
-        if name:
-            return f"https://{host_port(name, gateway.port)}"
-        return local_url(gateway.bind_address, gateway.port).replace("http://", "https://", 1)
-    return local_url(gateway.bind_address, gateway.port)
+    tls = gateway.load_balancer.tls
+    url = local_url(gateway.bind_address, gateway.port)
+    if not tls.enabled:
+        return url
+    return f"https://{host_port(tls.server_name, gateway.port)}" if tls.server_name else url.replace("http://", "https://", 1)

@@ -1,13 +1,13 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 # The program's packages (config/, components/, renderers/) import from the repository root;
 # the shared test helpers live in tests/unit and tests/integration.
 for path in (TESTS.parent, TESTS / "unit", TESTS / "integration"):
     sys.path.insert(0, str(path))
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -15,14 +15,14 @@ import copy
 import sys
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, Optional
 
 import httpx
 import yaml
 
-from harness import ROOT, run_stack, stack_file_config
-from servers import free_port, litellm_proxy, postgres_cluster
+from gateway_helpers import own_dev_config
+from harness import ROOT, run_stack
+from servers import litellm_proxy, postgres_cluster
 
 sys.path.insert(0, str(ROOT / "tests" / "prisma_shim"))
 import prisma_shim  # noqa: E402
@@ -40,7 +40,7 @@ class Declared:
 
 
 def declared_gateway(raw: Optional[dict] = None) -> Declared:
-    raw = copy.deepcopy(raw if raw is not None else stack_file_config("dev"))
+    raw = copy.deepcopy(raw if raw is not None else own_dev_config())
     run = run_stack(raw)
     container = run.mocks.named("gateway-litellm-0")
     env = dict(item.split("=", 1) for item in container.plain("envs"))

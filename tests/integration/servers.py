@@ -300,3 +300,27 @@ def postgres_cluster(user: str = "litellm", password: str = "pg-test-password", 
             subprocess.run(as_postgres + [_postgres_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
                            capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+class HaproxyProcess:
+    def __init__(self, process: subprocess.Popen, log_path: Path):
+        self.process = process
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def haproxy_server(config_text: str, workdir: Path, ready_url: str, timeout: float = 30) -> Iterator[HaproxyProcess]:
+    """Debian's HAProxy in the foreground with `config_text`, ready when `ready_url` answers 200."""
+    config, log_path = workdir / "haproxy.cfg", workdir / "haproxy.log"
+    config.write_text(config_text)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([require_program("haproxy"), "-db", "-f", str(config)], stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_until_ready("haproxy", process, ready_url, log_path, timeout)
+        yield HaproxyProcess(process, log_path)
+    finally:
+        _stop(process)

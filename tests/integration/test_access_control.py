@@ -17,7 +17,7 @@ from components.litellm_access import (LiteLLMObjectProvider, key_spec, metrics_
                                        team_id, team_spec, user_spec)
 from config.settings import parse_settings
 from database_mode import declared_gateway, litellm_in_database_mode
-from harness import stack_file_config
+from gateway_helpers import own_dev_config
 from ollama_double import OllamaDouble
 from servers import free_port, redis_server
 from test_database_mode import start_together, wait_for_a_fresh_minute
@@ -40,7 +40,7 @@ def host_provider() -> LiteLLMObjectProvider:
 
 @pytest.fixture(scope="module")
 def stack(litellm_database):
-    raw = copy.deepcopy(stack_file_config("dev"))
+    raw = own_dev_config()
     raw["access"] = copy.deepcopy(ACCESS)
     declared = declared_gateway(raw)
     assert declared.config["general_settings"]["user_api_key_cache_ttl"] == 3
@@ -214,7 +214,7 @@ def test_an_unreachable_gateway_or_a_wrong_master_key_is_a_clear_error(stack):
     provider = host_provider()
     wanted = key_props(settings, first, f"err-{uuid.uuid4().hex[:6]}")
     closed = dict(wanted, api_base=f"http://127.0.0.1:{free_port()}")
-    with pytest.raises(ConnectionError, match=rf"management API at http://127.0.0.1:\d+ is not reachable"):
+    with pytest.raises(ConnectionError, match=r"management API at http://127.0.0.1:\d+ is not reachable"):
         provider.create(closed)
     with pytest.raises(PermissionError, match="refused the master key"):
         provider.create(dict(wanted, master_key="sk-" + "w" * 40))

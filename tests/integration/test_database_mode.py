@@ -18,7 +18,8 @@ import uuid
 import pytest
 
 from database_mode import declared_gateway, litellm_in_database_mode
-from harness import ROOT, stack_file_config
+from gateway_helpers import own_dev_config
+from harness import ROOT
 from ollama_double import OllamaDouble
 from servers import postgres_cluster, redis_server
 from vault_double import VaultDouble
@@ -160,7 +161,7 @@ def wait_for_a_fresh_minute(margin: float = 15) -> None:
 
 
 def test_key_and_model_limits_hold_across_two_replicas(litellm_database, backend):
-    raw = copy.deepcopy(stack_file_config("dev"))
+    raw = own_dev_config()
     # A model whose name has a colon (usage-based routing would split its Redis keys there).
     raw["models"] = [dict(raw["models"][0], name="deepseek-r1:14b", ollamaTag="deepseek-r1:14b", rpm=4),
                      dict(raw["models"][0], name="qwen-small", rpm=None)]

@@ -11,7 +11,6 @@ flight when a replica is stopped.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -25,11 +24,11 @@ import pytest
 
 from config.settings import parse_settings
 from dns_double import DnsDouble
-from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, config_without_database
+from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, config_without_database, own_dev_config
 from harness import stack_file_config
 from ollama_double import OllamaDouble
 from renderers.haproxy import Listen, render_haproxy_config
-from servers import free_port, litellm_proxy, redis_server, require_program
+from servers import free_port, haproxy_server, litellm_proxy, redis_server, require_program
 
 CLIENTS = 8
 
@@ -119,14 +118,12 @@ class Fleet:
 
     def __init__(self, tmp: Path, stack: contextlib.ExitStack):
         self.stack = stack
-        settings = parse_settings(stack_file_config("dev"))
+        settings = parse_settings(own_dev_config())
         self.backend = OllamaDouble("ollama-dev", [m.ollama_tag for m in settings.models], stream_chunks=10,
                                     chunk_delay=0.2).start()
         stack.callback(self.backend.stop)
-        raw = stack_file_config("dev")
-        # No model rpm here: this load is far above the dev model's 60 a minute (enforced since it is set).
-        raw = {**raw, "gpuHosts": [dict(raw["gpuHosts"][0], address="127.0.0.1", ollamaPort=self.backend.port)],
-               "models": [{k: v for k, v in m.items() if k not in ("rpm", "tpm")} for m in raw["models"]]}
+        raw = own_dev_config()  # its model has no rpm: this load is far above any per-minute limit
+        raw["gpuHosts"] = [dict(raw["gpuHosts"][0], address="127.0.0.1", ollamaPort=self.backend.port)]
         settings = parse_settings(raw)
         redis_port = stack.enter_context(redis_server(REDIS_PASSWORD))
         self.config_text = config_without_database(settings, redis_port)
@@ -139,27 +136,11 @@ class Fleet:
         http, stats = free_port(), free_port()
         listen = Listen(http=f"127.0.0.1:{http}", stats=f"127.0.0.1:{stats}", nameserver=self.dns.address,
                         service="litellm", replica_port=self.port)
-        config = tmp / "haproxy.cfg"
-        config.write_text(render_haproxy_config(settings, listen))
-        self.log = tmp / "haproxy.log"
-        with open(self.log, "wb") as log:
-            self.haproxy = subprocess.Popen([require_program("haproxy"), "-db", "-f", str(config)], stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
-        stack.callback(self._stop_haproxy)
         self.url = f"http://127.0.0.1:{http}"
         self.stats = f"http://127.0.0.1:{stats}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.stats}/healthz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"haproxy did not start: {self.log.read_text()}")
-
-    def _stop_haproxy(self):
-        if self.haproxy.poll() is None:
-            os.killpg(self.haproxy.pid, signal.SIGTERM)
-            self.haproxy.wait(timeout=10)
+        haproxy = stack.enter_context(haproxy_server(render_haproxy_config(settings, listen), tmp,
+                                                     f"{self.stats}/healthz"))
+        self.log = haproxy.log_path
 
     def start(self, address: str) -> None:
         """Start a replica, wait until it answers (Docker's healthcheck, which `pulumi up` waits for),
@@ -252,7 +233,7 @@ def test_tls_is_terminated_with_the_stacks_certificate_and_plain_http_only_redir
     pem.write_text(cert.read_text() + key.read_text())
     backend = OllamaDouble("ollama-dev", ["qwen2.5:0.5b"]).start()
     dns = DnsDouble()
-    raw = stack_file_config("dev")
+    raw = own_dev_config()
     raw = {**raw, "gpuHosts": [dict(raw["gpuHosts"][0], address="127.0.0.1", ollamaPort=backend.port)],
            "gateway": {**raw["gateway"], "loadBalancer": {"tls": {"enabled": True, "vault": {"path": "tls/gateway"},
                                                                    "httpRedirectPort": 8080}}}}
@@ -266,12 +247,10 @@ def test_tls_is_terminated_with_the_stacks_certificate_and_plain_http_only_redir
                                               host="127.0.0.2", port=port))
             dns.set("litellm", ["127.0.0.2"])
             https, http, stats = free_port(), free_port(), free_port()
-            (tmp_path / "haproxy.cfg").write_text(render_haproxy_config(settings, Listen(
+            stack.enter_context(haproxy_server(render_haproxy_config(settings, Listen(
                 https=f"127.0.0.1:{https}", http=f"127.0.0.1:{http}", stats=f"127.0.0.1:{stats}",
-                nameserver=dns.address, replica_port=port, cert_path=str(pem))))
-            process = subprocess.Popen([require_program("haproxy"), "-db", "-f", str(tmp_path / "haproxy.cfg")],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            stack.callback(lambda: (os.killpg(process.pid, signal.SIGTERM), process.wait(10)))
+                nameserver=dns.address, replica_port=port, cert_path=str(pem))), tmp_path,
+                f"http://127.0.0.1:{stats}/healthz"))
             deadline, answer = time.monotonic() + 30, None
             while time.monotonic() < deadline:
                 with contextlib.suppress(httpx.HTTPError):

@@ -14,16 +14,23 @@ CERT = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 KEY = "-----BEGIN PRIVATE KEY-----\nMIIEfake\n-----END PRIVATE KEY-----\n"
 
 
+def prod_raw() -> dict:
+    """The prod example with two replicas, whatever the file says (users edit it)."""
+    raw = copy.deepcopy(stack_file_config("prod"))
+    raw["gateway"]["replicas"] = 2
+    return raw
+
+
 def replica_names(run) -> list[str]:
     return [run.mocks.named(f"gateway-litellm-{i}").plain("name") for i in range(2)]
 
 
 def test_a_config_change_gives_every_replica_a_new_name_so_successors_start_beside_them():
-    raw = copy.deepcopy(stack_file_config("prod"))
+    raw = prod_raw()
     before = replica_names(run_stack(raw))
     assert len(set(before)) == 2 and all(n.startswith("litellm-gateway-prod-litellm-") for n in before)
     assert replica_names(run_stack(copy.deepcopy(raw))) == before, "the same config keeps the names"
-    raw["models"][0]["rpm"] = raw["models"][0].get("rpm", 1) + 1     # a routine change of the rendered config
+    raw["models"][0]["rpm"] = (raw["models"][0].get("rpm") or 1) + 1   # a routine change of the rendered config
     after = replica_names(run_stack(raw))
     assert set(after).isdisjoint(before)
     run = run_stack(raw)
@@ -35,14 +42,14 @@ def test_a_config_change_gives_every_replica_a_new_name_so_successors_start_besi
 
 
 def test_a_rotated_master_key_also_rolls_the_replicas():
-    raw = copy.deepcopy(stack_file_config("prod"))
+    raw = prod_raw()
     first = run_stack(raw, secrets={"masterKey": "sk-" + "a" * 40})
     second = run_stack(raw, secrets={"masterKey": "sk-" + "b" * 40})
     assert set(replica_names(first)).isdisjoint(replica_names(second))
 
 
 def test_the_load_balancer_config_names_the_replicas_alias_and_retries():
-    run = run_stack(copy.deepcopy(stack_file_config("prod")))
+    run = run_stack(prod_raw())
     lb = run.mocks.named("gateway-lb")
     (config,) = [u["content"] for u in lb.plain("uploads") if u["file"].endswith("haproxy.cfg")]
     assert "server-template replica 16 litellm:4000" in config
@@ -55,7 +62,7 @@ def test_the_load_balancer_config_names_the_replicas_alias_and_retries():
 
 
 def tls_raw(**tls):
-    raw = copy.deepcopy(stack_file_config("prod"))
+    raw = prod_raw()
     raw["gateway"]["loadBalancer"] = {"tls": {"enabled": True, **tls}}
     return raw
 
@@ -116,10 +123,9 @@ def test_an_unpinned_load_balancer_image_is_refused():
 
 
 def test_the_backlog_shows_the_load_balancer_and_the_replica_count():
-    run = run_stack(copy.deepcopy(stack_file_config("prod")))
+    run = run_stack(prod_raw())
     gateway = run.outputs["backlog"]["BACKLOG-002"]["evidence"]["gateway"]
-    settings = parse_settings(stack_file_config("prod"))
-    assert gateway["replicas"] == settings.gateway.replicas
+    assert gateway["replicas"] == 2
     assert gateway["load_balancer"].startswith("haproxy:") and gateway["url"] == run.outputs["gatewayUrl"]
 
 
@@ -131,6 +137,17 @@ def test_the_runbooks_replace_target_exists_and_renames_the_replica():
 
     runbook = (ROOT / "docs" / "RUNBOOK.md").read_text()
     (urn,) = re.findall(r"--replace '(urn:[^']+)'", runbook)
-    run = run_stack(copy.deepcopy(stack_file_config("prod")))
+    run = run_stack(prod_raw())
     type_token, name = urn.split("$", 1)[1].split("::")
     assert any(r.type == type_token and r.name == name for r in run.resources), urn
+
+
+def test_connection_reuse_and_threads_are_rendered_as_set():
+    from renderers.haproxy import render_haproxy_config
+
+    raw = prod_raw()
+    default = render_haproxy_config(parse_settings(raw))
+    assert "option http-server-close" in default and "http-reuse never" in default and "nbthread 1" in default
+    raw["gateway"]["loadBalancer"] = {"reuseServerConnections": True, "threads": 4}
+    reusing = render_haproxy_config(parse_settings(raw))
+    assert "http-server-close" not in reusing and "http-reuse never" not in reusing and "nbthread 4" in reusing

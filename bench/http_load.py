@@ -1,0 +1,47 @@
+"""The load generator the gateway benchmarks share: asyncio + httpx with keep-alive connections,
+`concurrency` workers sending `requests` chat requests with distinct prompts (no cache hits)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+
+
+async def _load(url: str, key: str, requests: int, concurrency: int, model: str) -> tuple[float, float, float]:
+    import httpx
+
+    latencies: list[float] = []
+    queue: asyncio.Queue = asyncio.Queue()
+    for i in range(requests):
+        queue.put_nowait(i)
+
+    async def worker(client):
+        while not queue.empty():
+            i = queue.get_nowait()
+            started = time.perf_counter()
+            response = await client.post("/v1/chat/completions", json={
+                "model": model, "messages": [{"role": "user", "content": f"bench {i} {uuid.uuid4()}"}]})
+            if response.status_code != 200:
+                raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60,
+                                 limits=limits) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return requests / elapsed, latencies[len(latencies) // 2], latencies[max(0, int(len(latencies) * 0.95) - 1)]
+
+
+def load(url: str, key: str, requests: int, concurrency: int, model: str = "qwen-small") -> tuple[float, float, float]:
+    """(requests per second, p50 ms, p95 ms); raises on any failed request."""
+    return asyncio.run(_load(url, key, requests, concurrency, model))
+
+
+def spread(values: list[float]) -> str:
+    """min median max, for the min/median/max the benchmarks report."""
+    return f"{min(values):8.2f} {statistics.median(values):8.2f} {max(values):8.2f}"
