@@ -51,60 +51,89 @@ def build_models(base):
 
     class Limits(base):
         rpm: Optional[Count] = None
+        """Requests per minute."""
         tpm: Optional[Count] = None
+        """Tokens per minute."""
         max_parallel_requests: Optional[Count] = None
+        """Requests in flight at once."""
         max_budget: Optional[Budget] = None
+        """Spend limit (USD) per budget period."""
         budget_duration: Optional[Duration] = None
+        """Budget period (`30d`, `1mo`); the spend resets after it."""
 
     class KeyDefaults(Limits):
         duration: Optional[Duration] = None
+        """How long a key lives (`90d`)."""
 
     class UserDefaults(base):
         max_budget: Optional[Budget] = None
+        """Spend limit (USD) per budget period."""
         budget_duration: Optional[Duration] = None
+        """Budget period (`30d`, `1mo`)."""
         models: tuple[Ref, ...] = ()
+        """Models a user may use (none: all)."""
 
     class AccessDefaults(base):
-        # Applied by LiteLLM to keys and users created without explicit values (admin UI, API).
         key_generate: KeyDefaults = KeyDefaults()
+        """LiteLLM's defaults for keys made outside the stack (admin UI, API)."""
         internal_user: UserDefaults = UserDefaults()
-        # The ceiling no key may exceed (LiteLLM refuses /key/generate above it).
+        """LiteLLM's defaults for users made outside the stack."""
         upper_bound: KeyDefaults = KeyDefaults()
+        """The ceiling no key may exceed: LiteLLM refuses `/key/generate` above it, and the stack's own keys
+        must name a value within it."""
 
     class Team(Limits):
         name: AccessId
+        """Team name; LiteLLM team id `<environment>-<name>`."""
         models: tuple[Ref, ...] = ()
+        """Models the team may use (none: all)."""
         model_rpm: dict[Ref, Count] = Field(default_factory=dict)
+        """Per-model requests per minute (`{model: n}`)."""
         model_tpm: dict[Ref, Count] = Field(default_factory=dict)
+        """Per-model tokens per minute (`{model: n}`)."""
         members: tuple[Ref, ...] = ()
+        """User ids (from `access.users`) in the team."""
 
     class User(Limits):
         id: AccessId
+        """User id."""
         email: Optional[Email] = None
+        """E-mail address."""
         role: Literal[USER_ROLES] = "internal_user"  # type: ignore[valid-type]
+        """`internal_user`, `internal_user_viewer`, `proxy_admin` or `proxy_admin_viewer`."""
         teams: tuple[Ref, ...] = ()
+        """Teams (from `access.teams`) the user belongs to."""
         models: tuple[Ref, ...] = ()
+        """Models the user may use (none: all)."""
 
     class Key(Limits):
         alias: AccessId
+        """Key alias; its value is kept in Vault at `<vault.path>/keys/<alias>`."""
         user: Optional[Ref] = None
+        """Owner user id (from `access.users`)."""
         team: Optional[Ref] = None
+        """Owner team (from `access.teams`)."""
         models: tuple[Ref, ...] = ()
-        # How long the key lives from its creation ("90d"); none: it does not expire.
+        """Models the key may use (none: all its owner's)."""
         expires_after: Optional[Duration] = None
+        """How long the key lives from its creation (`90d`); unset: it does not expire."""
 
     class AccessSettings(base):
-        # Where `pulumi up` reaches the gateway's management API; default: the load balancer
-        # (gatewayUrl) as seen from the machine running Pulumi.
         management_url: Optional[Annotated[str, _full(re.compile(r"https?://[^\s/]+(/[^\s]*)?"),
                                                       "{value!r} must be an http:// or https:// URL")]] = None
-        # Seconds a replica trusts its cached copy of a key, user or team: a deleted or changed key
-        # is refused by every replica within this time (LiteLLM's default is 60).
+        """Where `pulumi up` reaches the gateway's management API to keep teams, users and keys in line.
+        Unset: `gatewayUrl` (the load balancer) as seen from the machine running Pulumi."""
         key_cache_ttl_seconds: int = Field(default=3, ge=1, le=600)
+        """How long a replica trusts its cached copy of a key, user or team (LiteLLM's
+        `user_api_key_cache_ttl`): a deleted or changed key is refused by every replica within this time."""
         defaults: AccessDefaults = AccessDefaults()
+        """Defaults and ceilings for keys and users made outside the stack."""
         teams: tuple[Team, ...] = ()
+        """Teams and their limits."""
         users: tuple[User, ...] = ()
+        """Users and their limits."""
         keys: tuple[Key, ...] = ()
+        """API keys and their limits; each names a user, a team or both."""
 
     return AccessSettings
 

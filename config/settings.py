@@ -114,7 +114,8 @@ class SettingsError(Exception):
 
 class _Section(BaseModel):
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, allow_inf_nan=False
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, allow_inf_nan=False,
+        use_attribute_docstrings=True,  # each field's docstring is its description (docs/configuration.md)
     )
 
     @field_validator("*", mode="after")
@@ -135,30 +136,44 @@ Port = Field(ge=1, le=65535)
 
 
 class DockerSettings(_Section):
-    # unix:///var/run/docker.sock for the local engine, ssh://user@host for a remote one.
     host: DockerHost = "unix:///var/run/docker.sock"
+    """Docker engine the containers run on: `unix:///var/run/docker.sock` (local), `ssh://user@host` or
+    `tcp://host:port`."""
     ssh_opts: tuple[Annotated[str, _no_problem(control_character_problem)], ...] = ()
+    """Extra `ssh` options for an `ssh://` Docker host."""
 
 
 class VaultSettings(_Section):
-    # dev-container: the stack runs Vault in dev mode on the gateway's Docker engine (dev only).
-    # external: an existing Vault, from `address` or VAULT_ADDR, token from VAULT_TOKEN.
     mode: Literal["dev-container", "external"] = "external"
+    """`external`: an existing Vault (`vault.address` or `VAULT_ADDR`, token from `VAULT_TOKEN`).
+    `dev-container`: the stack runs Vault in dev mode on the local engine (dev stacks only; needs a
+    `unix://` Docker host)."""
     address: Optional[VaultAddress] = None
+    """Vault URL; `https://` outside dev stacks; not allowed with `dev-container`. Unset: `VAULT_ADDR`."""
     dev_image: str = "hashicorp/vault:1.20.4"
+    """Image of the dev-mode Vault (pinned)."""
     dev_port: int = Field(default=8200, ge=1, le=65535)
+    """Loopback port the dev-mode Vault is published on."""
     mount: VaultPath = "secret"
+    """KV **v2** mount (must exist; dev mode creates `secret/`)."""
     path: Optional[VaultPath] = None
+    """Secret path inside the mount. Unset: `litellm-gateway/<environment>`."""
     policy_name: Optional[VaultPolicyName] = None
-    # Only dev stacks may turn TLS verification off.
+    """Name of the read-only policy the stack declares for that path (never Vault's built-in `default` or
+    `root`). Unset: `litellm-gateway-<environment>-read`."""
     skip_tls_verify: bool = False
+    """dev stacks only: for a Vault with a self-signed certificate you cannot install."""
 
 
 class TlsVaultRef(_Section):
     mount: VaultPath = "secret"
+    """KV v2 mount of the certificate secret."""
     path: VaultPath
+    """Path of the secret holding the certificate chain and key."""
     certificate_field: Annotated[str, _full(r"[A-Za-z0-9_.-]{1,128}", "{value!r} is not a valid field name")] = "certificate"
+    """Field with the PEM certificate chain."""
     key_field: Annotated[str, _full(r"[A-Za-z0-9_.-]{1,128}", "{value!r} is not a valid field name")] = "private_key"
+    """Field with the PEM private key."""
 
 
 class TlsSettings(_Section):
@@ -166,208 +181,310 @@ class TlsSettings(_Section):
     gatewayTlsCertificate and gatewayTlsKey."""
 
     enabled: bool = False
+    """Terminate TLS at the load balancer (off in dev). The certificate and key come from `tls.vault` or the
+    secret config keys `gatewayTlsCertificate` and `gatewayTlsKey`; a secret from end to end."""
     vault: Optional[TlsVaultRef] = None
-    # The name clients use (in the certificate); gatewayUrl uses it.
+    """`{mount, path, certificateField, keyField}` of a Vault KV v2 secret holding the certificate chain and
+    key."""
     server_name: Optional[HostAddress] = None
-    # Also publish plain HTTP on this port, answering only with a redirect to HTTPS; unset: closed.
+    """The name in the certificate; `gatewayUrl` uses it."""
     http_redirect_port: Optional[int] = Field(default=None, ge=1, le=65535)
+    """Also publish plain HTTP on this port, answering only with a redirect to HTTPS (308). Unset: plain HTTP
+    is closed."""
 
 
 class LoadBalancerSettings(_Section):
     image: str = "haproxy:3.0.5-alpine"
-    # server-template slots: replicas old and new side by side during a rolling replacement.
+    """Pinned HAProxy image."""
     max_replicas: int = Field(default=16, ge=2, le=256)
+    """`server-template` slots: at least twice `gateway.replicas`, so old and new replicas fit side by side
+    during a rolling replacement."""
     max_connections: int = Field(default=4096, ge=64, le=1_000_000)
+    """HAProxy's connection limit."""
     retries: int = Field(default=3, ge=1, le=10)
-    # HAProxy threads; one handles far more requests than LiteLLM replicas serve.
+    """Attempts on another replica when a connection fails or a replica closes without answering."""
     threads: int = Field(default=1, ge=1, le=64)
-    # false (default): a fresh connection to a replica per request, so a replica that is stopping
-    # never loses a request (measured: 0 failed requests during rolling replacements). true: reuse
-    # idle connections, a few percent more throughput (README, Benchmark), but a request sent on a
-    # connection the stopping replica is closing can fail.
+    """HAProxy threads; one serves far more requests than the LiteLLM replicas do."""
     reuse_server_connections: bool = False
+    """`false`: a fresh connection to a replica per request, so a stopping replica loses no request (0 failed
+    requests measured during rolling replacements). `true`: reuse idle connections for a few percent more
+    throughput (docs/benchmarks.md), at the price of requests that can fail while a replica stops."""
     tls: TlsSettings = TlsSettings()
+    """TLS at the load balancer (see `gateway.loadBalancer.tls.*`)."""
 
 
 class GatewaySettings(_Section):
     image: str
+    """`litellm-database` image pinned to a version tag (`main-v1.108.7-stable`). Keep it on the version in
+    `requirements-test.txt` (a test checks)."""
     replicas: int = Field(default=1, ge=1, le=16)
+    """LiteLLM containers (1-16) behind the load balancer; none publishes a port. Only replica 0 runs database
+    migrations."""
     bind_address: IpAddress = "127.0.0.1"
+    """Host IP address the load balancer is published on. A public or all-interfaces address (`0.0.0.0`, `::`,
+    `::ffff:0.0.0.0`) is refused unless `gateway.allowPublicBind: true`."""
     port: int = Field(default=4000, ge=1, le=65535)
+    """The load balancer's published port (HTTPS when TLS is on)."""
     allow_public_bind: bool = False
+    """Explicitly allow a public `bindAddress`."""
     memory_mb: int = Field(default=2048, ge=256, le=MAX_MEMORY_MB)
+    """Memory limit per replica, MB (up to 1 TiB)."""
     cpus: float = Field(default=2.0, gt=0, le=MAX_CPUS)
+    """CPU limit per replica (up to 512)."""
     num_workers: int = Field(default=1, ge=1, le=64)
+    """Uvicorn workers per replica."""
     request_timeout_seconds: int = Field(default=600, ge=1, le=86400)
-    # Time a replica gets to finish in-flight requests when it is stopped (SIGTERM, then SIGKILL).
+    """LiteLLM request and router timeout."""
     stop_grace_seconds: int = Field(default=60, ge=1, le=3600)
-    # Bump to rotate the master key (see README, "Rotating the master key").
+    """How long a replica may finish in-flight requests when it is stopped or replaced (SIGTERM, then
+    SIGKILL)."""
     master_key_rotation: int = Field(default=0, ge=0)
+    """Bump to rotate the generated master key (docs/operations.md, "Rotate the master key")."""
     ui_username: str = Field(default="admin", min_length=1, max_length=128)
-    # HAProxy in front of the replicas: the only published gateway port, one URL for clients.
+    """Admin UI user name; the password is `UI_PASSWORD` in Vault."""
     load_balancer: LoadBalancerSettings = LoadBalancerSettings()
+    """HAProxy in front of the replicas: the only published gateway port, one URL for clients."""
 
 
 class ModelSettings(_Section):
     name: ModelName
+    """The model name clients send. Two names may not differ only in case or punctuation."""
     ollama_tag: OllamaTag
+    """Ollama tag (`llama3.1:8b`), routed as `ollama_chat/<tag>`. Two models may not pull the same tag on one
+    host (`x` and `x:latest` are the same): pruning one would delete the weights the other serves."""
     hosts: tuple[Name, ...] = Field(min_length=1)
+    """GPU hosts serving it (names from `gpuHosts`); one LiteLLM deployment per host."""
     rpm: Optional[int] = Field(default=None, ge=1)
+    """Requests per minute per deployment, shared by every replica through Redis; the excess is refused with
+    429."""
     tpm: Optional[int] = Field(default=None, ge=1)
-    # Pin the model: the ID `ollama list` shows (12 hex characters) or the full sha256 digest.
+    """Tokens per minute per deployment, shared like `rpm`."""
     digest: Optional[Annotated[str, _full(r"(sha256:)?[0-9a-f]{12,64}",
                                           "{value!r} is not an Ollama model ID (12 to 64 hex characters)")]] = None
+    """Pin the model: the ID `ollama list` shows (12 hex characters) or the full `sha256:` digest. A pull that
+    yields another digest fails; a host holding another one is reported as drift."""
 
 
 class LocalOllamaContainer(_Section):
     image: str
+    """Pinned Ollama image run as a CPU container on the gateway network, reachable as the host's `address`."""
 
 
 class HostSshSettings(_Section):
     user: Optional[UnixUser] = None
+    """SSH user for this host. Unset: `gpuSsh.user`."""
     port: Optional[int] = Field(default=None, ge=1, le=65535)
-    # The host's public key ("ssh-ed25519 AAAA..."): checked on every connection. Required unless
-    # gpuSsh.allowUnpinnedHostKeys names why not.
+    """SSH port for this host. Unset: `gpuSsh.port`."""
     host_key: Optional[HostKey] = None
+    """The host's public key (`ssh-keyscan -t ed25519 -p <port> <address>`, the `ssh-ed25519 AAAA...` part;
+    check it against the host's console). Checked on every connection; a mismatch stops `up` and `refresh`.
+    Required unless `gpuSsh.allowUnpinnedHostKeys` says why not."""
 
 
 class HostExporters(_Section):
-    # Ports of the exporters running on the host; leave one out if that exporter is not installed.
     node_exporter_port: Optional[int] = Field(default=None, ge=1, le=65535)
+    """Port of node exporter on the host; Prometheus scrapes it when given."""
     dcgm_exporter_port: Optional[int] = Field(default=None, ge=1, le=65535)
+    """Port of NVIDIA's DCGM exporter on the host; Prometheus scrapes it when given."""
 
 
 class GpuHostSettings(_Section):
     name: Name
+    """Host name used in routes and resource names (lowercase letters, digits, `-`)."""
     address: HostAddress
+    """IP address (v4 or v6) or DNS name the gateway reaches Ollama on; a URL, a port or `user@` is refused."""
     ollama_port: int = Field(default=11434, ge=1, le=65535)
+    """Ollama's port."""
     ssh: HostSshSettings = HostSshSettings()
+    """Per-host SSH settings (`user`, `port`, `hostKey`)."""
     exporters: HostExporters = HostExporters()
-    # What the host pulls. Omitted: exactly the models routed to it. Given: must include them.
+    """Exporters running on the host, scraped by Prometheus."""
     models: Optional[tuple[ModelName, ...]] = None
-    # dev only: run this host as a CPU Ollama container on the gateway's Docker network.
+    """What the host pulls. Unset: exactly the models routed to it. Given: it must include every model routed
+    to the host; it may list more."""
     local_container: Optional[LocalOllamaContainer] = None
+    """dev stacks only: run this host as a CPU Ollama container (`{image}`) on the gateway network."""
 
 
 class VaultFieldRef(_Section):
     mount: VaultPath = "secret"
+    """KV v2 mount of the secret."""
     path: VaultPath
+    """Path of the secret."""
     field: Annotated[str, _full(r"[A-Za-z0-9_.-]{1,128}", "{value!r} is not a valid field name")] = "private_key"
+    """Field holding the value."""
 
 
 class GpuSshSettings(_Section):
     """Defaults for reaching every GPU host over SSH (a host's own `ssh` block overrides them)."""
 
     user: UnixUser = "ollama"
+    """SSH user on the GPU hosts."""
     port: int = Field(default=22, ge=1, le=65535)
-    # Where the private key comes from: the secret config key gpuSshPrivateKey, or this Vault field.
+    """SSH port of the GPU hosts."""
     private_key_vault: Optional[VaultFieldRef] = None
+    """`{mount, path, field}` of a Vault KV v2 secret holding the SSH private key. Alternative to the secret
+    config key `gpuSshPrivateKey`; one of the two is required when a host is reached over SSH."""
     dial_error_limit: int = Field(default=3, ge=1, le=100)
-    # The named waiver for hosts without ssh.hostKey: why their keys are not pinned. Unset, every
-    # SSH host needs a pinned key (a man in the middle would otherwise get the private key's
-    # signature and every command's output).
+    """SSH connection attempts before a pull gives up on an unreachable host."""
     allow_unpinned_host_keys: Optional[Annotated[str, Field(min_length=10, max_length=300)]] = None
+    """The named waiver: why hosts without `ssh.hostKey` may be reached without checking their key (10-300
+    characters). Unset, every SSH host needs `ssh.hostKey`: a man in the middle would otherwise get the
+    key's signature and every command's output."""
 
 
 class ModelPullSettings(_Section):
     retries: int = Field(default=4, ge=1, le=20)
+    """`ollama pull` attempts for transient errors (network, registry). Unknown tags and a full disk fail at
+    once."""
     backoff_seconds: int = Field(default=5, ge=0, le=600)
+    """Wait before the second attempt; doubles after each failure."""
     attempt_timeout_seconds: int = Field(default=1800, ge=10)
+    """Limit for one `ollama pull`."""
     timeout_seconds: int = Field(default=3600, ge=10)
-    # Remove a model from a host (`ollama rm`) when it leaves the config. Off by default.
+    """Limit for all attempts of one model together."""
     prune: bool = False
+    """`true`: a model removed from the config is removed from its hosts (`ollama rm`) on the next `pulumi
+    up`."""
 
 
 class ExporterSettings(_Section):
     enabled: bool = True
+    """Run this exporter (on the private network only)."""
     image: str
+    """Pinned exporter image."""
 
 
 class AlertSettings(_Section):
     error_ratio: float = Field(default=0.05, gt=0, lt=1)
+    """Alert when this share of gateway requests fails."""
     p95_latency_seconds: float = Field(default=30.0, gt=0)
+    """Alert when the p95 request latency is above this."""
     for_minutes: int = Field(default=5, ge=1, le=1440)
+    """How long a condition must hold before it alerts (gateway down: 2 min; outage and Redis: 1 min)."""
 
 
 class MonitoringSettings(_Section):
     enabled: bool = True
+    """Prometheus, exporters and Grafana (BACKLOG-003, BACKLOG-007)."""
     prometheus_image: str = "prom/prometheus:v3.5.0"
+    """Pinned Prometheus image."""
     grafana_image: str = "grafana/grafana:12.1.1"
+    """Pinned Grafana image."""
     bind_address: IpAddress = "127.0.0.1"
+    """Where Prometheus and Grafana are published; the same public-address rule as the gateway. Both ask for
+    credentials: Prometheus basic auth (user `prometheus`, password `PROMETHEUS_PASSWORD` in Vault),
+    Grafana its admin login."""
     allow_public_bind: bool = False
+    """Explicitly allow a public `bindAddress`."""
     prometheus_port: int = Field(default=9090, ge=1, le=65535)
+    """Prometheus' published port."""
     grafana_port: int = Field(default=3000, ge=1, le=65535)
+    """Grafana's published port."""
     retention_days: int = Field(default=15, ge=1, le=3650)
+    """Prometheus TSDB retention (data on a named volume)."""
     scrape_interval_seconds: int = Field(default=15, ge=1, le=300)
+    """Scrape interval, 1-300 s."""
     evaluation_interval_seconds: int = Field(default=15, ge=1, le=300)
+    """Rule evaluation interval, 1-300 s, not shorter than the scrape interval."""
     redis_exporter: ExporterSettings = ExporterSettings(image="oliver006/redis_exporter:v1.74.0-alpine")
+    """`{enabled, image}` of the Redis exporter."""
     postgres_exporter: ExporterSettings = ExporterSettings(image="quay.io/prometheuscommunity/postgres-exporter:v0.17.1")
+    """`{enabled, image}` of the Postgres exporter."""
     alerts: AlertSettings = AlertSettings()
-    # Alertmanagers to send alerts to ("host:port"); none: alerts show in Prometheus only.
+    """Alert thresholds."""
     alertmanagers: tuple[HostPortText, ...] = ()
+    """Alertmanagers (`host:port`) Prometheus sends alerts to; none: alerts show in Prometheus only."""
 
 
 class RedisSettings(_Section):
     image: str = "redis:7.4.6-alpine"
+    """Redis 7 or newer, pinned."""
     max_memory_mb: int = Field(default=256, ge=16, le=MAX_MEMORY_MB)
+    """Redis `maxmemory` (LRU eviction)."""
 
 
 class CacheSettings(_Section):
     enabled: bool = True
+    """LiteLLM's response cache in Redis (BACKLOG-008)."""
     ttl_seconds: int = Field(default=600, ge=1, le=7 * 24 * 3600)
+    """How long a cached response is served."""
 
 
 class PostgresSettings(_Section):
     image: str = "postgres:16.10"
+    """Pinned Postgres image."""
     volume_name: Optional[VolumeName] = None
+    """Named volume for the database, kept on `pulumi destroy`. Unset: `litellm-gateway-<environment>-pgdata`."""
     database: PgIdentifier = "litellm"
+    """Database name: lowercase letters, digits, `_`."""
     user: PgIdentifier = "litellm"
+    """Database role: lowercase letters, digits, `_`."""
 
 
 class BackupSettings(_Section):
     enabled: bool = True
-    # Daily run times, UTC, "HH:MM".
+    """Scheduled `pg_dump` of the LiteLLM database (BACKLOG-004)."""
     times_utc: tuple[TimeOfDay, ...] = Field(default=("03:00",), min_length=1)
+    """Daily run times, UTC, `HH:MM`."""
     retention: int = Field(default=7, ge=1, le=365)
-    # Where dumps go on the Docker host: an absolute path, or (default) a named volume.
+    """Keep the newest N dumps (with their checksums)."""
     host_path: Optional[HostPath] = None
+    """Write dumps to this absolute, normalised path on the Docker host (a directory of its own, never `/`,
+    `/etc`, `/var` and the like). It becomes the `postgres` user's, mode 0700; dumps are 0600."""
     volume_name: Optional[VolumeName] = None
+    """Write dumps to this named volume (kept on destroy; never the database's). Unset (and no `hostPath`):
+    `litellm-gateway-<environment>-pgbackups`."""
 
 
 class Limits(_Section):
     memory_mb: int = Field(ge=16, le=MAX_MEMORY_MB)
+    """Memory limit, MB."""
     cpus: float = Field(gt=0, le=MAX_CPUS)
+    """CPU limit (fractions allowed)."""
 
 
 class ContainerLimits(_Section):
     """Memory and CPU limits per container (the LiteLLM replicas: gateway.memoryMb and gateway.cpus)."""
 
     postgres: Limits = Limits(memory_mb=2048, cpus=2)
-    # Unset: redis.maxMemoryMb plus a quarter (at least 64 MB) for buffers and connections.
+    """Postgres."""
     redis: Optional[Limits] = None
+    """Redis. Unset: `redis.maxMemoryMb` plus a quarter (at least 64 MB) for buffers and connections, 1 CPU."""
     prometheus: Limits = Limits(memory_mb=2048, cpus=1)
+    """Prometheus."""
     grafana: Limits = Limits(memory_mb=512, cpus=1)
+    """Grafana."""
     redis_exporter: Limits = Limits(memory_mb=128, cpus=0.25)
+    """The Redis exporter."""
     postgres_exporter: Limits = Limits(memory_mb=128, cpus=0.25)
+    """The Postgres exporter."""
     backup: Limits = Limits(memory_mb=1024, cpus=1)
+    """The backup scheduler."""
     vault_dev: Limits = Limits(memory_mb=256, cpus=0.5)
+    """The dev-mode Vault (dev stacks)."""
     ollama_dev: Limits = Limits(memory_mb=8192, cpus=4)
+    """A dev stack's local Ollama container."""
     loadbalancer: Limits = Limits(memory_mb=256, cpus=1)
+    """The HAProxy load balancer."""
 
 
 class ContainersSettings(_Section):
-    # Docker's json-file log driver keeps this much per container, then rotates.
     log_max_size_mb: int = Field(default=20, ge=1, le=10240)
+    """Docker json-file log size per container before it rotates, MB."""
     log_max_files: int = Field(default=5, ge=1, le=100)
+    """Rotated log files kept per container."""
     limits: ContainerLimits = ContainerLimits()
+    """`{memoryMb, cpus}` per container role (the LiteLLM replicas: `gateway.memoryMb` and `gateway.cpus`)."""
 
 
 AccessSettings = build_models(_Section)
 
 
 class SecretsSettings(_Section):
-    # The salt key encrypts credentials stored in the database; it must never change.
     protect_salt_key: bool = True
+    """Protect the salt key and keep the Vault secret on destroy (a policy requires it outside dev). The salt
+    key encrypts credentials stored in the database; it must never change."""
 
 
 @dataclass(frozen=True)
