@@ -68,7 +68,7 @@ def container_options(
     base: pulumi.ResourceOptions, depends_on: Optional[list[pulumi.Resource]] = None
 ) -> pulumi.ResourceOptions:
     # Containers have fixed names and host ports, so a replacement cannot start beside the old
-    # container: remove the old one first (a short outage per container, see README).
+    # container: remove the old one first (a short outage per container, see docs/operations.md).
     return pulumi.ResourceOptions.merge(
         base, pulumi.ResourceOptions(delete_before_replace=True, depends_on=depends_on)
     )

@@ -68,7 +68,7 @@ class GatewaySecrets(pulumi.ComponentResource):
 
         self.master_key = generated(
             "masterKey", prefix="sk-", length=48,
-            # Changing gateway.masterKeyRotation replaces the key (see README: rotating the master key).
+            # Changing gateway.masterKeyRotation replaces the key (see docs/operations.md, "Rotating the master key").
             keepers={"rotation": str(settings.gateway.master_key_rotation)},
         )
         self.salt_key = generated(

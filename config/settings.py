@@ -612,7 +612,7 @@ def _pydantic_problems(root: str, error: ValidationError) -> list[tuple[str, str
     for item in error.errors():
         message = item["msg"]
         if item["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling against the README's configuration reference)"
+            message = "unknown key (check the spelling against docs/configuration.md)"
         elif item["type"] == "missing":
             message = "required key is missing"
         elif item["type"] == "value_error":

@@ -2,7 +2,7 @@
 
 The checks are plain functions in validators.py; this file only adapts them to pulumi-policy.
 Waive one for a resource with the container label `litellm-gateway.policy-waiver.<policy>` (see
-README, "Policies"), or lower its enforcement level with `--policy-pack-config`.
+docs/operations.md, "Policies"), or lower its enforcement level with `--policy-pack-config`.
 """
 
 from pulumi_policy import EnforcementLevel, PolicyPack, ResourceValidationPolicy

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Test double for the `docker` command-line client (no Docker engine can run here).
 
-Only what the dev stack runs: `docker exec [-i|--interactive] CONTAINER COMMAND [ARG...]`, with the
-real client's messages and exit codes:
+Only what the dev stack and scripts/stack run: `docker info` (the daemon answers), and
+`docker exec [-i|--interactive] CONTAINER COMMAND [ARG...]`, with the real client's messages and exit codes:
 
     $ docker exec -i gone true
     Error response from daemon: No such container: gone                    (exit 1)
@@ -36,6 +36,9 @@ def main(argv):
     host = os.environ.get("DOCKER_HOST") or DEFAULT_HOST
     if host != state["daemon"]:
         return fail(f"Cannot connect to the Docker daemon at {host}. Is the docker daemon running?")
+    if argv[:1] == ["info"]:
+        print("Server Version: 28.2.2 (test double)")
+        return 0
     if not argv or argv[0] != "exec":
         return fail(f"test double: only `docker exec` is implemented, not {argv[:1]}")
     args = argv[1:]

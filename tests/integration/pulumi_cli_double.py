@@ -1,12 +1,22 @@
-"""Test double for the Pulumi CLI (it cannot be installed here): the few commands the operator
-scripts run, with the CLI's arguments and behaviour, recording each call.
+"""Test double for the Pulumi CLI (it cannot be installed here): the commands the operator scripts
+and the documentation run, with the CLI's arguments and behaviour, recording each call.
 
+    pulumi version                               PULUMI_DOUBLE_VERSION (default v3.272.0)
     pulumi config --stack S --json               the stack's config as JSON (secrets shown as "[secret]")
     pulumi config set --secret --stack S KEY     the value from stdin, as `pulumi config set` takes a pipe
     pulumi stack export --stack S --file F       a version-3 deployment document
+    pulumi stack select S [--create]             remembered per backend, as the CLI's workspace does
+    install, preview, up, refresh, destroy, stack output/ls/history/import, state, cancel, config get/rm:
+                                                 recorded only
 
-State (config per stack, and every call with its arguments, working directory, PULUMI_BACKEND_URL
-and whether a value came on stdin) lives in the JSON file named by PULUMI_DOUBLE_STATE.
+Which backend a command reaches is resolved as the CLI does (pkg/workspace GetCurrentCloudURL): the
+PULUMI_BACKEND_URL environment variable, else the `backend.url` of the nearest Pulumi.yaml from the
+working directory (or --cwd/-C) upwards, else ~/.pulumi/credentials.json's "current"; a file:// URL
+is made absolute against the working directory (pkg/backend/diy massageBlobPath). With none, the
+command fails as the non-interactive CLI does.
+
+State (config per stack, and every call with its arguments, working directory, resolved backend and
+its source, and whether a value came on stdin) lives in the JSON file named by PULUMI_DOUBLE_STATE.
 `install(bin_dir, state_file)` writes an executable `pulumi` into bin_dir.
 """
 
@@ -16,6 +26,12 @@ import json
 import os
 import sys
 from pathlib import Path
+
+import yaml
+
+RECORDED_ONLY = {("install",), ("preview",), ("up",), ("refresh",), ("destroy",), ("stack", "output"),
+                 ("stack", "ls"), ("stack", "history"), ("stack", "import"), ("stack", "init"), ("state",),
+                 ("cancel",), ("config", "get"), ("config", "rm"), ("import",)}
 
 
 def install(bin_dir: Path, state_file: Path) -> Path:
@@ -32,17 +48,57 @@ def _option(args: list[str], name: str) -> str | None:
     return None
 
 
+def resolve_backend(cwd: Path) -> tuple[str | None, str]:
+    """(backend URL, where it came from), as the CLI resolves it."""
+    url, source = os.environ.get("PULUMI_BACKEND_URL") or None, "env"
+    if url is None:
+        for directory in (cwd, *cwd.parents):
+            project = directory / "Pulumi.yaml"
+            if project.is_file():
+                url = ((yaml.safe_load(project.read_text()) or {}).get("backend") or {}).get("url")
+                source = "project"
+                break
+    if url is None:
+        credentials = Path(os.path.expanduser("~/.pulumi/credentials.json"))
+        if credentials.is_file():
+            url, source = json.loads(credentials.read_text()).get("current"), "credentials"
+    if url is None:
+        return None, "none"
+    if url.startswith("file://"):
+        path = url[len("file://"):].split("?", 1)[0]
+        if path.startswith("~"):
+            path = os.path.expanduser(path)
+        url = "file://" + os.path.abspath(os.path.join(cwd, path))
+    return url, source
+
+
 def main(args: list[str]) -> int:
     state_path = Path(os.environ["PULUMI_DOUBLE_STATE"])
     state = json.loads(state_path.read_text())
-    call = {"args": args, "cwd": os.getcwd(), "backend": os.environ.get("PULUMI_BACKEND_URL")}
+    cwd = Path(_option(args, "--cwd") or _option(args, "-C") or os.getcwd()).resolve()
+    backend, source = resolve_backend(cwd)
+    call = {"args": args, "cwd": os.getcwd(), "backend": backend, "backend_source": source}
     state["calls"].append(call)
-    stack = _option(args, "--stack")
+    if args[:1] == ["version"]:
+        print(os.environ.get("PULUMI_DOUBLE_VERSION", "v3.272.0"))
+        state_path.write_text(json.dumps(state))
+        return 0
+    if backend is None:
+        state_path.write_text(json.dumps(state))
+        print("error: PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions", file=sys.stderr)
+        return 255
+    selected = state.setdefault("selected", {})
+    stack = _option(args, "--stack") or _option(args, "-s") or os.environ.get("PULUMI_STACK") or selected.get(backend)
     code = 0
-    if stack is None:
+    if args[:2] == ["stack", "select"]:
+        positional = [a for a in args[2:] if not a.startswith("-")]
+        selected[backend] = positional[0] if positional else stack
+    elif args[:1] == ["install"] or args[:2] == ["stack", "ls"]:
+        pass
+    elif stack is None:
         print("error: no stack selected; use `pulumi stack select` or --stack", file=sys.stderr)
         code = 255
-    elif args[:1] == ["config"] and "set" not in args:
+    elif args[:1] == ["config"] and (len(args) == 1 or args[1].startswith("-")):
         shown = {f"litellm-gateway:{k}": ({"value": "[secret]", "secret": True} if v["secret"] else
                                           {"value": v["value"], "secret": False})
                  for k, v in state["config"].get(stack, {}).items()}
@@ -54,7 +110,13 @@ def main(args: list[str]) -> int:
         call["value_on_stdin"] = len(positional) == 1
         state["config"].setdefault(stack, {})[key] = {"value": value, "secret": "--secret" in args}
     elif args[:2] == ["stack", "export"]:
-        Path(_option(args, "--file")).write_text(json.dumps({"version": 3, "deployment": {"resources": []}}))
+        document = json.dumps({"version": 3, "deployment": {"resources": []}})
+        if _option(args, "--file"):
+            Path(_option(args, "--file")).write_text(document)
+        else:
+            print(document)
+    elif tuple(args[:2]) in RECORDED_ONLY or tuple(args[:1]) in RECORDED_ONLY:
+        pass
     else:
         print(f"error: the Pulumi CLI test double does not implement `pulumi {' '.join(args)}`", file=sys.stderr)
         code = 2

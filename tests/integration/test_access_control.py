@@ -189,7 +189,7 @@ def test_a_deleted_key_is_refused_on_every_replica_within_5_seconds_and_comes_ba
                 refused[name] = time.monotonic() - started
         time.sleep(0.2)
     assert set(refused) == {"first", "second"}, refused
-    print(f"deleted key refused after: {refused}")  # the README's figure
+    print(f"deleted key refused after: {refused}")  # the figure in docs/operations.md
     assert max(refused.values()) <= 5.0, f"refused after {refused} s"
     gone = provider.read("id", created).outs
     assert gone["status"] == "missing" and provider.diff("id", gone, wanted).changes

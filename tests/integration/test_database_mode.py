@@ -132,7 +132,7 @@ def declared_vault_secret(declared) -> dict:
 # --- master key rotation ------------------------------------------------------------------------------
 
 def test_master_key_rotation_keeps_virtual_keys_and_stored_credentials(litellm_database, declared, backend):
-    """The README's rotation: a new master key, the same salt key, the containers replaced."""
+    """The master key rotation of docs/operations.md: a new master key, the same salt key, the containers replaced."""
     database = litellm_database.fresh_database()
     new_master = "sk-" + uuid.uuid4().hex + uuid.uuid4().hex
     with redis_server(declared.env["REDIS_PASSWORD"]) as redis_port:
