@@ -6,7 +6,7 @@ from importlib.metadata import version
 import pytest
 
 from config.settings import litellm_version_of, parse_settings
-from harness import ROOT, stack_file_config
+from harness import EXAMPLE_STACKS, ROOT, example_config, stack_file_config
 
 
 def pinned_requirement(name: str) -> str:
@@ -17,9 +17,11 @@ def pinned_requirement(name: str) -> str:
     raise AssertionError(f"{name} is not pinned in requirements-test.txt")
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_image_tag_names_the_tested_litellm_version(stack):
-    image = parse_settings(stack_file_config(stack)).gateway.image
+@pytest.mark.parametrize("config", [*(example_config(s) for s in EXAMPLE_STACKS),
+                                    *(stack_file_config(s) for s in ("dev", "prod"))])
+def test_image_tag_names_the_tested_litellm_version(config):
+    stack = config["environment"]
+    image = parse_settings(config).gateway.image
     assert litellm_version_of(image) == pinned_requirement("litellm"), (
         f"Pulumi.{stack}.yaml deploys {image}, but the tests run litellm {pinned_requirement('litellm')}"
     )

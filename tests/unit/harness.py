@@ -34,11 +34,29 @@ class RecordingMocks(offline.RecordingMocks):
     marker = SECRET_MARKER
 
 
-def stack_file_config(stack: str) -> dict[str, Any]:
-    """The project's config from Pulumi.<stack>.yaml, keys without the project prefix."""
-    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+FIXTURES = ROOT / "tests" / "fixtures"
+# The stack files shipped as examples (Pulumi.dev.yaml, Pulumi.prod.yaml, and any a user adds).
+EXAMPLE_STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+
+
+def _project_config(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
     prefix = f"{PROJECT}:"
     return {k[len(prefix):]: v for k, v in data["config"].items() if k.startswith(prefix)}
+
+
+def stack_file_config(stack: str) -> dict[str, Any]:
+    """The tests' own stack config (tests/fixtures/Pulumi.<stack>.yaml), keys without the project prefix.
+
+    Tests with expectations about hosts, models or limits read these copies, never the shipped
+    example files, so users can edit the examples freely."""
+    return _project_config(FIXTURES / f"Pulumi.{stack}.yaml")
+
+
+def example_config(stack: str) -> dict[str, Any]:
+    """A shipped example stack file (Pulumi.<stack>.yaml at the project root): for tests that check the
+    examples themselves and derive every expectation from the file."""
+    return _project_config(ROOT / f"Pulumi.{stack}.yaml")
 
 
 def run_stack(

@@ -16,7 +16,7 @@ import pytest
 
 from config.settings import NOT_GENERATED, SECRET_KEYS, SettingsError, parse_settings
 from config.values import full_ollama_tag, host_key_problem, local_url, postgres_url, split_host_port
-from harness import run_stack, stack_file_config
+from harness import EXAMPLE_STACKS, example_config, run_stack, stack_file_config
 
 SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHSFUFB5Nwm1tqlDzcD0Qr9hKTIZJ2IMRDPCSnDyK8HM"
@@ -43,12 +43,17 @@ def leaves(value: Any, path: str = "") -> Iterator[tuple[str, list | dict, Any, 
             yield child_path, value, key, child
 
 
+def example(stack: str) -> dict[str, Any]:
+    """A shipped example file: the class tests sweep every key in it, so a key added there is covered."""
+    return copy.deepcopy(example_config(stack))
+
+
 def string_leaves(stack: str) -> list[str]:
-    return [path for path, _, _, v in leaves(config(stack)) if isinstance(v, str)]
+    return [path for path, _, _, v in leaves(example(stack)) if isinstance(v, str)]
 
 
 def number_leaves(stack: str) -> list[str]:
-    return [path for path, _, _, v in leaves(config(stack)) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return [path for path, _, _, v in leaves(example(stack)) if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 def mutate(raw: dict, path: str, change) -> dict:
@@ -61,32 +66,33 @@ def mutate(raw: dict, path: str, change) -> dict:
 
 def test_the_classes_cover_a_real_number_of_keys():
     # Guards the parametrisation below against silently testing nothing.
-    assert len(string_leaves("prod")) >= 30 and len(number_leaves("prod")) >= 20
+    assert sum(len(string_leaves(s)) for s in EXAMPLE_STACKS) >= 30
+    assert sum(len(number_leaves(s)) for s in EXAMPLE_STACKS) >= 20
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
 @pytest.mark.parametrize("bad", ["\n", "\x00", "\r", "\t", "\x1b[2J"])
 def test_a_control_character_in_any_value_is_refused_at_its_key(stack, bad):
     for path in string_leaves(stack):
-        raw = mutate(config(stack), path, lambda v: v + bad)
+        raw = mutate(example(stack), path, lambda v: v + bad)
         keys = {key for key, _ in problems_of(raw)}
         assert path in keys, f"{path} + {bad!r} was not reported at its key: {keys}"
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
 def test_a_trailing_newline_is_never_accepted(stack):
     # re.match(...$) accepts "03:00\n"; every key is held to a full match.
     for path in string_leaves(stack):
-        raw = mutate(config(stack), path, lambda v: v + "\n")
+        raw = mutate(example(stack), path, lambda v: v + "\n")
         with pytest.raises(SettingsError):
             parse_settings(raw)
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
 @pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
 def test_non_finite_numbers_are_refused_at_their_key(stack, bad):
     for path in number_leaves(stack):
-        raw = mutate(config(stack), path, lambda v: bad)
+        raw = mutate(example(stack), path, lambda v: bad)
         keys = {key for key, _ in problems_of(raw)}
         assert path in keys, f"{path} = {bad} was not reported at its key: {keys}"
 

@@ -9,7 +9,7 @@ import typing
 import pytest
 import yaml
 
-from harness import ROOT, stack_file_config
+from harness import EXAMPLE_STACKS, ROOT, example_config, stack_file_config
 
 from config import reference
 from config.settings import _SCALARS, _SECTIONS, SECRET_KEYS, parse_settings
@@ -91,9 +91,9 @@ def test_project_config_declares_every_top_level_key_in_a_form_the_cli_accepts()
     assert required == {*_SCALARS, *(k for k, (_, _, req) in _SECTIONS.items() if req)}
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
 def test_declared_defaults_mean_the_same_as_leaving_a_key_out(stack):
-    config = stack_file_config(stack)
+    config = example_config(stack)
     assert parse_settings(_apply_project_config(config), stack=stack) == parse_settings(config, stack=stack)
     minimal = {k: config[k] for k in ("environment", "gateway", "models", "gpuHosts", "gpuSsh", "vault")
                if k in config}

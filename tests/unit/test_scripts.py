@@ -99,3 +99,14 @@ def test_fetch_backup_names_what_is_missing(tmp_path):
         result = subprocess.run(script, capture_output=True, text=True, env={"PATH": with_docker}, timeout=60)
         assert result.returncode == 3
         assert "cannot list /backups in litellm-gateway-dev-pgbackup" in result.stderr
+
+
+def test_restore_names_a_missing_backup_before_asking_for_a_database(tmp_path):
+    import sys
+
+    env = {"PATH": f"{os.path.dirname(sys.executable)}:{PATH}", "HOME": str(tmp_path)}
+    result = subprocess.run([str(ROOT / "scripts" / "restore"), str(tmp_path / "no-such-backup"), "--stack", "dev"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 3
+    assert "no-such-backup does not exist; nothing was changed" in result.stderr
+    assert "database-url" not in result.stderr

@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from harness import ROOT, stack_file_config
+from harness import EXAMPLE_STACKS, ROOT, example_config, stack_file_config
 
 from operations.stack_check import check
 
@@ -30,11 +30,11 @@ def write_stack(tmp_path, stack, config, extra=None):
     return tmp_path
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
 def test_the_example_stacks_check_and_the_summary_follows_the_file(stack):
     code, out, err = run_check(stack)
     assert code == 0, err
-    config = stack_file_config(stack)
+    config = example_config(stack)
     assert f"stack {stack}: configuration valid" in out
     for model in config["models"]:
         for host in model["hosts"]:

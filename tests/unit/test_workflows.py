@@ -70,6 +70,9 @@ def test_preview_runs_every_stack_with_the_policy_pack_and_comments():
     action = next(s for s in steps(job) if s.get("uses", "").startswith("pulumi/actions@"))
     assert action["with"]["command"] == "preview"
     assert action["with"]["comment-on-pr"] is True and action["with"]["policyPacks"] == "policy"
+    runs = [s.get("uses", "") + s.get("run", "") for s in steps(job)]
+    check = next(i for i, s in enumerate(runs) if "./scripts/stack check" in s and "matrix.stack" in s)
+    assert check < runs.index(action["uses"]), "the offline config check runs before the preview"
 
 
 def test_deploy_dev_on_main_then_prod_behind_its_environment():

@@ -1,0 +1,172 @@
+"""Every `pulumi ...`, `./scripts/stack ...` and `./scripts/up ...` command in the README and docs/,
+run as written from a copy of the project, reaches one state backend: the project's ./.pulumi-state
+(Pulumi.yaml's backend), or PULUMI_BACKEND_URL when a team sets one.
+
+The Pulumi CLI cannot be installed here: the commands run against its test double
+(pulumi_cli_double.py), which records each call and resolves the backend the way the CLI does
+(environment, then Pulumi.yaml, then the login in ~/.pulumi). The Docker CLI is a test double too
+(`docker info` answers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from docker_cli_double import __file__ as DOCKER_DOUBLE
+from harness import ROOT
+from pulumi_cli_double import install as install_pulumi_double
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PLACEHOLDERS = {"<stack>": "prod", "<N>": "3", "<n>": "3"}
+
+
+def documented_commands() -> list[tuple[str, str]]:
+    """(file, command) for each pulumi or scripts/stack line in a ```bash block, with the file edits
+    (`cp`, `sed -i`) between them that the next commands rely on."""
+    found = []
+    for doc in DOCS:
+        for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), re.S):
+            for line in block.splitlines():
+                line = line.split("  #")[0].strip()
+                if line.startswith(("pulumi ", "./scripts/stack ", "./scripts/up ", "cp ", "sed -i ")):
+                    for placeholder, value in PLACEHOLDERS.items():
+                        line = line.replace(placeholder, value)
+                    line = re.sub(r"<[^<>\s][^<>]*>", "x", line)  # any other placeholder
+                    found.append((doc.name, line))
+    return found
+
+
+def test_the_docs_have_the_commands_users_type():
+    commands = [c for _, c in documented_commands()]
+    for expected in ("pulumi stack output gatewayUrl", "pulumi config set --path gateway.masterKeyRotation",
+                     "./scripts/stack check", "./scripts/stack drift", "./scripts/up dev",
+                     "pulumi stack history", "pulumi stack export", "pulumi stack import"):
+        assert any(c.startswith(expected) for c in commands), expected
+    assert len(commands) >= 20
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A copy of the project as a user has it after the README's install step, with test doubles for
+    the Pulumi and Docker CLIs first on PATH."""
+    copy = tmp_path / "litellm-gateway"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", "venv", "__pycache__", ".pytest_cache",
+                                                              ".pulumi", "*.pyc"))
+    for state in (copy / ".pulumi-state").iterdir():
+        if state.name != "README.md":
+            shutil.rmtree(state) if state.is_dir() else state.unlink()
+    # ./venv and ./policy/venv as `pulumi install` and scripts/stack leave them (this Python has the packages).
+    for venv, requirements in ((copy / "venv", copy / "requirements.txt"),
+                               (copy / "policy" / "venv", copy / "policy" / "requirements.txt")):
+        (venv / "bin").mkdir(parents=True)
+        (venv / "bin" / "python").symlink_to(sys.executable)
+        digest = subprocess.run(["sha256sum", str(requirements)], capture_output=True, text=True, check=True).stdout
+        (venv / ".requirements.sha256").write_text(digest)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    state_file = tmp_path / "pulumi-double.json"
+    install_pulumi_double(bin_dir, state_file)
+    docker_state = tmp_path / "docker-double.json"
+    docker_state.write_text(json.dumps({"daemon": "unix:///var/run/docker.sock", "containers": {}}))
+    (bin_dir / "docker").write_text(f"#!/bin/sh\nexec '{sys.executable}' '{DOCKER_DOUBLE}' \"$@\"\n")
+    (bin_dir / "docker").chmod(0o755)
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n")
+    for pem in ("key.pem", "fullchain.pem"):
+        (copy / pem).write_text("-----BEGIN X-----\nx\n-----END X-----\n")
+    env = {"PATH": f"{bin_dir}:{os.path.dirname(sys.executable)}:/usr/bin:/bin", "HOME": str(home),
+           "PULUMI_CONFIG_PASSPHRASE": "test-passphrase", "VAULT_TOKEN": "test-token",
+           "DOCKER_DOUBLE_STATE": str(docker_state), "LANG": "C.UTF-8"}
+
+    class Project:
+        root = copy
+
+        def run(self, command: str, stdin: str = "", **more_env):
+            return subprocess.run(["bash", "-c", command], cwd=copy, env={**env, **more_env}, input=stdin,
+                                  capture_output=True, text=True, timeout=300)
+
+        def calls(self):
+            return json.loads(state_file.read_text())["calls"]
+
+    return Project()
+
+
+def run_all(project, **env) -> list[tuple[str, str, list[dict]]]:
+    results = []
+    for doc, command in documented_commands():
+        before = len(project.calls())
+        done = project.run(command, stdin="destroy dev\n", **env)
+        new = project.calls()[before:]
+        results.append((f"{doc}: {command}", done.stderr, new))
+        if command.startswith(("cp ", "sed ", "./scripts/stack check")):
+            assert done.returncode == 0, f"{doc}: `{command}` failed: {done.stderr[-500:]}"
+        else:
+            assert new, f"{doc}: `{command}` never reached pulumi (exit {done.returncode}): {done.stderr[-500:]}"
+    return results
+
+
+def test_every_documented_command_reaches_the_projects_state(project):
+    expected = f"file://{project.root / '.pulumi-state'}"
+    results = run_all(project)
+    calls = [call for _, _, new in results for call in new]
+    assert len(calls) >= 30
+    wrong = [(where, call["args"], call["backend"]) for where, _, new in results for call in new
+             if call["backend"] != expected]
+    assert wrong == []
+    assert {call["backend_source"] for call in calls} == {"project"}, "Pulumi.yaml names the backend"
+    assert (project.root / ".pulumi-state").is_dir()
+
+
+def test_a_teams_backend_url_overrides_it_for_every_command(project):
+    shared = "s3://team-bucket/litellm-gateway"
+    results = run_all(project, PULUMI_BACKEND_URL=shared)
+    assert {call["backend"] for _, _, new in results for call in new} == {shared}
+
+
+def test_from_a_subdirectory_the_cli_would_look_elsewhere_so_the_docs_say_where_to_run(project):
+    """The file backend's path is relative to the working directory (as in the CLI): the docs tell
+    users to run commands from the project directory, and scripts/stack always does."""
+    (project.root / "docs" / "x").mkdir()
+    project.run("cd docs/x && pulumi stack ls")
+    assert project.calls()[-1]["backend"] == f"file://{project.root / 'docs' / 'x' / '.pulumi-state'}"
+    project.run("cd docs/x && ../../scripts/stack preview dev")
+    assert {c["backend"] for c in project.calls()[-3:]} == {f"file://{project.root / '.pulumi-state'}"}
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    assert "Run every command from the project directory" in operations
+
+
+def test_an_old_pulumi_cli_is_named_before_anything_runs(project):
+    done = project.run("./scripts/stack up dev", PULUMI_DOUBLE_VERSION="v3.190.0")
+    assert done.returncode == 1
+    assert "the Pulumi CLI is 3.190.0; this project needs 3.272.0 or newer" in done.stderr
+    assert [c["args"] for c in project.calls()] == [["version"]]
+    done = project.run("./scripts/stack up dev --yes", PULUMI_DOUBLE_VERSION="v3.272.0")
+    assert done.returncode == 0, done.stderr
+    assert project.calls()[-1]["args"][:1] == ["up"]
+
+
+def test_destroy_asks_before_it_installs_selects_or_unprotects(project):
+    done = project.run("./scripts/stack destroy dev", stdin="no\n")
+    assert done.returncode == 1 and "not confirmed; nothing was destroyed" in done.stderr
+    assert [c["args"] for c in project.calls()] == [["version"]]
+    done = project.run("./scripts/stack destroy dev", stdin="destroy dev\n")
+    assert done.returncode == 0, done.stderr
+    assert [c["args"][:2] for c in project.calls()[1:]] == [
+        ["version"], ["stack", "select"], ["state", "unprotect"], ["destroy", "--stack"]]
+
+
+def test_missing_environments_are_installed_and_the_installs_are_shown(project):
+    shutil.rmtree(project.root / "venv")
+    # The policy pack's venv stays; the program's is made by `pulumi install` (recorded by the double).
+    done = project.run("./scripts/stack preview dev")
+    assert done.returncode == 0, done.stderr
+    assert "installing the program's Python dependencies into ./venv" in done.stderr
+    assert ["install"] in [c["args"] for c in project.calls()]
