@@ -5,14 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+import shlex
+
 import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
+import pulumi_tls as tls
 import pulumi_vault as vault
 
 from config.settings import GpuHostSettings, StackSettings
 from config.values import slug
-from renderers.ollama_scripts import pull_command, prune_command, render_host_script
+from renderers.ollama_scripts import install_command, pull_command, render_host_script
 from .containers import container_options, hardening, healthcheck, labels, pinned_image
 from .ollama_drift import OllamaHostModels
 
@@ -48,25 +51,41 @@ class ModelFleetArgs:
 
 
 class ModelFleet(pulumi.ComponentResource):
-    """Per (host, model) an idempotent pull-and-verify command; per host a reader of what is there."""
+    """Per (host, model) an idempotent pull-and-verify command; per host the script they run and a
+    reader of what is there.
+
+    What a pull's inputs hold is what should make it run again: the host's address and Ollama port,
+    the tag and the pinned digest. How the host is reached and how a pull retries live elsewhere,
+    so changing them re-runs no pull:
+    - the script (retries, timeouts) is shipped once per host by `<name>-install-<host>`, with the
+      operator's SSH key (gpuSshPrivateKey or gpuSsh.privateKeyVault) and `gpuSsh.dialErrorLimit`;
+    - the pulls connect with the stack's own pull key (`<name>-pull-key`, ED25519), which that
+      install step authorizes on the host (`restrict`: no forwarding, no pty). Rotating the
+      operator's key re-runs the install step only.
+    Pruning (`modelPulls.prune`) is done by the host's reader when a model leaves the host's list,
+    never because a pull resource was replaced.
+    """
 
     pulls: dict[tuple[str, str], pulumi.Resource]  # (host, model name) -> pull command
+    installs: dict[str, pulumi.Resource]           # host -> the command that ships the script
     observed: dict[str, OllamaHostModels]          # host -> models found there
     routes_ready: list[pulumi.Resource]            # what a LiteLLM replica waits for
 
     def __init__(self, name: str, args: ModelFleetArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("litellm-gateway:models:ModelFleet", name, None, opts)
         settings = args.settings
-        self.pulls, self.observed = {}, {}
+        self.pulls, self.installs, self.observed = {}, {}, {}
         docker_child = pulumi.ResourceOptions(parent=self, provider=args.docker_provider)
+        environment = settings.environment
+        pull_key = tls.PrivateKey(f"{name}-pull-key", algorithm="ED25519",
+                                  opts=pulumi.ResourceOptions(parent=self)) if settings.ssh_hosts() else None
 
         for host in settings.gpu_hosts:
             script = render_host_script(host.name, host.ollama_port, settings.model_pulls)
             if host.local_container is not None:
                 container = self._local_ollama(name, settings, host, args.network_name, docker_child)
                 transport = {"kind": "docker", "container": container.name, "docker_host": settings.docker.host}
-                run_on_host = self._docker_exec(settings, container)
-                host_ready: list[pulumi.Resource] = [container]
+                install, run_pull = self._docker_exec(name, settings, host, container, script)
             else:
                 transport = pulumi.Output.secret({
                     "kind": "ssh", "host": host.name, "address": host.address,
@@ -74,23 +93,21 @@ class ModelFleet(pulumi.ComponentResource):
                     "private_key": args.ssh_private_key, "host_key": host.ssh.host_key or "",
                     "unpinned_host_key_waiver": settings.gpu_ssh.allow_unpinned_host_keys or "",
                 })
-                run_on_host = self._ssh(settings, host, args.ssh_private_key)
-                host_ready = []
+                install, run_pull = self._ssh(name, settings, host, args.ssh_private_key, pull_key, script)
+            self.installs[host.name] = install
 
             # One pull at a time on a host (disk and bandwidth); hosts pull in parallel.
-            previous: list[pulumi.Resource] = host_ready
+            previous: list[pulumi.Resource] = [install]
             expected = {}
             for model_name in settings.models_pulled_by(host):
                 model = settings.model(model_name)
                 expected[model.name] = {"tag": model.ollama_tag, "digest": model.digest or ""}
-                pull = run_on_host(
+                pull = run_pull(
                     f"{name}-pull-{host.name}-{slug(model.name)}",
-                    create=pull_command(model.ollama_tag, model.digest),
-                    delete=prune_command(model.ollama_tag) if settings.model_pulls.prune else None,
-                    stdin=script,
+                    pull_command(model.ollama_tag, model.digest, environment=environment, host=host.name),
                     # A new tag or pinned digest runs the pull again; nothing else does.
-                    triggers=[model.ollama_tag, model.digest or ""],
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=previous),
+                    [model.ollama_tag, model.digest or ""],
+                    pulumi.ResourceOptions(parent=self, depends_on=previous),
                 )
                 self.pulls[(host.name, model.name)] = pull
                 previous = [pull]
@@ -98,7 +115,8 @@ class ModelFleet(pulumi.ComponentResource):
             self.observed[host.name] = OllamaHostModels(
                 f"{name}-observed-{host.name}", host=host.name, transport=transport, script=script,
                 expected=expected, pull_timeout=settings.model_pulls.timeout_seconds,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*host_ready, *previous]),
+                prune=settings.model_pulls.prune,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=previous),
             )
 
         routed_hosts = {h.name for _, h in settings.routes()}
@@ -109,32 +127,58 @@ class ModelFleet(pulumi.ComponentResource):
             "observed": {h: r.status for h, r in self.observed.items()},
         })
 
-    @staticmethod
-    def _ssh(settings: StackSettings, host: GpuHostSettings, private_key):
-        connection = command.remote.ConnectionArgs(
-            host=host.address, port=settings.ssh_port(host), user=settings.ssh_user(host),
-            private_key=private_key, host_key=host.ssh.host_key,
-            dial_error_limit=settings.gpu_ssh.dial_error_limit,
+    def _ssh(self, name: str, settings: StackSettings, host: GpuHostSettings, operator_key, pull_key, script):
+        """The install step (operator key) and a pull factory (the stack's pull key) for one SSH host."""
+        address, port, user = host.address, settings.ssh_port(host), settings.ssh_user(host)
+        environment = settings.environment
+        authorized = pull_key.public_key_openssh.apply(
+            lambda public: f"restrict {' '.join(public.split()[:2])} litellm-gateway-{environment}-pulls")
+        install = command.remote.Command(
+            f"{name}-install-{host.name}",
+            connection=command.remote.ConnectionArgs(
+                host=address, port=port, user=user, private_key=operator_key, host_key=host.ssh.host_key,
+                dial_error_limit=settings.gpu_ssh.dial_error_limit,
+            ),
+            create=authorized.apply(lambda line: install_command(environment, line)),
+            stdin=script,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # Only where (address, port, user, pinned host key) and the stack's own key: stable inputs.
+        pull_connection = command.remote.ConnectionArgs(
+            host=address, port=port, user=user, private_key=pull_key.private_key_openssh, host_key=host.ssh.host_key,
         )
 
-        def run(resource_name, **kwargs):
-            return command.remote.Command(resource_name, connection=connection, **kwargs)
+        def run_pull(resource_name, create, triggers, opts):
+            return command.remote.Command(resource_name, connection=pull_connection, create=create,
+                                          triggers=triggers, opts=opts)
 
-        return run
+        return install, run_pull
 
-    @staticmethod
-    def _docker_exec(settings: StackSettings, container: docker.Container):
-        def run(resource_name, create, delete, **kwargs):
-            exec_prefix = container.name.apply(lambda c: f"docker exec -i {c} ")
-            return command.local.Command(
-                resource_name,
-                create=pulumi.Output.concat(exec_prefix, create),
-                delete=pulumi.Output.concat(exec_prefix, delete) if delete else None,
-                environment={"DOCKER_HOST": settings.docker.host},
-                **kwargs,
-            )
+    def _docker_exec(self, name: str, settings: StackSettings, host: GpuHostSettings, container: docker.Container,
+                     script: str):
+        """dev: the same steps through `docker exec` into the local Ollama container."""
+        environment = {"DOCKER_HOST": settings.docker.host}
+        install_script = install_command(settings.environment)
 
-        return run
+        def in_container(shell: str, interactive: bool = False) -> pulumi.Output[str]:
+            flags = "-i " if interactive else ""
+            return container.name.apply(lambda c: f"docker exec {flags}{c} sh -c {shlex.quote(shell)}")
+
+        install = command.local.Command(
+            f"{name}-install-{host.name}",
+            create=in_container(install_script, interactive=True),
+            stdin=script,
+            environment=environment,
+            # A new container (its models stay on the volume) needs the script again.
+            triggers=[container.id],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[container]),
+        )
+
+        def run_pull(resource_name, create, triggers, opts):
+            return command.local.Command(resource_name, create=in_container(create), environment=environment,
+                                         triggers=triggers, opts=opts)
+
+        return install, run_pull
 
     @staticmethod
     def _local_ollama(name: str, settings: StackSettings, host: GpuHostSettings, network_name,

@@ -9,7 +9,11 @@ action over SSH (paramiko) or `docker exec` (dev) on create, read and update:
 - `pulumi preview --refresh --expect-no-changes` then also plans an update (diff reports drift),
   so the scheduled check fails;
 - `pulumi up` after drift runs the update, which pulls the missing or replaced models again with
-  the same script and verifies them.
+  the same script and verifies them;
+- with `modelPulls.prune`, an update also removes (`ollama rm`) the tags that left the host's list
+  since the last `up`: a model removed from the config, or the old tag of a model given a new one.
+  Nothing else prunes: not a replaced pull, not a renamed host, not a removed host or a destroyed
+  stack (their models stay on the host).
 
 The provider is serialized into the state (Pulumi pickles it by value), so its methods import
 what they need themselves and call nothing else from this repository.
@@ -28,7 +32,7 @@ _original_serialize_provider = dynamic_internals.serialize_provider
 
 
 class OllamaHostModelsProvider(dynamic.ResourceProvider):
-    """props: host, transport, script, expected {model: {tag, digest}}, read_timeout, pull_timeout."""
+    """props: host, transport, script, expected {model: {tag, digest}}, read_timeout, pull_timeout, prune."""
 
     @staticmethod
     def run(transport: dict, command: str, stdin: str, timeout: float) -> tuple[int, str, str]:
@@ -166,6 +170,20 @@ class OllamaHostModelsProvider(dynamic.ResourceProvider):
                 raise RuntimeError((err.strip().splitlines() or [f"host {props['host']}: pull of {want['tag']} "
                                                                   f"failed with exit {code}"])[-1])
 
+    def prune(self, olds: dict, news: dict) -> list[str]:
+        """`ollama rm` each tag that was expected before and is not now; the tags removed."""
+        import shlex
+
+        wanted = {self.full_tag(w["tag"]) for w in news["expected"].values()}
+        gone = sorted({self.full_tag(w["tag"]) for w in (olds.get("expected") or {}).values()} - wanted)
+        for tag in gone:
+            code, _, err = self.run(news["transport"], "bash -s -- prune " + shlex.quote(tag), news["script"],
+                                    float(news.get("read_timeout", 60)))
+            if code != 0:
+                raise RuntimeError((err.strip().splitlines() or [f"host {news['host']}: prune of {tag} "
+                                                                  f"failed with exit {code}"])[-1])
+        return gone
+
     def create(self, props):
         observed = self.observe(props)
         if observed["status"] != "in-sync":
@@ -176,17 +194,18 @@ class OllamaHostModelsProvider(dynamic.ResourceProvider):
         return dynamic.ReadResult(id_=id_, outs={**props, **self.observe(props)})
 
     def diff(self, id_, olds, news):
-        inputs_changed = any(olds.get(k) != news.get(k) for k in ("host", "transport", "script", "expected"))
+        inputs_changed = any(olds.get(k) != news.get(k)
+                             for k in ("host", "transport", "script", "expected", "prune"))
         drifted = olds.get("status") != "in-sync"
-        replaces = ["host"] if olds.get("host") != news.get("host") else []
-        return dynamic.DiffResult(changes=inputs_changed or drifted, replaces=replaces, delete_before_replace=False)
+        return dynamic.DiffResult(changes=inputs_changed or drifted, replaces=[], delete_before_replace=False)
 
     def update(self, id_, olds, news):
         self.heal(news)
-        return dynamic.UpdateResult(outs={**news, **self.create(news).outs})
+        pruned = self.prune(olds, news) if news.get("prune") else []
+        return dynamic.UpdateResult(outs={**news, **self.create(news).outs, "pruned": pruned})
 
     def delete(self, id_, props):
-        return None  # reading has no side effects; pruning is the pull commands' job
+        return None  # a removed host or a destroyed stack leaves the models where they are
 
 
 @contextlib.contextmanager
@@ -230,16 +249,16 @@ class OllamaHostModels(dynamic.Resource):
     status: pulumi.Output[str]
 
     def __init__(self, name: str, host: str, transport: pulumi.Input[dict], script: str,
-                 expected: dict[str, dict[str, Optional[str]]], pull_timeout: int,
+                 expected: dict[str, dict[str, Optional[str]]], pull_timeout: int, prune: bool = False,
                  opts: Optional[pulumi.ResourceOptions] = None):
         with pickled_by_value():
-            self._declare(name, host, transport, script, expected, pull_timeout, opts)
+            self._declare(name, host, transport, script, expected, pull_timeout, prune, opts)
 
-    def _declare(self, name, host, transport, script, expected, pull_timeout, opts):
+    def _declare(self, name, host, transport, script, expected, pull_timeout, prune, opts):
         super().__init__(
             OllamaHostModelsProvider(), name,
             {"host": host, "transport": transport, "script": script, "expected": expected,
-             "read_timeout": 60, "pull_timeout": pull_timeout,
+             "read_timeout": 60, "pull_timeout": pull_timeout, "prune": prune, "pruned": None,
              "models": None, "missing": None, "mismatched": None, "status": None},
             pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["transport"])),
         )

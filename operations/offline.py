@@ -42,6 +42,10 @@ class Recorded:
         """An input with secret wrappers removed (for assertions on values)."""
         return unwrap_all(self.inputs.get(key, default))
 
+    def plain_inputs(self) -> dict[str, Any]:
+        """Every input with secret wrappers removed."""
+        return unwrap_all(self.inputs)
+
     def is_secret(self, key: str) -> bool:
         return is_rpc_secret(self.inputs.get(key))
 
@@ -90,6 +94,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
             drawn = hashlib.sha256((args.name + json.dumps(unwrap_all(args.inputs.get("keepers")), sort_keys=True))
                                    .encode()).hexdigest()
             state["hex"] = drawn[: 2 * int(unwrap_all(args.inputs.get("byteLength", 8)))]
+        elif args.typ == "tls:index/privateKey:PrivateKey":
+            # Placeholders of the provider's outputs (offline: no key is generated).
+            state["privateKeyOpenssh"] = wrap_rpc_secret(
+                f"-----BEGIN OPENSSH PRIVATE KEY-----\n{self.marker}{digest}\n-----END OPENSSH PRIVATE KEY-----\n")
+            state["publicKeyOpenssh"] = f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA{digest[:43]}\n"
         elif args.typ == "vault:kv/secretV2:SecretV2":
             state["metadata"] = {"version": "1", "created_time": "2026-11-26T00:00:00Z"}
             state["path"] = f"{unwrap_all(args.inputs['mount'])}/data/{unwrap_all(args.inputs['name'])}"

@@ -1,10 +1,16 @@
 """Render the script that pulls, verifies, lists and prunes Ollama models on one GPU host (pure).
 
-The same script serves every action; it is sent on stdin and the action comes as arguments:
+The same script serves every action; the action comes as arguments:
 
-    bash -s -- pull <tag> [<expected digest>]   idempotent pull + verify, bounded retries and time
-    bash -s -- list                             one machine-readable line per model on the host
-    bash -s -- prune <tag>                      `ollama rm`, absent counts as done
+    pull <tag> [<expected digest>]   idempotent pull + verify, bounded retries and time
+    list                             one machine-readable line per model on the host
+    prune <tag>                      `ollama rm`, absent counts as done
+
+`pulumi up` ships it once per host (`install_command`, the script on stdin) to
+`$HOME/.litellm-gateway/<environment>/ollama-models.sh`, and each pull runs that file
+(`pull_command`, about 150 bytes): a pull's inputs hold its tag and digest, never the script, so a
+change of retries or timeouts rewrites one file per host and re-runs no pull. The drift reader sends
+the script on stdin (`bash -s -- list`), so it never depends on the installed copy.
 
 Each model is reported as one line:
     OLLAMA_MODEL host=<host> model=<tag> digest=<id> size=<size> status=<present|pulled|listed>
@@ -16,6 +22,7 @@ not-listed-after-pull, digest-mismatch (plus unreachable-host, reported by the S
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from config.settings import ModelPullSettings
@@ -29,6 +36,8 @@ EXIT_CODES = {
     "pull-failed": 15,
     "not-listed-after-pull": 16,
     "digest-mismatch": 17,
+    "prune-failed": 18,
+    "script-missing": 19,
 }
 
 _SCRIPT = r'''#!/usr/bin/env bash
@@ -137,7 +146,7 @@ do_prune() {
     echo "OLLAMA_PRUNED host=$HOST_NAME model=$model status=absent"
     return 0
   fi
-  ollama rm "$model" >"$work/rm" 2>&1 || fail 18 prune-failed "ollama rm failed: $(last_error "$work/rm")"
+  ollama rm "$model" >"$work/rm" 2>&1 || fail __E_PRUNE__ prune-failed "ollama rm failed: $(last_error "$work/rm")"
   echo "OLLAMA_PRUNED host=$HOST_NAME model=$model status=removed"
 }
 
@@ -166,6 +175,7 @@ def render_host_script(host_name: str, ollama_port: int, pulls: ModelPullSetting
         "__E_PULL_FAILED__": str(EXIT_CODES["pull-failed"]),
         "__E_NOT_LISTED__": str(EXIT_CODES["not-listed-after-pull"]),
         "__E_DIGEST__": str(EXIT_CODES["digest-mismatch"]),
+        "__E_PRUNE__": str(EXIT_CODES["prune-failed"]),
     }
     script = _SCRIPT
     for marker, value in replacements.items():
@@ -173,12 +183,57 @@ def render_host_script(host_name: str, ollama_port: int, pulls: ModelPullSetting
     return script
 
 
-def pull_command(tag: str, digest: str | None = None) -> str:
-    return "bash -s -- pull " + shlex.quote(tag) + (" " + shlex.quote(digest) if digest else "")
+def script_dir(environment: str) -> str:
+    """The host's directory for this stack, as a shell word ($HOME expands on the host)."""
+    assert re.fullmatch(r"[a-z][a-z0-9-]{0,19}", environment), environment
+    return f'"$HOME/.litellm-gateway/{environment}"'
+
+
+def script_path(environment: str) -> str:
+    return script_dir(environment)[:-1] + '/ollama-models.sh"'
+
+
+def install_command(environment: str, authorized_key: str | None = None) -> str:
+    """Write the script from stdin to the stack's directory on the host (atomically, mode 0700), and
+    authorize the stack's pull key (one `authorized_keys` line, added once)."""
+    directory, path = script_dir(environment), script_path(environment)
+    lines = [
+        "set -eu", "umask 077",
+        f"mkdir -p {directory}",
+        f"cat > {path[:-1]}.new\"",
+        f"chmod 700 {path[:-1]}.new\"",
+        f"mv -f {path[:-1]}.new\" {path}",
+    ]
+    if authorized_key is not None:
+        key = shlex.quote(authorized_key)
+        lines += [
+            'mkdir -p "$HOME/.ssh"',
+            'touch "$HOME/.ssh/authorized_keys"',
+            f'grep -qxF {key} "$HOME/.ssh/authorized_keys" || printf \'%s\\n\' {key} >> "$HOME/.ssh/authorized_keys"',
+        ]
+    lines.append(f"echo OLLAMA_SCRIPT_INSTALLED path={path}")
+    return "\n".join(lines)
+
+
+def pull_command(tag: str, digest: str | None, *, environment: str, host: str) -> str:
+    """Run the installed script's pull; a host that lost the script (reinstalled) says how to ship it again."""
+    path = script_path(environment)
+    missing = (f"OLLAMA_PULL_FAILED host={host} model={tag} cause=script-missing: {path} is not on the host "
+               f"(reinstalled?); run: pulumi up --target-replace <URN of models-install-{host}>")
+    args = "pull " + shlex.quote(tag) + (" " + shlex.quote(digest) if digest else "")
+    return (f"[ -r {path} ] || {{ echo {shlex.quote(missing)} >&2; exit {EXIT_CODES['script-missing']}; }}; "
+            f"bash {path} {args}")
 
 
 def prune_command(tag: str) -> str:
+    """The reader runs prune with the script on stdin."""
     return "bash -s -- prune " + shlex.quote(tag)
+
+
+def stdin_command(action: str, *args: str | None) -> str:
+    """The script's action with the script itself on stdin (the drift reader and the tests); empty
+    arguments (an unpinned digest) are left out."""
+    return " ".join(["bash -s --", action, *(shlex.quote(a) for a in args if a)])
 
 
 LIST_COMMAND = "bash -s -- list"

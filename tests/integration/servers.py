@@ -175,9 +175,14 @@ class SshHost:
         self.client_key = (root / "client_key").read_text()
         self.host_key = " ".join((root / "host_key.pub").read_text().split()[:2])
 
-    def transport(self, host_name: str, pin_host_key: bool = True) -> dict:
+    def transport(self, host_name: str, pin_host_key: bool = True, private_key: Optional[str] = None) -> dict:
         return {"kind": "ssh", "host": host_name, "address": "127.0.0.1", "port": self.port, "user": self.user,
-                "private_key": self.client_key, "host_key": self.host_key if pin_host_key else ""}
+                "private_key": private_key or self.client_key, "host_key": self.host_key if pin_host_key else ""}
+
+    @property
+    def home(self) -> Path:
+        """The login's HOME on this host (sshd sets it)."""
+        return self.root / "home"
 
     def state(self) -> dict:
         return json.loads(self.state_path.read_text())
@@ -200,6 +205,7 @@ def ssh_host(ollama_double: Path, registry: dict, models: Optional[dict] = None)
         for key in ("host_key", "client_key"):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / key)], check=True)
         (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
+        (root / "home").mkdir()
         bin_dir = root / "bin"
         bin_dir.mkdir()
         (bin_dir / "ollama").write_text(f"#!{sys.executable}\n" + ollama_double.read_text())
@@ -210,10 +216,13 @@ def ssh_host(ollama_double: Path, registry: dict, models: Optional[dict] = None)
         config = root / "sshd_config"
         config.write_text("\n".join([
             f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {root / 'host_key'}",
-            f"PidFile {root / 'sshd.pid'}", f"AuthorizedKeysFile {root / 'authorized_keys'}",
+            f"PidFile {root / 'sshd.pid'}",
+            # The operator's key, and what the stack authorizes in the login's ~/.ssh (HOME below).
+            f"AuthorizedKeysFile {root / 'authorized_keys'} {root / 'home' / '.ssh' / 'authorized_keys'}",
             "PubkeyAuthentication yes", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
             "PermitRootLogin prohibit-password", "StrictModes no", "UsePAM no", "LogLevel ERROR",
-            f"SetEnv PATH={bin_dir}:/usr/local/bin:/usr/bin:/bin OLLAMA_DOUBLE_STATE={root / 'ollama-state.json'}",
+            f"SetEnv PATH={bin_dir}:/usr/local/bin:/usr/bin:/bin OLLAMA_DOUBLE_STATE={root / 'ollama-state.json'} "
+            f"HOME={root / 'home'}",
             "",
         ]))
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege separation directory

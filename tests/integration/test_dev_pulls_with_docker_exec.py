@@ -1,5 +1,6 @@
-"""The dev stack's GPU host, reached without SSH: the pull commands and the drift reader exactly as
-the dev stack declares them (taken from a run of the program under mocks), run for real.
+"""The dev stack's GPU host, reached without SSH: the install step, the pull commands and the drift
+reader exactly as the dev stack declares them (taken from a run of the program under mocks), run
+for real.
 
 pulumi-command's `local.Command` runs `create`/`delete` with `/bin/sh -c`, the declared environment
 and `stdin`; the tests do the same. The drift reader is the pickled provider the stack ships (the
@@ -47,7 +48,8 @@ class DevHost:
         self.container = container
         self.docker = {"daemon": daemon, "containers": {container: {
             "id": "5c1e7a0d9b2f", "running": True,
-            "env": {"PATH": f"{container_bin}:/usr/bin:/bin", "OLLAMA_DOUBLE_STATE": str(self.ollama_state)},
+            "env": {"PATH": f"{container_bin}:/usr/bin:/bin", "OLLAMA_DOUBLE_STATE": str(self.ollama_state),
+                    "HOME": str(root / "container-root")},  # ollama/ollama runs as root: HOME=/root
         }}}
         self.docker_state.write_text(json.dumps(self.docker))
 
@@ -95,9 +97,25 @@ def drift_reader(dev_run):
 
 
 PULL = "models-pull-ollama-dev-qwen-small"
+INSTALL = "models-install-ollama-dev"
+
+
+def test_the_install_step_ships_the_script_into_the_container(dev_run, host, tmp_path):
+    done = run_local_command(dev_run, host, INSTALL, "create")
+    assert done.returncode == 0, done.stderr
+    installed = tmp_path / "container-root" / ".litellm-gateway" / "dev" / "ollama-models.sh"
+    assert installed.read_text() == dev_run.mocks.named(INSTALL).plain("stdin")
+    assert oct(installed.stat().st_mode & 0o777) == "0o700"
+
+
+def test_a_pull_before_the_install_names_the_missing_script(dev_run, host):
+    done = run_local_command(dev_run, host, PULL, "create")
+    assert done.returncode == 19
+    assert "cause=script-missing" in done.stderr and "models-install-ollama-dev" in done.stderr
 
 
 def test_the_dev_pull_runs_in_the_container_and_a_second_run_pulls_nothing(dev_run, host):
+    assert run_local_command(dev_run, host, INSTALL, "create").returncode == 0
     first = run_local_command(dev_run, host, PULL, "create")
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == ("OLLAMA_MODEL host=ollama-dev model=qwen2.5:0.5b digest=a8b0c5157701 "
@@ -108,15 +126,22 @@ def test_the_dev_pull_runs_in_the_container_and_a_second_run_pulls_nothing(dev_r
     assert host.ollama()["pulls"] == 1
 
 
-def test_the_dev_prune_removes_the_model_from_the_container(dev_run, host):
+def test_the_dev_prune_removes_a_model_that_left_the_config(dev_run, host):
+    assert run_local_command(dev_run, host, INSTALL, "create").returncode == 0
     assert run_local_command(dev_run, host, PULL, "create").returncode == 0
     assert list(host.ollama()["models"]) == ["qwen2.5:0.5b"]
-    removed = run_local_command(dev_run, host, PULL, "delete")
-    assert removed.returncode == 0, removed.stderr
+    provider, props = drift_reader(dev_run)
+    olds = provider.create(props).outs
+    without = {**props, "expected": {}}
+    kept = provider.update("ollama-models-ollama-dev", olds, {**without, "prune": False}).outs
+    assert kept["pruned"] == [] and list(host.ollama()["models"]) == ["qwen2.5:0.5b"], "prune is off by default"
+    removed = provider.update("ollama-models-ollama-dev", olds, {**without, "prune": True}).outs
+    assert removed["pruned"] == ["qwen2.5:0.5b"]
     assert host.ollama()["models"] == {}
 
 
 def test_the_dev_drift_reader_sees_a_removed_model_and_pulls_it_again(dev_run, host):
+    assert run_local_command(dev_run, host, INSTALL, "create").returncode == 0
     assert run_local_command(dev_run, host, PULL, "create").returncode == 0
     provider, props = drift_reader(dev_run)
     created = provider.create(props)
@@ -134,6 +159,7 @@ def test_the_dev_drift_reader_sees_a_removed_model_and_pulls_it_again(dev_run, h
 
 
 def test_a_stopped_container_fails_the_pull_and_shows_in_the_reader(dev_run, host):
+    assert run_local_command(dev_run, host, INSTALL, "create").returncode == 0
     host.stop_container()
     pull = run_local_command(dev_run, host, PULL, "create")
     assert pull.returncode != 0

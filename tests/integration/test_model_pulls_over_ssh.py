@@ -13,7 +13,8 @@ import pytest
 
 from components.ollama_drift import OllamaHostModelsProvider
 from config.settings import ModelPullSettings
-from renderers.ollama_scripts import EXIT_CODES, LIST_COMMAND, prune_command, pull_command, render_host_script
+from renderers.ollama_scripts import (EXIT_CODES, LIST_COMMAND, install_command, prune_command, pull_command,
+                                     render_host_script, stdin_command)
 from servers import free_port, ssh_host
 
 DOUBLE = Path(__file__).with_name("ollama_cli_double.py")
@@ -43,11 +44,11 @@ def failure_line(stderr: str) -> str:
 
 
 def test_pull_reports_one_machine_readable_line_and_a_second_run_pulls_nothing(host):
-    code, out, err = run_script(host, pull_command("llama3.1:8b"))
+    code, out, err = run_script(host, stdin_command("pull", "llama3.1:8b"))
     assert code == 0, err
     assert out.strip() == "OLLAMA_MODEL host=gpu-test model=llama3.1:8b digest=46e0c10c039e size=4.9GB status=pulled"
     assert host.state()["pulls"] == 1
-    code, out, err = run_script(host, pull_command("llama3.1:8b"))
+    code, out, err = run_script(host, stdin_command("pull", "llama3.1:8b"))
     assert code == 0, err
     assert out.strip().endswith("status=present")
     assert host.state()["pulls"] == 1, "a model already present must not be pulled again"
@@ -57,7 +58,7 @@ def test_pull_reports_one_machine_readable_line_and_a_second_run_pulls_nothing(h
 def test_transient_errors_are_retried_with_backoff(host):
     host.set_state(fail={"mode": "transient", "remaining": 2})
     started = time.monotonic()
-    code, out, err = run_script(host, pull_command("qwen2.5:0.5b"))
+    code, out, err = run_script(host, stdin_command("pull", "qwen2.5:0.5b"))
     assert code == 0, err
     assert out.strip().endswith("status=pulled")
     assert err.count("failed: ") == 2 and "attempt 1/3" in err and "attempt 2/3" in err
@@ -66,7 +67,7 @@ def test_transient_errors_are_retried_with_backoff(host):
 
 def test_retries_are_bounded(host):
     host.set_state(fail={"mode": "transient", "remaining": 10})
-    code, _, err = run_script(host, pull_command("qwen2.5:0.5b"))
+    code, _, err = run_script(host, stdin_command("pull", "qwen2.5:0.5b"))
     assert code == EXIT_CODES["pull-failed"]
     line = failure_line(err)
     assert "host=gpu-test model=qwen2.5:0.5b cause=pull-failed" in line
@@ -75,7 +76,7 @@ def test_retries_are_bounded(host):
 
 
 def test_unknown_tag_fails_at_once_naming_host_model_and_cause(host):
-    code, _, err = run_script(host, pull_command("llama9:999b"))
+    code, _, err = run_script(host, stdin_command("pull", "llama9:999b"))
     assert code == EXIT_CODES["unknown-tag"]
     line = failure_line(err)
     assert "host=gpu-test model=llama9:999b cause=unknown-tag" in line and "file does not exist" in line
@@ -84,7 +85,7 @@ def test_unknown_tag_fails_at_once_naming_host_model_and_cause(host):
 
 def test_full_disk_fails_naming_the_cause(host):
     host.set_state(fail={"mode": "disk-full"})
-    code, _, err = run_script(host, pull_command("llama3.1:8b"))
+    code, _, err = run_script(host, stdin_command("pull", "llama3.1:8b"))
     assert code == EXIT_CODES["disk-full"]
     assert "host=gpu-test model=llama3.1:8b cause=disk-full" in failure_line(err)
     assert "no space left on device" in failure_line(err)
@@ -94,7 +95,7 @@ def test_a_hanging_pull_is_stopped_by_the_overall_timeout(host):
     host.set_state(fail={"mode": "hang"})
     pulls = ModelPullSettings(retries=5, backoff_seconds=0, attempt_timeout_seconds=10, timeout_seconds=14)
     started = time.monotonic()
-    code, _, err = run_script(host, pull_command("llama3.1:8b"), pulls=pulls)
+    code, _, err = run_script(host, stdin_command("pull", "llama3.1:8b"), pulls=pulls)
     elapsed = time.monotonic() - started
     assert code == EXIT_CODES["timeout"]
     assert "host=gpu-test model=llama3.1:8b cause=timeout" in failure_line(err)
@@ -103,29 +104,29 @@ def test_a_hanging_pull_is_stopped_by_the_overall_timeout(host):
 
 def test_ollama_not_running(host):
     host.set_state(fail={"mode": "down"})
-    code, _, err = run_script(host, pull_command("llama3.1:8b"))
+    code, _, err = run_script(host, stdin_command("pull", "llama3.1:8b"))
     assert code == EXIT_CODES["ollama-not-running"]
     line = failure_line(err)
     assert "host=gpu-test model=llama3.1:8b cause=ollama-not-running" in line and "ollama serve" in line
 
 
 def test_ollama_not_installed(host):
-    code, _, err = run_script(host, "PATH=/usr/bin:/bin " + pull_command("llama3.1:8b"))
+    code, _, err = run_script(host, "PATH=/usr/bin:/bin " + stdin_command("pull", "llama3.1:8b"))
     assert code == EXIT_CODES["ollama-not-installed"]
     assert "host=gpu-test model=llama3.1:8b cause=ollama-not-installed" in failure_line(err)
 
 
 def test_pinned_digest_is_verified(host):
-    code, out, err = run_script(host, pull_command("llama3.1:8b", "46e0c10c039e"))
+    code, out, err = run_script(host, stdin_command("pull", "llama3.1:8b", "46e0c10c039e"))
     assert code == 0 and "digest=46e0c10c039e" in out, err
     # A host holding another version of the tag is pulled again; still wrong after the pull: refused.
-    code, _, err = run_script(host, pull_command("llama3.1:8b", "sha256:" + "f" * 64))
+    code, _, err = run_script(host, stdin_command("pull", "llama3.1:8b", "sha256:" + "f" * 64))
     assert code == EXIT_CODES["digest-mismatch"]
     assert "cause=digest-mismatch" in failure_line(err)
 
 
 def test_prune_removes_and_is_idempotent(host):
-    run_script(host, pull_command("qwen2.5:0.5b"))
+    run_script(host, stdin_command("pull", "qwen2.5:0.5b"))
     code, out, _ = run_script(host, prune_command("qwen2.5:0.5b"))
     assert code == 0 and "status=removed" in out
     assert "qwen2.5:0.5b" not in host.state()["models"]
@@ -134,8 +135,8 @@ def test_prune_removes_and_is_idempotent(host):
 
 
 def test_list_reports_every_model(host):
-    run_script(host, pull_command("qwen2.5:0.5b"))
-    run_script(host, pull_command("llama3.1:8b"))
+    run_script(host, stdin_command("pull", "qwen2.5:0.5b"))
+    run_script(host, stdin_command("pull", "llama3.1:8b"))
     code, out, _ = run_script(host, LIST_COMMAND)
     assert code == 0
     assert provider.parse_models(out) == {
@@ -156,7 +157,7 @@ EXPECTED = {"llama": {"tag": "llama3.1:8b", "digest": ""}, "qwen": {"tag": "qwen
 
 def test_reader_reports_a_model_removed_outside_pulumi(host):
     for want in EXPECTED.values():
-        assert run_script(host, pull_command(want["tag"], want["digest"] or None))[0] == 0
+        assert run_script(host, stdin_command("pull", want["tag"], want["digest"] or None))[0] == 0
     props = reader_props(host, EXPECTED)
     created = provider.create(props).outs
     assert created["status"] == "in-sync" and created["missing"] == []
@@ -178,7 +179,7 @@ def test_reader_reports_a_model_removed_outside_pulumi(host):
 
 def test_reader_reports_a_replaced_model(host):
     for want in EXPECTED.values():
-        run_script(host, pull_command(want["tag"], want["digest"] or None))
+        run_script(host, stdin_command("pull", want["tag"], want["digest"] or None))
     created = provider.create(reader_props(host, EXPECTED)).outs
     state = host.state()
     state["models"]["llama3.1:8b"]["id"] = "0badc0ffee00"   # replaced by another build of the tag
@@ -227,3 +228,89 @@ def test_a_command_that_closes_its_output_and_keeps_running_is_bounded(host):
     with pytest.raises(TimeoutError, match="did not exit within 3 s"):
         provider.run(host.transport("gpu-test"), "exec >/dev/null 2>&1 </dev/null; sleep 40", "", timeout=3)
     assert time.monotonic() - started < 20
+
+
+# --- the install step and the pulls as the stack declares them -------------------------------------
+
+def new_pull_key(tmp_path: Path) -> tuple[str, str]:
+    """An ED25519 key pair like the stack's `models-pull-key` (OpenSSH private key, public line)."""
+    import subprocess
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "pull_key")], check=True)
+    public = " ".join((tmp_path / "pull_key.pub").read_text().split()[:2])
+    return (tmp_path / "pull_key").read_text(), f"restrict {public} litellm-gateway-prod-pulls"
+
+
+def install(host, authorized: str, pulls=FAST, name="gpu-test"):
+    """`models-install-<host>`: the operator's key, the script on stdin."""
+    return provider.run(host.transport(name), install_command("prod", authorized),
+                        render_host_script(name, 11434, pulls), timeout=60)
+
+
+def pull_as_declared(host, key: str, tag: str, digest=None, name="gpu-test"):
+    """`models-pull-<host>-<model>`: the stack's pull key, no stdin, the installed script."""
+    return provider.run(host.transport(name, private_key=key),
+                        pull_command(tag, digest, environment="prod", host=name), "", timeout=120)
+
+
+def test_the_install_step_ships_the_script_and_authorizes_the_pull_key_once(host, tmp_path):
+    key, authorized = new_pull_key(tmp_path)
+    code, out, err = install(host, authorized)
+    assert code == 0 and "OLLAMA_SCRIPT_INSTALLED" in out, err
+    script = host.home / ".litellm-gateway" / "prod" / "ollama-models.sh"
+    assert script.read_text() == render_host_script("gpu-test", 11434, FAST)
+    assert oct(script.stat().st_mode & 0o777) == "0o700"
+    assert install(host, authorized)[0] == 0, "idempotent"
+    lines = (host.home / ".ssh" / "authorized_keys").read_text().splitlines()
+    assert lines == [authorized], "one line, added once"
+    # The pull key works with real sshd's `restrict` option, and runs the installed script.
+    code, out, err = pull_as_declared(host, key, "llama3.1:8b", "46e0c10c039e")
+    assert code == 0 and out.strip().endswith("status=pulled"), err
+    code, out, _ = pull_as_declared(host, key, "llama3.1:8b", "46e0c10c039e")
+    assert out.strip().endswith("status=present") and host.state()["pulls"] == 1
+
+
+def test_a_pull_key_that_was_never_authorized_is_refused(host, tmp_path):
+    key, _ = new_pull_key(tmp_path)
+    with pytest.raises(Exception, match="(?i)auth"):
+        pull_as_declared(host, key, "llama3.1:8b")
+
+
+def test_new_retry_settings_reach_the_next_pull_without_touching_the_pulls(host, tmp_path):
+    key, authorized = new_pull_key(tmp_path)
+    assert install(host, authorized)[0] == 0
+    host.set_state(fail={"mode": "transient", "remaining": 4})
+    code, _, err = pull_as_declared(host, key, "qwen2.5:0.5b")
+    assert code == EXIT_CODES["pull-failed"] and "gave up after 3 attempt(s)" in err
+    # retries 3 -> 6: the install step ships the new script; the same pull command now succeeds.
+    more = ModelPullSettings(retries=6, backoff_seconds=0, attempt_timeout_seconds=10, timeout_seconds=60)
+    assert install(host, authorized, pulls=more)[0] == 0
+    host.set_state(fail={"mode": "transient", "remaining": 2})
+    code, out, err = pull_as_declared(host, key, "qwen2.5:0.5b")
+    assert code == 0 and out.strip().endswith("status=pulled"), err
+
+
+def test_a_host_that_lost_the_script_says_how_to_ship_it_again(host, tmp_path):
+    key, authorized = new_pull_key(tmp_path)
+    assert install(host, authorized)[0] == 0
+    (host.home / ".litellm-gateway" / "prod" / "ollama-models.sh").unlink()  # the host was reinstalled
+    code, _, err = pull_as_declared(host, key, "llama3.1:8b")
+    assert code == EXIT_CODES["script-missing"]
+    assert "cause=script-missing" in err and "models-install-gpu-test" in err and "--target-replace" in err
+
+
+def test_the_reader_prunes_only_tags_that_left_the_hosts_list(host):
+    for want in EXPECTED.values():
+        assert run_script(host, stdin_command("pull", want["tag"], want["digest"]))[0] == 0
+    olds = provider.create(reader_props(host, EXPECTED)).outs
+    only_llama = {"llama": EXPECTED["llama"]}
+    kept = provider.update("ollama-models-gpu-test", olds, {**reader_props(host, only_llama), "prune": False}).outs
+    assert kept["pruned"] == [] and "qwen2.5:0.5b" in host.state()["models"]
+    pruned = provider.update("ollama-models-gpu-test", olds, {**reader_props(host, only_llama), "prune": True}).outs
+    assert pruned["pruned"] == ["qwen2.5:0.5b"] and pruned["status"] == "in-sync"
+    assert list(host.state()["models"]) == ["llama3.1:8b"]
+    # A renamed model on the same tag, or a transport change: nothing is pruned.
+    renamed = {"llama-renamed": EXPECTED["llama"]}
+    again = provider.update("ollama-models-gpu-test", pruned, {**reader_props(host, renamed), "prune": True}).outs
+    assert again["pruned"] == [] and list(host.state()["models"]) == ["llama3.1:8b"]
+    assert provider.delete("ollama-models-gpu-test", again) is None and list(host.state()["models"]) == ["llama3.1:8b"]
