@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
-"""How the program's cost grows with the GPU fleet (BACKLOG-002). A benchmark, not a test.
+"""How the program's evaluation cost grows with the GPU fleet (BACKLOG-002). A benchmark, not a test.
 
-For fleets of 1, 10, 50 and 200 GPU hosts with 5 and 20 models (every host pulls every model),
-runs the whole program under Pulumi mocks and prints the resources declared and the seconds it
-took, beside a floor: a bare program that declares the same number of plain resources under the
-same mocks. Target: linear growth, and at most 1.5x the floor.
+For fleets of 50, 100 and 200 GPU hosts with 20 models (every host pulls every model), runs the
+whole program under Pulumi mocks, and beside it the "SDK floor": a program that declares the same
+resource types in the same numbers with the same SDK classes (a bare remote.Command per pull and per
+install step, a bare dynamic resource per reader, a bare docker.Container per container, ...) and
+nothing else. Runs are paired and interleaved (program, floor; then floor, program; ...), and the
+ratio program / floor is taken within each pair, so a machine that is busy for a while slows both
+sides of a pair. Prints min/median/max of the paired ratios. Target: <= 1.2 at every size.
 
-Beside it, the "SDK floor": the same number of resources, of which one bare pulumi_command
-remote.Command per (host, model) pull (the resource type the issue prescribes) and the rest plain.
-"bound" = SDK floor / floor: the ratio this program could not beat even if all its own code were free.
-`--explain` prints what one resource of each kind costs, and why a remote.Command costs more.
+`--inputs` prints what a pull costs in the state instead: the declared input bytes per pull command
+and in all, and how many pull commands change their inputs when retries, the dial limit or the SSH
+key change, or when a model is added to one host (the unit tests assert the same at small scale).
 
-    python3 bench/fleet_scale.py            # all sizes
-    python3 bench/fleet_scale.py --quick    # 1 and 10 hosts only
-    python3 bench/fleet_scale.py --explain  # per-resource costs only
+    python3 bench/fleet_scale.py                    # 50, 100, 200 hosts x 20 models, 3 pairs each
+    python3 bench/fleet_scale.py --hosts 10 --repeats 2
+    python3 bench/fleet_scale.py --inputs --hosts 200
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import runpy
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,20 +45,28 @@ SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nbench\n-----END OPENSSH PRIVATE 
 
 
 class CountingMocks(pulumi.runtime.Mocks):
-    """The same cheap mocks for the program and the floor: echo inputs, count resources."""
+    """The same cheap mocks for the program and the floor: echo inputs, record types and inputs."""
 
-    def __init__(self):
-        self.count = 0
+    def __init__(self, keep_inputs: bool = False):
+        self.types: Counter = Counter()
+        self.keep_inputs = keep_inputs
+        self.inputs: dict[str, dict] = {}
 
     def new_resource(self, args):
-        self.count += 1
+        self.types[args.typ] += 1
+        if self.keep_inputs:
+            self.inputs[args.name] = args.inputs
         state = dict(args.inputs)
         if args.typ == "pulumi-python:dynamic:Resource" and "expected" in args.inputs:
             state.update(models={}, missing=[], mismatched=[], status="in-sync")
-        if args.typ == "random:index/randomPassword:RandomPassword":
+        elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = "x" * int(args.inputs.get("length", 32))
-        if args.typ == "vault:kv/secretV2:SecretV2":
+        elif args.typ == "random:index/randomId:RandomId":
+            state["hex"] = "00ff" * 4
+        elif args.typ == "vault:kv/secretV2:SecretV2":
             state["metadata"] = {"version": "1"}
+        elif args.typ == "tls:index/privateKey:PrivateKey":
+            state.update(privateKeyOpenssh=SSH_KEY, publicKeyOpenssh="ssh-ed25519 AAAAbench\n")
         return f"{args.name}-id", state
 
     def call(self, args):
@@ -65,131 +76,187 @@ class CountingMocks(pulumi.runtime.Mocks):
 def fleet_config(hosts: int, models: int) -> dict:
     raw = copy.deepcopy(stack_file_config("prod"))
     raw["gpuSsh"].pop("privateKeyVault", None)
+    raw["gpuSsh"]["allowUnpinnedHostKeys"] = "benchmark fleet, no real hosts"
     raw["gpuHosts"] = [{"name": f"gpu-{i:03d}", "address": f"10.20.{i // 250}.{i % 250 + 1}"} for i in range(hosts)]
     raw["models"] = [{"name": f"model-{j:02d}", "ollamaTag": f"model{j}:7b", "hosts": [h["name"] for h in raw["gpuHosts"]]}
                      for j in range(models)]
+    raw["access"] = {"teams": [], "users": [], "keys": []}
     return raw
 
 
-def timed_run(body, config=None, secrets=None) -> tuple[int, float]:
-    mocks = CountingMocks()
+def timed_run(body, config=None, secrets=None, keep_inputs=False) -> tuple[CountingMocks, float]:
+    mocks = CountingMocks(keep_inputs)
     runtime_settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="bench", preview=False)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="prod", preview=False)
     flat = {f"{PROJECT}:{k}": (v if isinstance(v, str) else json.dumps(v)) for k, v in (config or {}).items()}
     flat.update({f"{PROJECT}:{k}": v for k, v in (secrets or {}).items()})
     pulumi.runtime.set_all_config(flat, [f"{PROJECT}:{k}" for k in (secrets or {})])
     gc.collect()  # start each run from a clean heap: earlier runs' garbage is not this run's cost
     started = time.perf_counter()
     _sync_await(run_pulumi_func(body))
-    return mocks.count, time.perf_counter() - started
+    return mocks, time.perf_counter() - started
 
 
-def program(config) -> tuple[int, float]:
+def program(config, secrets=None, keep_inputs=False) -> tuple[CountingMocks, float]:
     return timed_run(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__bench__"),
-                     config, {"gpuSshPrivateKey": SSH_KEY})
+                     config, secrets or {"gpuSshPrivateKey": SSH_KEY}, keep_inputs)
 
 
-def floor(count: int) -> tuple[int, float]:
+class _NoopProvider(pulumi.dynamic.ResourceProvider):
+    def create(self, props):
+        return pulumi.dynamic.CreateResult("x", props)
+
+
+class _BareDynamic(pulumi.dynamic.Resource):  # type token pulumi-python:dynamic:Resource, as the program's
+    pass
+
+
+def _builders():
+    """type token -> a function declaring one bare resource of that type with the SDK's own class."""
+    import pulumi_command as command
+    import pulumi_docker as docker
+    import pulumi_random as random
+    import pulumi_tls as tls
+    import pulumi_vault as vault
+
+    connection = command.remote.ConnectionArgs(host="10.0.0.1", user="bench", private_key="key")
+    provider = _NoopProvider()
+    return {
+        "command:remote:Command": lambda n: command.remote.Command(n, connection=connection, create="true"),
+        "command:local:Command": lambda n: command.local.Command(n, create="true"),
+        "pulumi-python:dynamic:Resource": lambda n: _BareDynamic(provider, n, {"value": n}),
+        "docker:index/container:Container": lambda n: docker.Container(n, image="bench"),
+        "docker:index/remoteImage:RemoteImage": lambda n: docker.RemoteImage(n, name="bench"),
+        "docker:index/volume:Volume": lambda n: docker.Volume(n),
+        "docker:index/network:Network": lambda n: docker.Network(n),
+        "random:index/randomPassword:RandomPassword": lambda n: random.RandomPassword(n, length=16),
+        "random:index/randomId:RandomId": lambda n: random.RandomId(n, byte_length=4),
+        "tls:index/privateKey:PrivateKey": lambda n: tls.PrivateKey(n, algorithm="ED25519"),
+        "vault:kv/secretV2:SecretV2": lambda n: vault.kv.SecretV2(n, mount="secret", name=n, data_json="{}"),
+        "vault:index/policy:Policy": lambda n: vault.Policy(n, policy="x"),
+        "pulumi:providers:docker": lambda n: docker.Provider(n),
+        "pulumi:providers:vault": lambda n: vault.Provider(n, address="http://127.0.0.1:8200"),
+    }
+
+
+def sdk_floor(types: Counter) -> tuple[CountingMocks, float]:
+    """The same resource types in the same numbers, each a bare resource of the SDK's own class
+    (components as bare ComponentResources, unknown types as plain CustomResources)."""
+    builders = _builders()
+
     def body():
-        for i in range(count - 1):  # the root stack is one of the program's resources too
-            pulumi.CustomResource("bench:index:Plain", f"plain-{i}", {"value": str(i)})
+        for kind, count in types.items():
+            if kind == "pulumi:pulumi:Stack":
+                continue
+            build = builders.get(kind)
+            for i in range(count):
+                name = f"{kind.replace(':', '-').replace('/', '-')}-{i}"
+                if build is not None:
+                    build(name)
+                elif kind.startswith(f"{PROJECT}:"):
+                    pulumi.ComponentResource(kind, name)
+                else:
+                    pulumi.CustomResource(kind, name, {"value": str(i)})
     return timed_run(body)
 
 
-def sdk_floor(count: int, commands: int) -> tuple[int, float]:
-    """The plain floor, but with `commands` of the resources bare pulumi_command remote.Commands:
-    what the SDK itself charges for the resource type the issue prescribes for pulls."""
-    import pulumi_command as command
-
-    def body():
-        connection = command.remote.ConnectionArgs(host="10.0.0.1", user="bench", private_key="key")
-        for i in range(commands):
-            command.remote.Command(f"cmd-{i}", connection=connection, create="true")
-        for i in range(count - 1 - commands):
-            pulumi.CustomResource("bench:index:Plain", f"plain-{i}", {"value": str(i)})
-    return timed_run(body)
-
-
-def unit_costs(count: int = 1000) -> list[tuple[str, float]]:
-    """Milliseconds per resource for `count` resources of one kind, from plain to a bare remote.Command."""
-    import pulumi_command as command
-
-    connection = {"host": "10.0.0.1", "user": "bench", "privateKey": "key", "port": 22,
-                  "dialErrorLimit": 10, "perDialTimeout": 15}
-    # A remote.Command always sends all of its properties (None when unset) and wraps the
-    # connection in a secret Output; the SDK gives every property its own Output and futures.
-    shape = dict.fromkeys(["addPreviousOutputInEnv", "delete", "environment", "logging", "stdin",
-                           "triggers", "update", "stdout", "stderr"])
-
-    def plain():
-        for i in range(count):
-            pulumi.CustomResource("bench:index:Plain", f"plain-{i}", {"value": str(i)})
-
-    def same_properties():
-        for i in range(count):
-            pulumi.CustomResource("command:remote:Command", f"shape-{i}", {**shape, "create": "true",
-                                                                           "connection": connection})
-
-    def same_properties_secret():
-        for i in range(count):
-            pulumi.CustomResource("command:remote:Command", f"secret-{i}", {
-                **shape, "create": "true", "connection": pulumi.Output.secret(connection)})
-
-    def remote_command():
-        args = command.remote.ConnectionArgs(host="10.0.0.1", user="bench", private_key="key")
-        for i in range(count):
-            command.remote.Command(f"cmd-{i}", connection=args, create="true")
-
-    kinds = [("plain CustomResource, 1 property (the floor's unit)", plain),
-             ("CustomResource with a remote.Command's 11 properties", same_properties),
-             ("  ... and its connection as a secret Output", same_properties_secret),
-             ("bare pulumi_command remote.Command", remote_command)]
-    return [(label, 1000 * best_of(3, timed_run, body)[1] / count) for label, body in kinds]
+def paired(hosts: int, models: int, repeats: int) -> dict:
+    config = fleet_config(hosts, models)
+    mocks, _ = program(config)
+    types = mocks.types
+    floor_mocks, _ = sdk_floor(types)
+    assert floor_mocks.types == types, (floor_mocks.types - types, types - floor_mocks.types)
+    ratios, program_s, floor_s = [], [], []
+    for i in range(repeats):
+        order = [("program", lambda: program(config)), ("floor", lambda: sdk_floor(types))]
+        if i % 2:
+            order.reverse()  # A B, B A, A B, ...
+        seconds = {label: run()[1] for label, run in order}
+        program_s.append(seconds["program"])
+        floor_s.append(seconds["floor"])
+        ratios.append(seconds["program"] / seconds["floor"])
+    return {"hosts": hosts, "models": models, "resources": sum(types.values()), "ratios": ratios,
+            "program": program_s, "floor": floor_s}
 
 
-def best_of(repeats: int, fn, *args) -> tuple[int, float]:
-    runs = [fn(*args) for _ in range(repeats)]
-    return runs[0][0], min(seconds for _, seconds in runs)
+def _bytes(value) -> int:
+    return len(json.dumps(value, sort_keys=True, default=str).encode())
+
+
+def inputs_report(hosts: int, models: int) -> None:
+    from pulumi.runtime.rpc import unwrap_rpc_secret
+
+    def plain(value):
+        value = unwrap_rpc_secret(value)
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    def pull_inputs(config, secrets=None):
+        mocks, _ = program(config, secrets, keep_inputs=True)
+        return {n: plain(i) for n, i in mocks.inputs.items()
+                if n.startswith("models-pull-") and n != "models-pull-key"}, mocks
+
+    config = fleet_config(hosts, models)
+    base, mocks = pull_inputs(config)
+    sizes = [_bytes(i) for i in base.values()]
+    everything = sum(_bytes(plain(i)) for i in mocks.inputs.values())
+    print(f"{hosts} hosts x {models} models: {len(base)} pull commands, declared inputs per pull: "
+          f"min {min(sizes)} B, max {max(sizes)} B (target <= 1024 B); all pulls {sum(sizes) / 1e6:.2f} MB, "
+          f"all {len(mocks.inputs)} resources {everything / 1e6:.2f} MB")
+
+    def changed(mutate=None, secrets=None):
+        raw = copy.deepcopy(config)
+        if mutate:
+            mutate(raw)
+        after, _ = pull_inputs(raw, secrets)
+        return (sum(1 for n in base if n in after and after[n] != base[n]), len(set(after) - set(base)))
+
+    scenarios = [
+        ("modelPulls.retries 4 -> 7", lambda r: r["modelPulls"].update(retries=7), None),
+        ("gpuSsh.dialErrorLimit 3 -> 9", lambda r: r["gpuSsh"].update(dialErrorLimit=9), None),
+        ("rotated SSH key (gpuSshPrivateKey)", None, {"gpuSshPrivateKey": SSH_KEY.replace("bench", "rotated")}),
+        ("a model added to one host", lambda r: r["models"].append(
+            {"name": "extra", "ollamaTag": "extra:1b", "hosts": [r["gpuHosts"][0]["name"]]}), None),
+    ]
+    for label, mutate, secrets in scenarios:
+        changes, added = changed(mutate, secrets)
+        print(f"  {label:<38} pull commands with changed inputs: {changes:>5}, new pull commands: {added}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 and 10 hosts only")
-    parser.add_argument("--repeats", type=int, default=3, help="best of N runs per size (default 3)")
-    parser.add_argument("--explain", action="store_true", help="per-resource cost of each kind, then stop")
+
+    def positive(text: str) -> int:
+        value = int(text)
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+        return value
+
+    parser.add_argument("--hosts", type=positive, nargs="+", default=[50, 100, 200], help="fleet sizes")
+    parser.add_argument("--models", type=positive, default=20, help="models per host (default 20)")
+    parser.add_argument("--repeats", type=positive, default=3, help="paired runs per size (default 3)")
+    parser.add_argument("--inputs", action="store_true", help="pull input sizes and what changes them, then stop")
     options = parser.parse_args()
-    if options.explain:
-        timed_run(lambda: pulumi.CustomResource("bench:index:Plain", "warm", {}))
-        costs = unit_costs()
-        for label, ms in costs:
-            print(f"{label:<55} {ms:6.2f} ms  {ms / costs[0][1]:5.2f}x")
+    if options.inputs:
+        for hosts in options.hosts:
+            inputs_report(hosts, options.models)
         return 0
-    sizes = [1, 10] if options.quick else [1, 10, 50, 200]
     program(fleet_config(1, 1))  # warm up: imports and first-use caches are not what is measured
-    print(f"{'hosts':>5} {'models':>6} {'resources':>9} {'program s':>10} {'floor s':>8} {'ratio':>6} "
-          f"{'sdk floor s':>11} {'bound':>6} {'vs sdk':>6} {'ms/resource':>11}")
-    rows = []
-    for models in (5, 20):
-        for hosts in sizes:
-            count, seconds = best_of(options.repeats, program, fleet_config(hosts, models))
-            _, floor_seconds = best_of(options.repeats, floor, count)
-            _, sdk_seconds = best_of(options.repeats, sdk_floor, count, hosts * models)
-            ratio = seconds / floor_seconds
-            bound = sdk_seconds / floor_seconds
-            rows.append((hosts, models, count, seconds, ratio, bound))
-            print(f"{hosts:>5} {models:>6} {count:>9} {seconds:>10.2f} {floor_seconds:>8.2f} {ratio:>6.2f} "
-                  f"{sdk_seconds:>11.2f} {bound:>6.2f} {seconds / sdk_seconds:>6.2f} {1000 * seconds / count:>11.2f}",
-                  flush=True)
-    per_resource = [1000 * s / c for _, _, c, s, _, _ in rows if c >= 100]
-    if per_resource:
-        print(f"\nms per resource for runs of 100+ resources: min {min(per_resource):.2f}, "
-              f"median {statistics.median(per_resource):.2f}, max {max(per_resource):.2f} (flat means linear)")
-    worst = max(rows, key=lambda r: r[4])
-    print(f"worst ratio to the floor: {worst[4]:.2f} at {worst[0]} hosts x {worst[1]} models (target <= 1.5); "
-          f"bound there: {worst[5]:.2f}")
-    print("floor: the same number of bare pulumi.CustomResource; sdk floor: the same, with one bare "
-          "pulumi_command remote.Command per (host, model) pull; bound: sdk floor / floor, the best ratio "
-          "any program declaring those Commands can reach")
+    sdk_floor(Counter({"command:remote:Command": 1}))
+    print(f"{'hosts':>5} {'models':>6} {'resources':>9} {'program s (median)':>18} {'sdk floor s (median)':>20} "
+          f"{'ratio min':>9} {'median':>6} {'max':>6}")
+    worst = 0.0
+    for hosts in options.hosts:
+        row = paired(hosts, options.models, options.repeats)
+        ratios = row["ratios"]
+        worst = max(worst, statistics.median(ratios))
+        print(f"{hosts:>5} {options.models:>6} {row['resources']:>9} {statistics.median(row['program']):>18.2f} "
+              f"{statistics.median(row['floor']):>20.2f} {min(ratios):>9.2f} {statistics.median(ratios):>6.2f} "
+              f"{max(ratios):>6.2f}", flush=True)
+    print(f"\nworst median paired ratio: {worst:.2f} (target <= 1.2); {options.repeats} interleaved pairs per size")
     return 0
 
 

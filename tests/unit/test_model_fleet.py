@@ -155,13 +155,26 @@ def test_hosts_pull_in_parallel_and_one_model_at_a_time_per_host(prod_run):
     assert prod_run.mocks.depends_on_names("models-pull-gpu-02-llama3-1-8b") == {"models-install-gpu-02"}
 
 
+def waits_for(run, name: str) -> set[str]:
+    """Every resource `name` waits for, directly or through what it waits for."""
+    seen, todo = set(), [name]
+    while todo:
+        for dep in run.mocks.depends_on_names(todo.pop()):
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
 def test_gateway_waits_for_the_pulls_of_the_routes_it_serves(prod_run):
     settings = parse_settings(stack_file_config("prod"))
     for replica in range(settings.gateway.replicas):
-        deps = prod_run.mocks.depends_on_names(f"gateway-litellm-{replica}")
+        direct = prod_run.mocks.depends_on_names(f"gateway-litellm-{replica}")
+        assert {"models-observed-gpu-01", "models-observed-gpu-02", "models-observed-gpu-03"} <= direct
+        assert not any(d.startswith("models-pull-") for d in direct), "one dependency per host, not per route"
+        everything = waits_for(prod_run, f"gateway-litellm-{replica}")
         for model, host in settings.routes():
-            assert f"models-pull-{host.name}-{model.name.replace('.', '-')}" in deps
-        assert {"models-observed-gpu-01", "models-observed-gpu-02", "models-observed-gpu-03"} <= deps
+            assert f"models-pull-{host.name}-{model.name.replace('.', '-')}" in everything
 
 
 def test_each_host_has_a_reader_that_waits_for_its_pulls(prod_run):
