@@ -1,5 +1,5 @@
 """The load generator the gateway benchmarks share: asyncio + httpx with keep-alive connections,
-`concurrency` workers sending `requests` chat requests with distinct prompts (no cache hits)."""
+`concurrency` workers sending `requests` chat requests, with distinct prompts (no cache hits) unless told."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import time
 import uuid
 
 
-async def _load(url: str, key: str, requests: int, concurrency: int, model: str) -> tuple[float, float, float]:
+async def _load(url: str, key: str, requests: int, concurrency: int, model: str, distinct: bool = True,
+                path: str = "/v1/chat/completions") -> tuple[float, float, float]:
     import httpx
 
     latencies: list[float] = []
@@ -21,8 +22,11 @@ async def _load(url: str, key: str, requests: int, concurrency: int, model: str)
         while not queue.empty():
             i = queue.get_nowait()
             started = time.perf_counter()
-            response = await client.post("/v1/chat/completions", json={
-                "model": model, "messages": [{"role": "user", "content": f"bench {i} {uuid.uuid4()}"}]})
+            content = f"bench {i} {uuid.uuid4()}" if distinct else "the same question every time"
+            body = {"model": model, "messages": [{"role": "user", "content": content}]}
+            if path == "/api/chat":
+                body["stream"] = False  # Ollama's own API (the floor: straight to the backend)
+            response = await client.post(path, json=body)
             if response.status_code != 200:
                 raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
             latencies.append((time.perf_counter() - started) * 1000)
@@ -37,9 +41,11 @@ async def _load(url: str, key: str, requests: int, concurrency: int, model: str)
     return requests / elapsed, latencies[len(latencies) // 2], latencies[max(0, int(len(latencies) * 0.95) - 1)]
 
 
-def load(url: str, key: str, requests: int, concurrency: int, model: str = "qwen-small") -> tuple[float, float, float]:
-    """(requests per second, p50 ms, p95 ms); raises on any failed request."""
-    return asyncio.run(_load(url, key, requests, concurrency, model))
+def load(url: str, key: str, requests: int, concurrency: int, model: str = "qwen-small", distinct: bool = True,
+         path: str = "/v1/chat/completions") -> tuple[float, float, float]:
+    """(requests per second, p50 ms, p95 ms); raises on any failed request. `distinct=False` sends one
+    prompt every time (cache hits); `path="/api/chat"` speaks Ollama's API to the backend itself."""
+    return asyncio.run(_load(url, key, requests, concurrency, model, distinct, path))
 
 
 def spread(values: list[float]) -> str:

@@ -147,7 +147,7 @@ class Gateway(pulumi.ComponentResource):
                 "UI_USERNAME": gateway.ui_username,
                 "UI_PASSWORD": args.secrets.ui_password,
                 "LITELLM_MODE": "PRODUCTION",
-                "LITELLM_LOG": "INFO",
+                "LITELLM_LOG": settings.gateway.log_level,
                 # Use the cost map shipped in the image instead of fetching it at every start.
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             }

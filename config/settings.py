@@ -240,6 +240,9 @@ class GatewaySettings(_Section):
     SIGKILL)."""
     master_key_rotation: int = Field(default=0, ge=0)
     """Bump to rotate the generated master key (docs/operations.md, "Rotate the master key")."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    """LiteLLM's log level (`LITELLM_LOG`). `INFO` adds four JSON lines per request (the load balancer
+    logs every request already) and costs throughput (docs/benchmarks.md); errors show at `WARNING`."""
     ui_username: str = Field(default="admin", min_length=1, max_length=128)
     """Admin UI user name; the password is `UI_PASSWORD` in Vault."""
     load_balancer: LoadBalancerSettings = LoadBalancerSettings()
@@ -259,6 +262,11 @@ class ModelSettings(_Section):
     429."""
     tpm: Optional[int] = Field(default=None, ge=1)
     """Tokens per minute per deployment, shared like `rpm`."""
+    cost_per_million_input_tokens: float = Field(default=0.0, ge=0, le=1_000_000)
+    """What a million input tokens cost (USD), for spend tracking and budgets (`maxBudget`); 0: the GPUs
+    are yours. Also spares LiteLLM a price lookup on the GPU host per request."""
+    cost_per_million_output_tokens: float = Field(default=0.0, ge=0, le=1_000_000)
+    """What a million output tokens cost (USD), as `costPerMillionInputTokens`."""
     digest: Optional[Annotated[str, _full(r"(sha256:)?[0-9a-f]{12,64}",
                                           "{value!r} is not an Ollama model ID (12 to 64 hex characters)")]] = None
     """Pin the model: the ID `ollama list` shows (12 hex characters) or the full `sha256:` digest. A pull that

@@ -42,6 +42,11 @@ def model_list(settings: StackSettings) -> list[dict[str, Any]]:
             "model": f"ollama_chat/{model.ollama_tag}",
             "api_base": ollama_api_base(host.address, host.ollama_port),
         }
+        # Explicit prices (the stack's own, 0 by default: the GPUs are yours). Without them LiteLLM
+        # 1.108 prices every Ollama response by asking the GPU host (`/api/show`, a blocking call) and
+        # scanning its whole cost map: 40% of a replica's CPU per request (docs/benchmarks.md).
+        params["input_cost_per_token"] = model.cost_per_million_input_tokens / 1_000_000
+        params["output_cost_per_token"] = model.cost_per_million_output_tokens / 1_000_000
         if model.rpm is not None:
             params["rpm"] = model.rpm
         if model.tpm is not None:
@@ -56,6 +61,19 @@ def model_list(settings: StackSettings) -> list[dict[str, Any]]:
     return deployments
 
 
+def prometheus_metrics_config(settings: StackSettings) -> list[dict[str, Any]]:
+    """LiteLLM's prometheus_metrics_config: one group per metric the stack reads, with its labels."""
+    from renderers.monitoring import litellm_metrics_read  # monitoring imports this module
+
+    groups: list[dict[str, Any]] = []
+    for metric, labels in litellm_metrics_read(settings).items():
+        group: dict[str, Any] = {"group": metric.removeprefix("litellm_"), "metrics": [metric]}
+        if labels:
+            group["include_labels"] = labels
+        groups.append(group)
+    return groups
+
+
 def render_config_dict(settings: StackSettings, redis_host: str, redis_port: int = REDIS_PORT) -> dict[str, Any]:
     """The config as a dict; `redis_host` is the Redis container's name on the gateway network."""
     redis_connection = {"host": redis_host, "port": redis_port, "password": _ref(REDIS_PASSWORD_ENV)}
@@ -67,6 +85,9 @@ def render_config_dict(settings: StackSettings, redis_host: str, redis_port: int
         # /metrics for Prometheus; it requires a bearer key (require_auth_for_metrics_endpoint).
         "callbacks": ["prometheus"],
         "require_auth_for_metrics_endpoint": True,
+        # Only the metrics (and labels) the dashboards and alert rules read: LiteLLM updates every
+        # metric it emits on every request (docs/benchmarks.md: the gateway's throughput).
+        "prometheus_metrics_config": prometheus_metrics_config(settings),
     }
     if settings.cache.enabled:
         litellm_settings["cache"] = True

@@ -7,6 +7,7 @@ with the prometheus callback), not taken from the docs.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -275,3 +276,40 @@ def dashboard_queries(boards: dict[str, dict[str, Any]]) -> list[tuple[str, str,
     """(dashboard title, panel title, PromQL) for every query of every panel."""
     return [(board["title"], panel["title"], target["expr"])
             for board in boards.values() for panel in board["panels"] for target in panel["targets"]]
+
+
+# --- which LiteLLM metrics the stack reads -------------------------------------------------------
+
+# Series suffixes Prometheus adds to LiteLLM's metric names (counters, histograms).
+_SERIES = re.compile(r"\b(litellm_[a-z0-9_]+)\b")
+_BY = re.compile(r"\bby\s*\(([^)]*)\)")
+_MADE_BY_LABEL_REPLACE = re.compile(r'label_replace\([^,]+,\s*"([^"]+)"')
+# Emitted by the proxy itself, not by the prometheus callback (which prometheus_metrics_config filters).
+_NOT_FROM_THE_CALLBACK = frozenset({"litellm_in_flight_requests"})
+
+
+def _base_metric(series: str) -> str:
+    for suffix in ("_bucket", "_total", "_count", "_sum"):
+        if series.endswith(suffix):
+            return series[: -len(suffix)]
+    return series
+
+
+def litellm_metrics_read(settings: StackSettings) -> dict[str, list[str]]:
+    """LiteLLM metric -> the labels the dashboards and alert rules group it by, for every LiteLLM
+    metric they read. The rendered LiteLLM config emits only these (prometheus_metrics_config):
+    each metric LiteLLM updates costs CPU on every request."""
+    expressions = [rule["expr"] for rule in alert_rules(settings)]
+    expressions += [expr for _, _, expr in dashboard_queries(dashboards(settings))]
+    used: dict[str, set[str]] = {}
+    for expr in expressions:
+        labels = {label.strip() for group in _BY.findall(expr) for label in group.split(",")} - {"le", ""}
+        labels -= set(_MADE_BY_LABEL_REPLACE.findall(expr))  # made by the query, not emitted
+        if "label_replace(" in expr and '"model_id"' in expr:
+            labels.add("model_id")
+        for series in _SERIES.findall(expr):
+            metric = _base_metric(series)
+            if metric in _NOT_FROM_THE_CALLBACK:
+                continue
+            used.setdefault(metric, set()).update(labels)
+    return {metric: sorted(labels) for metric, labels in sorted(used.items())}

@@ -19,6 +19,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 OLLAMA_VERSION = "0.12.6"
 
 
+class _Server(ThreadingHTTPServer):
+    # A listen backlog for many clients at once (socketserver's default of 5 drops connections under
+    # load, and each dropped SYN costs the client a 1 s retransmission: noise in every benchmark).
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class OllamaDouble:
     def __init__(self, host_name: str, models: list[str], stream_chunks: int = 1, chunk_delay: float = 0.0):
         self.host_name = host_name
@@ -28,7 +35,7 @@ class OllamaDouble:
         self.chunk_delay = chunk_delay
         self.chat_requests: list[dict] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import re
 
 import pytest
 import yaml
@@ -203,3 +204,36 @@ def test_alertmanagers_are_rendered_when_configured():
     raw["monitoring"]["alertmanagers"] = ["alertmanager"]
     with pytest.raises(SettingsError, match=r"monitoring.alertmanagers\[0\]: 'alertmanager' must be host:port"):
         parse_settings(raw)
+
+
+def test_litellm_emits_exactly_the_metrics_the_dashboards_and_alerts_read():
+    """prometheus_metrics_config is derived from the queries: every LiteLLM metric a panel or an alert
+    reads is emitted with the labels it is grouped by, valid for LiteLLM 1.108 (which refuses to start
+    on an unknown metric or label), and nothing else is."""
+    import os
+    from typing import get_args
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # as in the container: no fetch at import
+    from litellm.types.integrations.prometheus import DEFINED_PROMETHEUS_METRICS, PrometheusMetricLabels
+
+    from renderers.litellm_config import render_config_dict
+    from renderers.monitoring import alert_rules, dashboard_queries, dashboards
+
+    settings = parse_settings(stack_file_config("prod"))
+    groups = render_config_dict(settings, "redis")["litellm_settings"]["prometheus_metrics_config"]
+    emitted = {group["metrics"][0]: group.get("include_labels") for group in groups}
+    queries = [r["expr"] for r in alert_rules(settings)] + [q for _, _, q in dashboard_queries(dashboards(settings))]
+    for query in queries:
+        for series in re.findall(r"\b(litellm_[a-z0-9_]+)\b", query):
+            if series == "litellm_in_flight_requests":
+                continue  # the proxy's own gauge, not the prometheus callback's
+            base = re.sub(r"_(bucket|total|count|sum)$", "", series)
+            assert base in emitted, f"{query} reads {series}, which the rendered config does not emit"
+            for label in re.findall(r"by \(([^)]*)\)", query):
+                for name in {n.strip() for n in label.split(",")} - {"le", "gpu_host"}:
+                    assert name in (emitted[base] or []), f"{base} is read by {name} but not emitted with it"
+    valid = set(get_args(DEFINED_PROMETHEUS_METRICS))
+    for metric, labels in emitted.items():
+        assert metric in valid
+        assert set(labels or []) <= set(PrometheusMetricLabels.get_labels(metric)), metric
+    assert "litellm_llm_api_time_to_first_token_metric" not in emitted  # one of the many nobody reads

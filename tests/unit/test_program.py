@@ -247,3 +247,13 @@ def test_same_config_gives_identical_inputs(stack):
     as_map = lambda run: {(r.type, r.name): r.inputs for r in run.resources}  # noqa: E731
     assert as_map(first) == as_map(second)
     assert first.outputs == second.outputs
+
+
+@pytest.mark.parametrize("level", [None, "INFO", "ERROR"])
+def test_litellm_log_level_follows_the_setting_and_is_quiet_by_default(level):
+    raw = copy.deepcopy(stack_file_config("dev"))
+    if level:
+        raw["gateway"]["logLevel"] = level
+    run = run_stack(raw, stack="dev")
+    env = dict(e.split("=", 1) for e in run.mocks.named("gateway-litellm-0").plain("envs"))
+    assert env["LITELLM_LOG"] == (level or "WARNING")

@@ -96,3 +96,18 @@ def test_model_limits_are_enforced_only_when_a_model_has_one():
         model.pop("rpm", None)
         model.pop("tpm", None)
     assert "optional_pre_call_checks" not in render_config_dict(parse_settings(raw), redis_host="r")["router_settings"]
+
+
+def test_every_deployment_has_explicit_prices_zero_unless_configured():
+    """LiteLLM 1.108 prices an unpriced Ollama response by asking the GPU host (/api/show) and scanning its
+    cost map on every request; explicit prices skip both (docs/benchmarks.md)."""
+    config = render_config_dict(prod_settings(), redis_host="redis")
+    for deployment in config["model_list"]:
+        assert deployment["litellm_params"]["input_cost_per_token"] == 0
+        assert deployment["litellm_params"]["output_cost_per_token"] == 0
+    raw = copy.deepcopy(stack_file_config("prod"))
+    raw["models"][0].update(costPerMillionInputTokens=0.5, costPerMillionOutputTokens=1.5)
+    priced = render_config_dict(parse_settings(raw), redis_host="redis")
+    first = [d for d in priced["model_list"] if d["model_name"] == raw["models"][0]["name"]]
+    assert first and all(d["litellm_params"]["input_cost_per_token"] == 0.5e-6 for d in first)
+    assert all(d["litellm_params"]["output_cost_per_token"] == 1.5e-6 for d in first)
