@@ -102,13 +102,16 @@ def program(config, secrets=None, keep_inputs=False) -> tuple[CountingMocks, flo
                      config, secrets or {"gpuSshPrivateKey": SSH_KEY}, keep_inputs)
 
 
-class _NoopProvider(pulumi.dynamic.ResourceProvider):
-    def create(self, props):
-        return pulumi.dynamic.CreateResult("x", props)
-
-
 class _BareDynamic(pulumi.dynamic.Resource):  # type token pulumi-python:dynamic:Resource, as the program's
     pass
+
+
+def _bare_dynamic(name: str):
+    """A dynamic resource with the program's own provider class, pickled the way the program pickles it."""
+    from components.ollama_drift import OllamaHostModelsProvider, pickled_by_value
+
+    with pickled_by_value():
+        return _BareDynamic(OllamaHostModelsProvider(), name, {"value": name})
 
 
 def _builders():
@@ -120,11 +123,10 @@ def _builders():
     import pulumi_vault as vault
 
     connection = command.remote.ConnectionArgs(host="10.0.0.1", user="bench", private_key="key")
-    provider = _NoopProvider()
     return {
         "command:remote:Command": lambda n: command.remote.Command(n, connection=connection, create="true"),
         "command:local:Command": lambda n: command.local.Command(n, create="true"),
-        "pulumi-python:dynamic:Resource": lambda n: _BareDynamic(provider, n, {"value": n}),
+        "pulumi-python:dynamic:Resource": _bare_dynamic,
         "docker:index/container:Container": lambda n: docker.Container(n, image="bench"),
         "docker:index/remoteImage:RemoteImage": lambda n: docker.RemoteImage(n, name="bench"),
         "docker:index/volume:Volume": lambda n: docker.Volume(n),
