@@ -148,6 +148,7 @@ def test_connection_reuse_and_threads_are_rendered_as_set():
     raw = prod_raw()
     default = render_haproxy_config(parse_settings(raw))
     assert "option http-server-close" in default and "http-reuse never" in default and "nbthread 1" in default
+    assert "retry-on conn-failure empty-response" in default
     raw["gateway"]["loadBalancer"] = {"reuseServerConnections": True, "threads": 4}
     reusing = render_haproxy_config(parse_settings(raw))
     assert "http-server-close" not in reusing and "http-reuse never" not in reusing and "nbthread 4" in reusing
