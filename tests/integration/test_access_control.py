@@ -42,10 +42,13 @@ def host_provider() -> LiteLLMObjectProvider:
 def stack(litellm_database):
     raw = own_dev_config()
     raw["access"] = copy.deepcopy(ACCESS)
+    # A model with a price (USD 0.10 a token) so a request really spends: budgets are about spend.
+    raw["models"].append({"name": "qwen-priced", "ollamaTag": "qwen2.5:1.5b", "hosts": ["ollama-dev"],
+                          "costPerMillionInputTokens": 100_000, "costPerMillionOutputTokens": 100_000})
     declared = declared_gateway(raw)
     assert declared.config["general_settings"]["user_api_key_cache_ttl"] == 3
     assert declared.config["litellm_settings"]["upperbound_key_generate_params"] == {"rpm_limit": 100, "max_budget": 50}
-    double = OllamaDouble("ollama-dev", ["qwen2.5:0.5b"]).start()
+    double = OllamaDouble("ollama-dev", ["qwen2.5:0.5b", "qwen2.5:1.5b"]).start()
     hosts = {"ollama-dev": f"http://127.0.0.1:{double.port}"}
     database = litellm_database.fresh_database()
     with redis_server(declared.env["REDIS_PASSWORD"]) as redis_port:
@@ -126,17 +129,25 @@ def test_a_user_limit_holds_across_that_users_two_keys(stack):
 
 
 def test_an_exceeded_budget_is_refused(stack):
-    settings, first, _ = stack
+    """A request on a priced model spends (the deployment's per-token prices, models[].costPerMillion*);
+    once a key's spend passes its max_budget, the next request is refused on every replica."""
+    settings, first, second = stack
     provider = host_provider()
-    wanted = key_props(settings, first, f"budget-{uuid.uuid4().hex[:6]}", max_budget=0.5)
+    wanted = key_props(settings, first, f"budget-{uuid.uuid4().hex[:6]}", max_budget=0.5, models=("qwen-priced",))
     provider.create(wanted)
-    assert first.chat("qwen-small", "within budget", key=wanted["ident"]).status_code == 200
-    spent = first.call("POST", "/key/update", json={"key": wanted["ident"], "spend": 0.75})  # as if it had spent
+    spent = first.chat("qwen-priced", "within budget", key=wanted["ident"])  # 12 tokens: USD 1.20
     assert spent.status_code == 200, spent.text
-    time.sleep(4)  # the replica's cached key expires (access.keyCacheTtlSeconds)
-    refused = first.chat("qwen-small", "over budget", key=wanted["ident"])
+    # The spend is recorded after the response (LiteLLM's success callback): a moment later it counts.
+    deadline = time.monotonic() + 10
+    while True:
+        time.sleep(2)
+        refused = second.chat("qwen-priced", "over budget", key=wanted["ident"])
+        if refused.status_code != 200 or time.monotonic() > deadline:
+            break
     # LiteLLM 1.108 answers 422 with type budget_exceeded.
     assert refused.status_code == 422 and refused.json()["error"]["type"] == "budget_exceeded", refused.text
+    again = first.chat("qwen-priced", "still over budget", key=wanted["ident"])
+    assert again.status_code == 422 and again.json()["error"]["type"] == "budget_exceeded", again.text
 
 
 def test_an_update_of_limits_keeps_the_key_and_takes_effect(stack):
