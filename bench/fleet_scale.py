@@ -186,15 +186,7 @@ def _bytes(value) -> int:
 
 
 def inputs_report(hosts: int, models: int) -> None:
-    from pulumi.runtime.rpc import unwrap_rpc_secret
-
-    def plain(value):
-        value = unwrap_rpc_secret(value)
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [plain(v) for v in value]
-        return value
+    from operations.offline import unwrap_all as plain
 
     def pull_inputs(config, secrets=None):
         mocks, _ = program(config, secrets, keep_inputs=True)
