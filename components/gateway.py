@@ -12,7 +12,7 @@ import pulumi_vault as vault
 
 from config.settings import Limits, StackSettings
 from config.values import postgres_url
-from renderers import haproxy
+from renderers import haproxy, replica_entrypoint
 from renderers import litellm_config as rendered
 from renderers import redis_conf
 from .containers import (UPLOADS_NEED_WRITABLE_ROOT, container_options, hardening, healthcheck, labels, pinned_image,
@@ -136,8 +136,10 @@ class Gateway(pulumi.ComponentResource):
         database_url = pulumi.Output.secret(pulumi.Output.from_input(args.secrets.postgres_password).apply(
             lambda password: postgres_url(pg.user, password, f"{prefix}-postgres", POSTGRES_PORT, pg.database)))
         self.litellm_containers = []
-        command = ["--config", rendered.CONFIG_PATH, "--port", str(rendered.PROXY_PORT),
-                   "--num_workers", str(gateway.num_workers)]
+        command = replica_entrypoint.litellm_arguments(rendered.CONFIG_PATH, rendered.PROXY_PORT, gateway.num_workers)
+        # The first process drains the replica out of the load balancer before LiteLLM gets SIGTERM.
+        entrypoints = ["/bin/sh", "-c", replica_entrypoint.render_entrypoint(
+            f"http://127.0.0.1:{rendered.PROXY_PORT}{haproxy.DRAIN_PATH}", gateway.stop_grace_seconds), "litellm-replica"]
         for replica in range(gateway.replicas):
             env: dict[str, pulumi.Input[str]] = {
                 rendered.MASTER_KEY_ENV: args.secrets.master_key,
@@ -150,6 +152,10 @@ class Gateway(pulumi.ComponentResource):
                 "LITELLM_LOG": settings.gateway.log_level,
                 # Use the cost map shipped in the image instead of fetching it at every start.
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                # Only the entrypoint calls /health/drain (the load balancer refuses it), with this token.
+                replica_entrypoint.DRAIN_TOKEN_ENV: args.secrets.master_key,
+                replica_entrypoint.GRACEFUL_TIMEOUT_ENV: str(
+                    replica_entrypoint.graceful_timeout_seconds(gateway.stop_grace_seconds)),
             }
             depends_on: list[pulumi.Resource] = [postgres, redis, *args.routes_ready]
             if replica > 0:
@@ -164,7 +170,7 @@ class Gateway(pulumi.ComponentResource):
                 f"{name}-litellm-{replica}-revision", byte_length=3,
                 keepers=pulumi.Output.secret(pulumi.Output.all(litellm_image.image_id, envs).apply(
                     lambda v, r=replica: {"revision": _digest(
-                        [r, v[0], v[1], command, self.rendered_config, gateway.memory_mb, gateway.cpus,
+                        [r, v[0], v[1], command, entrypoints, self.rendered_config, gateway.memory_mb, gateway.cpus,
                          gateway.stop_grace_seconds, settings.containers.log_max_size_mb,
                          settings.containers.log_max_files])})),
                 opts=pulumi.ResourceOptions(parent=self),
@@ -173,6 +179,7 @@ class Gateway(pulumi.ComponentResource):
                 f"{name}-litellm-{replica}",
                 name=revision.hex.apply(lambda suffix, r=replica: f"{prefix}-litellm-{r}-{suffix}"),
                 image=litellm_image.image_id,
+                entrypoints=entrypoints,
                 command=command,
                 uploads=[docker.ContainerUploadArgs(file=rendered.CONFIG_PATH, content=self.rendered_config)],
                 envs=envs,
@@ -189,7 +196,7 @@ class Gateway(pulumi.ComponentResource):
                 wait=True,
                 # The first start runs database migrations.
                 wait_timeout=300,
-                # uvicorn finishes in-flight requests on SIGTERM within the grace period.
+                # SIGTERM to the entrypoint: out of the load balancer, then in-flight requests finish.
                 **hardening(settings, Limits(memory_mb=gateway.memory_mb, cpus=gateway.cpus),
                             stop_grace_seconds=gateway.stop_grace_seconds),
                 labels=labels(settings, "litellm", waivers={

@@ -205,12 +205,11 @@ class LoadBalancerSettings(_Section):
     """Attempts on another replica when a connection fails or a replica closes without answering."""
     threads: int = Field(default=1, ge=1, le=64)
     """HAProxy threads; one serves far more requests than the LiteLLM replicas do."""
-    reuse_server_connections: bool = False
-    """`false`: a new connection to a replica per request (`http-server-close`), so a stopping replica
-    loses no request (0 failed requests in the rolling-replacement tests); measured 0.67-0.76x a
-    replica's direct throughput on 2 shared cores. `true`: HAProxy reuses its connections to the
-    replicas, 0.96-0.97x direct (docs/benchmarks.md), but a request can fail while a replica stops
-    (1 in 7 rolling-replacement runs lost one request)."""
+    reuse_server_connections: bool = True
+    """`true`: HAProxy keeps its connections to the replicas open between requests (0.9x-1.0x a replica's
+    direct throughput, docs/benchmarks.md); replicas leave the balancer before they close one, and a request
+    that still meets a closing connection is replayed on another replica. `false`: a new connection per
+    request (`http-server-close`), about 0.7x direct on 2 shared cores."""
     tls: TlsSettings = TlsSettings()
     """TLS at the load balancer (see `gateway.loadBalancer.tls.*`)."""
 
@@ -237,9 +236,10 @@ class GatewaySettings(_Section):
     """Uvicorn workers per replica."""
     request_timeout_seconds: int = Field(default=600, ge=1, le=86400)
     """LiteLLM request and router timeout."""
-    stop_grace_seconds: int = Field(default=60, ge=1, le=3600)
-    """How long a replica may finish in-flight requests when it is stopped or replaced (SIGTERM, then
-    SIGKILL)."""
+    stop_grace_seconds: int = Field(default=60, ge=14, le=3600)
+    """How long a stopped or replaced replica has before it is killed: about 4 s for the load balancer to
+    take it out, then in-flight requests and streams finish (all but 9 s of it), then LiteLLM exits
+    (docs/operations.md, "What a change does, in order"). At least 14."""
     master_key_rotation: int = Field(default=0, ge=0)
     """Bump to rotate the generated master key (docs/operations.md, "Rotate the master key")."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"

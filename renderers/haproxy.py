@@ -6,6 +6,13 @@ replica, and `server-template` keeps a slot per address. A replica started besid
 rolling replacement) is picked up within seconds; one that stops is taken out by the health check
 (and by DNS). A request that fails to connect, or whose server closes without answering, is tried
 again on another replica (`retry-on`, `option redispatch`). Timeouts allow for long LLM streams.
+
+Connections to the replicas are reused (keep-alive). A replica closes an idle connection only when it
+stops, and it stops only after the health check has taken it out (renderers/replica_entrypoint.py);
+should a request still meet a closing connection, it is replayed: HAProxy keeps a copy of a request
+only when it has the whole request before sending it, hence `option http-buffer-request`. Without it a
+request on a reused connection that the replica closes is not retried and its client connection is
+closed without an answer (HAProxy's keep-alive abort, so that browsers retry; API clients do not).
 """
 
 from __future__ import annotations
@@ -23,6 +30,12 @@ HTTP_PORT = 8080                # inside the container (the image runs as a non-
 HTTPS_PORT = 8443
 STATS_PORT = 8405               # HAProxy's Prometheus exporter
 READINESS_PATH = "/health/readiness"
+DRAIN_PATH = "/health/drain"    # LiteLLM's drain switch: the replicas' own entrypoint calls it, clients never
+CHECK_INTERVAL_SECONDS = 1
+CHECK_FALL = 2
+# From a replica's readiness turning 503 to HAProxy routing nothing new to it: `fall` failed checks
+# `inter` apart, plus a margin for a check in progress and the last request routed before it.
+REMOVAL_SECONDS = CHECK_INTERVAL_SECONDS * CHECK_FALL + 2
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,8 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
         f"    retries {lb.retries}",
         "    retry-on conn-failure empty-response",
         "    option redispatch 1",
+        "    # Replays need the whole request in hand before it is sent (bodies up to tune.bufsize).",
+        "    option http-buffer-request",
         "",
         "resolvers docker",
         f"    nameserver dns1 {listen.nameserver}",
@@ -94,8 +109,10 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
     else:
         lines += [f"    bind {listen.http}"]
     lines += [
-        "    # Metrics stay on the private network, scraped from each replica by Prometheus.",
-        "    http-request deny deny_status 404 if { path_beg /metrics }",
+        "    # Metrics stay on the private network, scraped from each replica by Prometheus; the drain",
+        "    # switch is for the replica's own entrypoint only. Matched on the decoded path, as the replica",
+        "    # reads it (`/%6detrics`, `//health/drain`).",
+        f"    http-request deny deny_status 404 if {{ path,url_dec -m reg ^/+(metrics|{DRAIN_PATH.strip('/').replace('/', '/+')}) }}",
         "    default_backend litellm",
         "",
         "backend litellm",
@@ -103,10 +120,7 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
     ]
     if not lb.reuse_server_connections:
         lines += [
-            "    # A fresh server connection per request (clients keep theirs): a replica that is stopping",
-            "    # closes its idle connections, and a request sent on one of them, or a client connection",
-            "    # tied to it, would be lost; a new connection to it is refused instead, and retried on",
-            "    # another replica.",
+            "    # A fresh server connection per request (gateway.loadBalancer.reuseServerConnections: false).",
             "    option http-server-close",
             "    http-reuse never",
         ]
@@ -114,7 +128,8 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
         "    option httpchk",
         f"    http-check send meth GET uri {READINESS_PATH}",
         "    http-check expect status 200",
-        "    default-server check inter 1s fall 2 rise 1 slowstart 5s init-addr none resolvers docker "
+        f"    default-server check inter {CHECK_INTERVAL_SECONDS}s fall {CHECK_FALL} rise 1 slowstart 5s init-addr none "
+        "resolvers docker "
         "resolve-prefer ipv4",
         f"    server-template replica {lb.max_replicas} {listen.service}:{listen.replica_port}",
         "",

@@ -129,6 +129,9 @@ def render_config_dict(settings: StackSettings, redis_host: str, redis_port: int
             # How long a replica trusts its cached key/user/team: a deleted key is refused everywhere
             # within this time (LiteLLM's default: 60 s).
             "user_api_key_cache_ttl": settings.access.key_cache_ttl_seconds,
+            # /health/drain turns readiness 503 before the replica stops (renderers/replica_entrypoint.py);
+            # it needs the DRAIN_ENDPOINT_TOKEN the container gets, and the load balancer refuses it.
+            "enable_drain_endpoint": True,
         },
     }
 

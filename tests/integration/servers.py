@@ -119,20 +119,31 @@ def litellm_env(extra: dict[str, str]) -> dict[str, str]:
 
 @contextlib.contextmanager
 def litellm_proxy(config_text: str, env: dict[str, str], timeout: float = 120, host: str = "127.0.0.1",
-                  port: Optional[int] = None) -> Iterator[LiteLLMProcess]:
-    """The real LiteLLM proxy (pip litellm[proxy]) on a free loopback port, ready when yielded."""
+                  port: Optional[int] = None, stop_grace_seconds: Optional[int] = None) -> Iterator[LiteLLMProcess]:
+    """The real LiteLLM proxy (pip litellm[proxy]) on a free loopback port, ready when yielded.
+
+    With `stop_grace_seconds`, it runs as a replica container does: under the rendered entrypoint
+    script (renderers/replica_entrypoint.py) with the stack's command line and environment; the
+    yielded process is then the script, which is what `docker stop` signals."""
     workdir = Path(tempfile.mkdtemp(prefix="litellm-test-"))
     config_path = workdir / "config.yaml"
     config_path.write_text(config_text)
     log_path = workdir / "proxy.log"
     port = port or free_port()
     litellm_cli = shutil.which("litellm") or str(Path(sys.executable).parent / "litellm")
+    command = [litellm_cli, "--config", str(config_path), "--host", host, "--port", str(port), "--num_workers", "1"]
+    if stop_grace_seconds is not None:
+        from renderers import haproxy, replica_entrypoint
+
+        script = replica_entrypoint.render_entrypoint(f"http://{host}:{port}{haproxy.DRAIN_PATH}", stop_grace_seconds,
+                                                      litellm=litellm_cli)
+        command = ["sh", "-c", script, "litellm-replica",
+                   *replica_entrypoint.litellm_arguments(str(config_path), port, 1, host=host)]
+        env = {**env, replica_entrypoint.DRAIN_TOKEN_ENV: env["LITELLM_MASTER_KEY"],
+               replica_entrypoint.GRACEFUL_TIMEOUT_ENV: str(replica_entrypoint.graceful_timeout_seconds(stop_grace_seconds))}
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [litellm_cli, "--config", str(config_path), "--host", host, "--port", str(port),
-             "--num_workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, env=litellm_env(env), cwd=workdir, start_new_session=True,
-        )
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=litellm_env(env), cwd=workdir,
+                                   start_new_session=True)
     proxy = LiteLLMProcess(process, port, log_path, host)
     try:
         _wait_until_ready("litellm", process, f"{proxy.url}/health/liveliness", log_path, timeout)

@@ -3,9 +3,11 @@ continuous load, while replicas are replaced the way Pulumi's create-before-dele
 
 Docker's DNS is a test double (tests/integration/dns_double.py) that the test updates as Docker
 would: a new replica's address appears under the `litellm` alias when it starts, a stopped one's
-disappears. Replicas listen on separate loopback addresses with one port, as containers do. The
-GPU host is an Ollama double whose streamed answers take about two seconds, so streams are in
-flight when a replica is stopped.
+disappears. Replicas listen on separate loopback addresses with one port, as containers do, and
+run under the stack's rendered entrypoint script, which is what `docker stop` signals. The GPU host
+is an Ollama double whose streamed answers take about two seconds, so streams are in flight when a
+replica is stopped. A quarter of the requests carry a 40 KB prompt: more than HAProxy's buffer, so
+HAProxy cannot replay them, and only the order of the stop keeps them safe.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from dns_double import DnsDouble
 from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, config_without_database, own_dev_config
 from harness import stack_file_config
 from ollama_double import OllamaDouble
-from renderers.haproxy import Listen, render_haproxy_config
+from renderers.haproxy import REMOVAL_SECONDS, Listen, render_haproxy_config
 from servers import free_port, haproxy_server, litellm_proxy, redis_server, require_program
 
 CLIENTS = 8
+LARGE_PROMPT = "long context " * 3200   # 41.6 KB, above HAProxy's 16 KB tune.bufsize
 
 
 def haproxy_check(config_text: str, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -87,8 +90,8 @@ class Load:
             while not self._stop.is_set():
                 n += 1
                 stream = (index + n) % 2 == 0
-                body = {"model": "qwen-small", "stream": stream,
-                        "messages": [{"role": "user", "content": f"load {index} {n} {uuid.uuid4()}"}]}
+                prompt = f"load {index} {n} {uuid.uuid4()}" + (LARGE_PROMPT if index % 4 == 0 else "")
+                body = {"model": "qwen-small", "stream": stream, "messages": [{"role": "user", "content": prompt}]}
                 kind = "stream" if stream else "plain"
                 try:
                     if stream:
@@ -125,6 +128,7 @@ class Fleet:
         raw = own_dev_config()  # its model has no rpm: this load is far above any per-minute limit
         raw["gpuHosts"] = [dict(raw["gpuHosts"][0], address="127.0.0.1", ollamaPort=self.backend.port)]
         settings = parse_settings(raw)
+        self.stop_grace_seconds = settings.gateway.stop_grace_seconds
         redis_port = stack.enter_context(redis_server(REDIS_PASSWORD))
         self.config_text = config_without_database(settings, redis_port)
         self.port = free_port()
@@ -146,20 +150,27 @@ class Fleet:
         """Start a replica, wait until it answers (Docker's healthcheck, which `pulumi up` waits for),
         and announce it under the alias (Docker adds a started container to the network's DNS)."""
         manager = litellm_proxy(self.config_text, {"LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_PASSWORD": REDIS_PASSWORD},
-                                host=address, port=self.port)
+                                host=address, port=self.port, stop_grace_seconds=self.stop_grace_seconds)
         self.replicas[address] = manager.__enter__()
         self._managers[address] = manager
         self.stack.callback(manager.__exit__, None, None, None)
         self.addresses.append(address)
         self.dns.set("litellm", self.addresses)
 
-    def stop(self, address: str, sig=signal.SIGTERM) -> None:
-        """Stop a replica as `docker stop` (SIGTERM) or a crash (SIGKILL) would; Docker drops it from DNS."""
+    def stop(self, address: str, sig=signal.SIGTERM) -> float:
+        """Stop a replica as `docker stop` (SIGTERM to the container's first process, the entrypoint
+        script) or a crash (SIGKILL, everything in it) would; Docker drops it from DNS once it has
+        stopped. Returns how long the stop took."""
+        process = self.replicas[address].process
+        started = time.monotonic()
+        if sig == signal.SIGKILL:
+            os.killpg(process.pid, sig)
+        else:
+            os.kill(process.pid, sig)
+        process.wait(timeout=self.stop_grace_seconds)
         self.addresses.remove(address)
         self.dns.set("litellm", self.addresses)
-        process = self.replicas[address].process
-        os.killpg(process.pid, sig)
-        process.wait(timeout=60)
+        return time.monotonic() - started
 
     def up(self) -> int:
         text = httpx.get(f"{self.stats}/metrics", timeout=5).text
@@ -187,14 +198,20 @@ def test_a_rolling_replacement_loses_no_request_and_finishes_streams_in_flight(f
     with Load(fleet.url) as load:
         time.sleep(3)
         fleet.start("127.0.0.4")             # the successor starts beside the old replica
-        fleet.stop("127.0.0.2")              # then the old one is stopped: SIGTERM, drains
+        took = [fleet.stop("127.0.0.2")]     # then the old one is stopped: SIGTERM, drains
         time.sleep(3)
         fleet.start("127.0.0.5")             # and the second replica, one after the other
-        fleet.stop("127.0.0.3")
+        took.append(fleet.stop("127.0.0.3"))
         time.sleep(3)
     assert load.count() > 40, load.count()
-    problems = [line for line in fleet.log.read_text().splitlines() if " 200 " not in line and "gateway " in line]
+    log = fleet.log.read_text()
+    problems = [line for line in log.splitlines() if " 200 " not in line and "gateway " in line]
     assert load.failures() == [], (load.failures()[:5], problems[:10])
+    # Each stopped replica left the balancer on its readiness (503 while draining), before it closed
+    # a connection; then it finished its streams and exited well within the grace period.
+    assert log.count("Layer7 wrong status, code: 503") >= 2, log[-3000:]
+    assert all(REMOVAL_SECONDS <= t < fleet.stop_grace_seconds for t in took), took
+    assert any(r[0] == "plain" and r[1] for r in load.results), "no plain request succeeded"
     streams = [r for r in load.results if r[0] == "stream"]
     assert len(streams) > 10
     fleet.wait_up(2)
@@ -216,9 +233,18 @@ def test_a_killed_replica_costs_at_most_the_streams_it_was_sending(fleet):
     fleet.wait_up(1)
 
 
-def test_metrics_are_not_served_through_the_load_balancer(fleet):
-    response = httpx.get(f"{fleet.url}/metrics/", headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=10)
-    assert response.status_code == 404
+def test_metrics_and_the_drain_switch_are_not_served_through_the_load_balancer(fleet):
+    replica = fleet.replicas["127.0.0.2"].url
+    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+    # What the replica itself would serve on these paths: metrics, and the drain switch (with its token).
+    assert httpx.get(f"{replica}/metrics/", headers=auth, timeout=10).status_code == 200
+    assert httpx.get(f"{replica}/health/drain", timeout=10).status_code == 401, "the drain switch needs its token"
+    for path in ("/metrics/", "/metrics", "/%6detrics/", "//metrics/", "/health/drain", "/health/%64rain",
+                 "//health//drain", "/health/drain/", "/health/drain?x=1"):
+        response = httpx.get(f"{fleet.url}{path}", headers={**auth, "X-Drain-Token": MASTER_KEY}, timeout=10)
+        assert response.status_code == 404, (path, response.status_code, response.text[:200])
+    fleet.wait_up(2)  # nothing was drained
+    assert httpx.get(f"{replica}/health/readiness", timeout=10).status_code == 200
     assert "haproxy_frontend_http_requests_total" in httpx.get(f"{fleet.stats}/metrics", timeout=10).text
 
 
@@ -280,3 +306,67 @@ def test_tls_is_terminated_with_the_stacks_certificate_and_plain_http_only_redir
     finally:
         backend.stop()
         dns.stop()
+
+
+def _through_closing_replicas(config_text_for, tmp_path: Path, requests: int = 24) -> tuple[list[str], int]:
+    """Requests on one kept-alive client connection through HAProxy to a replica that closes every
+    reused connection as a request arrives (closing_replica.py) and one that answers; returns the
+    failures and how many requests met a closing connection."""
+    from closing_replica import ClosingReplica
+
+    port, http, stats = free_port(), free_port(), free_port()
+    dns = DnsDouble()
+    closing, steady = ClosingReplica("127.0.0.2", port, "closing"), ClosingReplica("127.0.0.3", port, "steady", False)
+    try:
+        dns.set("litellm", ["127.0.0.2", "127.0.0.3"])
+        config = config_text_for(Listen(http=f"127.0.0.1:{http}", stats=f"127.0.0.1:{stats}", nameserver=dns.address,
+                                        replica_port=port))
+        with haproxy_server(config, tmp_path, f"http://127.0.0.1:{stats}/healthz") as proxy:
+            deadline = time.monotonic() + 20
+            while _up_servers(f"http://127.0.0.1:{stats}") < 2:
+                assert time.monotonic() < deadline, proxy.log()[-2000:]
+                time.sleep(0.2)
+            failures = []
+            with httpx.Client(base_url=f"http://127.0.0.1:{http}", timeout=10) as client:
+                for n in range(requests):
+                    try:
+                        response = client.post("/v1/chat/completions", json={"n": n, "messages": [{"content": "x"}]})
+                        if response.status_code != 200:
+                            failures.append(f"{n}: {response.status_code}")
+                    except httpx.HTTPError as error:
+                        failures.append(f"{n}: {type(error).__name__}: {error}")
+        return failures, closing.closed_on_request
+    finally:
+        closing.stop()
+        steady.stop()
+        dns.stop()
+
+
+def _up_servers(stats: str) -> int:
+    text = httpx.get(f"{stats}/metrics", timeout=5).text
+    return sum(1 for line in text.splitlines() if line.startswith("haproxy_server_status")
+               and 'state="UP"' in line and line.endswith(" 1"))
+
+
+def test_a_request_on_a_reused_connection_that_the_replica_closes_is_replayed_on_another(tmp_path):
+    settings = parse_settings(own_dev_config())
+    assert settings.gateway.load_balancer.reuse_server_connections, "the default reuses connections"
+    failures, met_closing = _through_closing_replicas(lambda listen: render_haproxy_config(settings, listen), tmp_path)
+    assert met_closing >= 3, "the scenario did not happen: no request was sent on a reused connection"
+    assert failures == []
+
+
+def test_without_buffering_the_request_haproxy_cannot_replay_it(tmp_path):
+    """The counter-proof for the line the replay depends on: without `option http-buffer-request`
+    HAProxy forwards a request before it has all of it, keeps no copy, and closes the client's
+    connection without an answer when the reused server connection closes."""
+    settings = parse_settings(own_dev_config())
+
+    def without_buffering(listen):
+        config = render_haproxy_config(settings, listen)
+        assert "    option http-buffer-request\n" in config
+        return config.replace("    option http-buffer-request\n", "")
+
+    failures, met_closing = _through_closing_replicas(without_buffering, tmp_path)
+    assert met_closing >= 3
+    assert failures and all("Server disconnected without sending a response" in f for f in failures), failures

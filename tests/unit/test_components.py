@@ -157,7 +157,26 @@ def test_litellm_gets_its_secrets_from_the_environment_only():
     assert config["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
     assert config["general_settings"]["database_url"] == "os.environ/DATABASE_URL"
     assert SECRET_MARKER not in upload["content"]
-    assert litellm.plain("command") == ["--config", "/app/config.yaml", "--port", "4000", "--num_workers", "1"]
+    assert litellm.plain("command") == ["--config", "/app/config.yaml", "--port", "4000", "--num_workers", "1",
+                                         "--keepalive_timeout", "300"]
+    # The drain token is the master key (a secret, like every env value); the entrypoint script holds no secret.
+    assert env["DRAIN_ENDPOINT_TOKEN"] == f"{SECRET_MARKER}-master_key"
+    assert env["GRACEFUL_SHUTDOWN_TIMEOUT"] == "51"  # stopGraceSeconds 60 - 4 s to leave the balancer - 5 s teardown
+    shell, flag, script, name = litellm.plain("entrypoints")
+    assert (shell, flag, name) == ("/bin/sh", "-c", "litellm-replica") and SECRET_MARKER not in script
+    assert "http://127.0.0.1:4000/health/drain" in script and 'litellm "$@" &' in script
+    assert config["general_settings"]["enable_drain_endpoint"] is True
+
+
+def test_a_stop_grace_period_change_replaces_the_replicas_with_a_new_drain_budget():
+    def revision_and_timeout(grace: int) -> tuple[str, str]:
+        settings = settings_for("dev", gateway={"stopGraceSeconds": grace})
+        run = run_under_mocks(lambda: declare_gateway(settings))
+        litellm = run.mocks.named("gateway-litellm-0")
+        return litellm.plain("name"), _env(litellm)["GRACEFUL_SHUTDOWN_TIMEOUT"]
+
+    (first, short), (second, long) = revision_and_timeout(30), revision_and_timeout(300)
+    assert (short, long) == ("21", "291") and first != second
 
 
 def test_redis_password_stays_out_of_the_command_line():

@@ -111,3 +111,19 @@ def test_every_deployment_has_explicit_prices_zero_unless_configured():
     first = [d for d in priced["model_list"] if d["model_name"] == raw["models"][0]["name"]]
     assert first and all(d["litellm_params"]["input_cost_per_token"] == 0.5e-6 for d in first)
     assert all(d["litellm_params"]["output_cost_per_token"] == 1.5e-6 for d in first)
+
+
+def test_the_replica_entrypoint_budget_fits_the_stop_grace_period_it_is_rendered_for():
+    import subprocess
+
+    from config.settings import GatewaySettings
+    from renderers import haproxy, replica_entrypoint
+
+    minimum = GatewaySettings.model_fields["stop_grace_seconds"].metadata[0].ge
+    assert minimum == replica_entrypoint.MIN_STOP_GRACE_SECONDS, "the settings' floor follows the entrypoint's budget"
+    for grace in (minimum, 60, 3600):
+        timeout = replica_entrypoint.graceful_timeout_seconds(grace)
+        assert timeout >= 5 and haproxy.REMOVAL_SECONDS + timeout + replica_entrypoint.TEARDOWN_SECONDS == grace
+        script = replica_entrypoint.render_entrypoint("http://127.0.0.1:4000/health/drain", grace)
+        assert subprocess.run(["sh", "-n", "-c", script], capture_output=True).returncode == 0
+        assert f"sleep {haproxy.REMOVAL_SECONDS} &" in script and f"/health/drain {timeout + 2} &" in script
