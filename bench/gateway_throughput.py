@@ -35,12 +35,7 @@ for path in (ROOT, ROOT / "bench", ROOT / "tests", ROOT / "tests" / "unit", ROOT
 
 import yaml  # noqa: E402
 
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and its reaped children, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
+from http_load import cpu_seconds  # noqa: E402
 
 
 def bare_config(rendered: dict) -> dict:

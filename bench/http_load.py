@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 import uuid
+from pathlib import Path
 
 
 async def _load(url: str, key: str, requests: int, concurrency: int, model: str, distinct: bool = True,
@@ -51,3 +53,21 @@ def load(url: str, key: str, requests: int, concurrency: int, model: str = "qwen
 def spread(values: list[float]) -> str:
     """min median max, for the min/median/max the benchmarks report."""
     return f"{min(values):8.2f} {statistics.median(values):8.2f} {max(values):8.2f}"
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its reaped children, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (an entrypoint script and the LiteLLM it runs), from /proc."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        for task in Path(f"/proc/{tree[index]}/task").iterdir():
+            children = (task / "children").read_text().split()
+            tree.extend(int(child) for child in children)
+        index += 1
+    return tree
