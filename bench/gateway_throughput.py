@@ -52,8 +52,7 @@ def bare_config(rendered: dict) -> dict:
 def priced(bare: dict, rendered: dict) -> dict:
     config = copy.deepcopy(bare)
     for entry, source in zip(config["model_list"], rendered["model_list"]):
-        for key in ("input_cost_per_token", "output_cost_per_token"):
-            entry["litellm_params"][key] = source["litellm_params"][key]
+        entry["model_info"] = {key: source["model_info"][key] for key in ("input_cost_per_token", "output_cost_per_token")}
     return config
 
 
@@ -79,14 +78,18 @@ def without(rendered: dict, lever: str) -> dict:
         litellm.pop("prometheus_metrics_config", None)
     elif lever == "unpriced":
         for entry in config["model_list"]:
-            entry["litellm_params"].pop("input_cost_per_token", None)
-            entry["litellm_params"].pop("output_cost_per_token", None)
+            entry["model_info"].pop("input_cost_per_token", None)
+            entry["model_info"].pop("output_cost_per_token", None)
+    elif lever == "prices-per-request":  # where the prices were before: LiteLLM registers them on every request
+        for entry in config["model_list"]:
+            for key in ("input_cost_per_token", "output_cost_per_token"):
+                entry["litellm_params"][key] = entry["model_info"].pop(key)
     else:
         raise ValueError(lever)
     return config
 
 
-LEVERS = ["unpriced", "all-metrics", "no-prometheus", "no-cache", "no-router-redis", "no-coordination-redis",
+LEVERS = ["unpriced", "prices-per-request", "all-metrics", "no-prometheus", "no-cache", "no-router-redis", "no-coordination-redis",
           "no-json-logs", "no-rate-limit-check"]
 
 

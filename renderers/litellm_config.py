@@ -42,11 +42,6 @@ def model_list(settings: StackSettings) -> list[dict[str, Any]]:
             "model": f"ollama_chat/{model.ollama_tag}",
             "api_base": ollama_api_base(host.address, host.ollama_port),
         }
-        # Explicit prices (the stack's own, 0 by default: the GPUs are yours). Without them LiteLLM
-        # 1.108 prices every Ollama response by asking the GPU host (`/api/show`, a blocking call) and
-        # scanning its whole cost map: 40% of a replica's CPU per request (docs/benchmarks.md).
-        params["input_cost_per_token"] = model.cost_per_million_input_tokens / 1_000_000
-        params["output_cost_per_token"] = model.cost_per_million_output_tokens / 1_000_000
         if model.rpm is not None:
             params["rpm"] = model.rpm
         if model.tpm is not None:
@@ -55,7 +50,15 @@ def model_list(settings: StackSettings) -> list[dict[str, Any]]:
             {
                 "model_name": model.name,
                 "litellm_params": params,
-                "model_info": {"id": deployment_id(model.name, host.name), "gpu_host": host.name},
+                # Explicit prices (the stack's own, 0 by default: the GPUs are yours). Without them LiteLLM
+                # 1.108 prices every Ollama response by asking the GPU host (`/api/show`, a blocking call)
+                # and scanning its whole cost map: 40% of a replica's CPU per request. In `model_info`,
+                # not `litellm_params`: the router registers them once, at start; from `litellm_params`
+                # LiteLLM registers them again on every request, which empties its model-info cache and
+                # costs another 15% of the CPU (docs/benchmarks.md).
+                "model_info": {"id": deployment_id(model.name, host.name), "gpu_host": host.name,
+                               "input_cost_per_token": model.cost_per_million_input_tokens / 1_000_000,
+                               "output_cost_per_token": model.cost_per_million_output_tokens / 1_000_000},
             }
         )
     return deployments

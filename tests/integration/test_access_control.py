@@ -137,6 +137,9 @@ def test_an_exceeded_budget_is_refused(stack):
     provider.create(wanted)
     spent = first.chat("qwen-priced", "within budget", key=wanted["ident"])  # 12 tokens: USD 1.20
     assert spent.status_code == 200, spent.text
+    usage = spent.json()["usage"]
+    # Priced from the deployment's model_info: USD 0.10 a token, in and out.
+    assert float(spent.headers["x-litellm-response-cost"]) == pytest.approx(0.1 * usage["total_tokens"]), spent.headers
     # The spend is recorded after the response (LiteLLM's success callback): a moment later it counts.
     deadline = time.monotonic() + 10
     while True:

@@ -100,17 +100,19 @@ def test_model_limits_are_enforced_only_when_a_model_has_one():
 
 def test_every_deployment_has_explicit_prices_zero_unless_configured():
     """LiteLLM 1.108 prices an unpriced Ollama response by asking the GPU host (/api/show) and scanning its
-    cost map on every request; explicit prices skip both (docs/benchmarks.md)."""
+    cost map on every request; explicit prices skip both. They go in model_info: in litellm_params LiteLLM
+    registers them again on every request, which empties its model-info cache (docs/benchmarks.md)."""
     config = render_config_dict(prod_settings(), redis_host="redis")
     for deployment in config["model_list"]:
-        assert deployment["litellm_params"]["input_cost_per_token"] == 0
-        assert deployment["litellm_params"]["output_cost_per_token"] == 0
+        assert deployment["model_info"]["input_cost_per_token"] == 0
+        assert deployment["model_info"]["output_cost_per_token"] == 0
+        assert not any("cost" in key for key in deployment["litellm_params"])
     raw = copy.deepcopy(stack_file_config("prod"))
     raw["models"][0].update(costPerMillionInputTokens=0.5, costPerMillionOutputTokens=1.5)
     priced = render_config_dict(parse_settings(raw), redis_host="redis")
     first = [d for d in priced["model_list"] if d["model_name"] == raw["models"][0]["name"]]
-    assert first and all(d["litellm_params"]["input_cost_per_token"] == 0.5e-6 for d in first)
-    assert all(d["litellm_params"]["output_cost_per_token"] == 1.5e-6 for d in first)
+    assert first and all(d["model_info"]["input_cost_per_token"] == 0.5e-6 for d in first)
+    assert all(d["model_info"]["output_cost_per_token"] == 1.5e-6 for d in first)
 
 
 def test_the_replica_entrypoint_budget_fits_the_stop_grace_period_it_is_rendered_for():
