@@ -129,3 +129,46 @@ def test_the_replica_entrypoint_budget_fits_the_stop_grace_period_it_is_rendered
         script = replica_entrypoint.render_entrypoint("http://127.0.0.1:4000/health/drain", grace)
         assert subprocess.run(["sh", "-n", "-c", script], capture_output=True).returncode == 0
         assert f"sleep {haproxy.REMOVAL_SECONDS} &" in script and f"/health/drain {timeout + 2} &" in script
+
+
+def test_the_replica_entrypoint_passes_on_the_exit_status_and_stops_its_child_after_the_drain_wait(tmp_path):
+    """The script's own logic, with Python standing in for the `litellm` program (the drain call itself,
+    against real LiteLLM, is exercised by tests/integration/test_load_balancer.py)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from renderers import haproxy, replica_entrypoint
+
+    def run(child_code: str, grace: int = 30):
+        script = replica_entrypoint.render_entrypoint("http://127.0.0.1:9/health/drain", grace, litellm=sys.executable)
+        return subprocess.Popen(["sh", "-c", script, "litellm-replica", "-c", child_code], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+
+    crashed = run("import sys; sys.exit(3)")
+    assert crashed.wait(timeout=30) == 3, "a replica that dies by itself exits with its status (Docker restarts it)"
+
+    marker = tmp_path / "term"
+    child = (f"import signal, sys, time, pathlib\n"
+             f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(marker)!r}).write_text(str(time.monotonic())), sys.exit(0)))\n"
+             f"print('ready', flush=True)\n"
+             f"time.sleep(120)\n")
+    stopping = run(child)
+    assert stopping.stdout.readline().strip() == "ready"
+    sent = time.monotonic()
+    stopping.send_signal(signal.SIGTERM)
+    assert stopping.wait(timeout=30) == 0
+    output = stopping.stdout.read()
+    # LiteLLM got SIGTERM only after the wait for the load balancer, even though the drain call failed.
+    assert float(marker.read_text()) - sent >= haproxy.REMOVAL_SECONDS - 0.1, output
+    assert "replica stopping: drain call failed" in output, output
+
+    hurried = run(child)
+    assert hurried.stdout.readline().strip() == "ready"
+    sent = time.monotonic()
+    hurried.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    hurried.send_signal(signal.SIGTERM)  # a second SIGTERM skips the rest of the wait
+    assert hurried.wait(timeout=30) == 0
+    assert float(marker.read_text()) - sent < haproxy.REMOVAL_SECONDS - 1
