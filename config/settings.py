@@ -233,7 +233,9 @@ class GatewaySettings(_Section):
     cpus: float = Field(default=2.0, gt=0, le=MAX_CPUS)
     """CPU limit per replica (up to 512)."""
     num_workers: int = Field(default=1, ge=1, le=64)
-    """Uvicorn workers per replica."""
+    """Uvicorn workers per replica. Prefer more replicas: LiteLLM's drain switch reaches one worker of a
+    replica, so with more than one a stopping replica leaves the load balancer only when it stops listening,
+    and a request above 16 KB that meets a connection it closes can fail (docs/operations.md)."""
     request_timeout_seconds: int = Field(default=600, ge=1, le=86400)
     """LiteLLM request and router timeout."""
     stop_grace_seconds: int = Field(default=60, ge=14, le=3600)
