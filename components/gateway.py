@@ -138,8 +138,7 @@ class Gateway(pulumi.ComponentResource):
         self.litellm_containers = []
         command = replica_entrypoint.litellm_arguments(rendered.CONFIG_PATH, rendered.PROXY_PORT, gateway.num_workers)
         # The first process drains the replica out of the load balancer before LiteLLM gets SIGTERM.
-        entrypoints = ["/bin/sh", "-c", replica_entrypoint.render_entrypoint(
-            f"http://127.0.0.1:{rendered.PROXY_PORT}{haproxy.DRAIN_PATH}", gateway.stop_grace_seconds), "litellm-replica"]
+        entrypoints = replica_entrypoint.entrypoints(rendered.PROXY_PORT, gateway.stop_grace_seconds)
         for replica in range(gateway.replicas):
             env: dict[str, pulumi.Input[str]] = {
                 rendered.MASTER_KEY_ENV: args.secrets.master_key,
@@ -153,9 +152,7 @@ class Gateway(pulumi.ComponentResource):
                 # Use the cost map shipped in the image instead of fetching it at every start.
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True",
                 # Only the entrypoint calls /health/drain (the load balancer refuses it), with this token.
-                replica_entrypoint.DRAIN_TOKEN_ENV: args.secrets.master_key,
-                replica_entrypoint.GRACEFUL_TIMEOUT_ENV: str(
-                    replica_entrypoint.graceful_timeout_seconds(gateway.stop_grace_seconds)),
+                **replica_entrypoint.environment(args.secrets.master_key, gateway.stop_grace_seconds),
             }
             depends_on: list[pulumi.Resource] = [postgres, redis, *args.routes_ready]
             if replica > 0:

@@ -81,3 +81,14 @@ def render_entrypoint(drain_url: str, stop_grace_seconds: int, litellm: str = "l
         "exit \"$status\"",
         "",
     ])
+
+
+def entrypoints(port: int, stop_grace_seconds: int, host: str = "127.0.0.1", litellm: str = "litellm") -> list[str]:
+    """The replica's entrypoint (`docker run --entrypoint`): the script, draining LiteLLM at host:port."""
+    script = render_entrypoint(f"http://{host}:{port}{haproxy.DRAIN_PATH}", stop_grace_seconds, litellm=litellm)
+    return ["/bin/sh", "-c", script, "litellm-replica"]
+
+
+def environment(master_key, stop_grace_seconds: int) -> dict:
+    """What the script and LiteLLM's drain need in the replica's environment (the master key as the token)."""
+    return {DRAIN_TOKEN_ENV: master_key, GRACEFUL_TIMEOUT_ENV: str(graceful_timeout_seconds(stop_grace_seconds))}

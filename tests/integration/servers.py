@@ -133,14 +133,11 @@ def litellm_proxy(config_text: str, env: dict[str, str], timeout: float = 120, h
     litellm_cli = shutil.which("litellm") or str(Path(sys.executable).parent / "litellm")
     command = [litellm_cli, "--config", str(config_path), "--host", host, "--port", str(port), "--num_workers", "1"]
     if stop_grace_seconds is not None:
-        from renderers import haproxy, replica_entrypoint
+        from renderers import replica_entrypoint
 
-        script = replica_entrypoint.render_entrypoint(f"http://{host}:{port}{haproxy.DRAIN_PATH}", stop_grace_seconds,
-                                                      litellm=litellm_cli)
-        command = ["sh", "-c", script, "litellm-replica",
+        command = [*replica_entrypoint.entrypoints(port, stop_grace_seconds, host=host, litellm=litellm_cli),
                    *replica_entrypoint.litellm_arguments(str(config_path), port, 1, host=host)]
-        env = {**env, replica_entrypoint.DRAIN_TOKEN_ENV: env["LITELLM_MASTER_KEY"],
-               replica_entrypoint.GRACEFUL_TIMEOUT_ENV: str(replica_entrypoint.graceful_timeout_seconds(stop_grace_seconds))}
+        env = {**env, **replica_entrypoint.environment(env["LITELLM_MASTER_KEY"], stop_grace_seconds)}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=litellm_env(env), cwd=workdir,
                                    start_new_session=True)

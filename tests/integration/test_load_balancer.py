@@ -173,9 +173,7 @@ class Fleet:
         return time.monotonic() - started
 
     def up(self) -> int:
-        text = httpx.get(f"{self.stats}/metrics", timeout=5).text
-        return sum(1 for line in text.splitlines() if line.startswith("haproxy_server_status")
-                   and 'proxy="litellm"' in line and 'state="UP"' in line and line.endswith(" 1"))
+        return _up_servers(self.stats)
 
     def wait_up(self, count: int, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -343,9 +341,10 @@ def _through_closing_replicas(config_text_for, tmp_path: Path, requests: int = 2
 
 
 def _up_servers(stats: str) -> int:
+    """Replica slots HAProxy's exporter reports UP."""
     text = httpx.get(f"{stats}/metrics", timeout=5).text
     return sum(1 for line in text.splitlines() if line.startswith("haproxy_server_status")
-               and 'state="UP"' in line and line.endswith(" 1"))
+               and 'proxy="litellm"' in line and 'state="UP"' in line and line.endswith(" 1"))
 
 
 def test_a_request_on_a_reused_connection_that_the_replica_closes_is_replayed_on_another(tmp_path):

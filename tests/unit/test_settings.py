@@ -280,3 +280,15 @@ def test_program_declares_nothing_on_bad_config():
     finally:
         harness.RecordingMocks.new_resource = original
     assert created == []
+
+
+@pytest.mark.parametrize("grace", [13, 0, -5, "soon"])
+def test_a_stop_grace_period_too_short_for_the_drain_is_refused_by_name(grace):
+    raw = dev()
+    raw["gateway"]["stopGraceSeconds"] = grace
+    problems = dict(problems_of(raw))
+    assert "gateway.stopGraceSeconds" in problems, problems
+    if isinstance(grace, int):
+        assert "14" in problems["gateway.stopGraceSeconds"], problems
+    raw["gateway"]["stopGraceSeconds"] = 14
+    assert parse_settings(raw).gateway.stop_grace_seconds == 14
