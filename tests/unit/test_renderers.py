@@ -170,5 +170,6 @@ def test_the_replica_entrypoint_passes_on_the_exit_status_and_stops_its_child_af
     hurried.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     hurried.send_signal(signal.SIGTERM)  # a second SIGTERM skips the rest of the wait
-    assert hurried.wait(timeout=30) == 0
+    hurried.wait(timeout=30)
+    assert hurried.returncode == 0, hurried.stdout.read()
     assert float(marker.read_text()) - sent < haproxy.REMOVAL_SECONDS - 1
