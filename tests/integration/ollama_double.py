@@ -4,13 +4,18 @@ Serves the parts of Ollama's HTTP API that LiteLLM's `ollama_chat/` provider use
 shapes and status codes as Ollama (https://github.com/ollama/ollama/blob/main/docs/api.md):
 POST /api/chat (streaming NDJSON or a single JSON object), POST /api/show, GET /api/tags,
 GET /api/version. A model that is not pulled answers 404 like Ollama does. Each double records
-the chat requests it received, so tests can see where LiteLLM routed them.
+the chat requests it received, so tests can see where LiteLLM routed them. Like Ollama (Go's
+net/http) it speaks HTTP/1.1 with keep-alive connections, and streams with chunked transfer encoding:
+LiteLLM keeps its connections to Ollama open, and a double that closed them would make every
+request pay a connection setup that a real deployment does not. `stop()` closes open connections too,
+as a stopped Ollama would.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import threading
 import time
 from datetime import datetime, timezone
@@ -24,6 +29,30 @@ class _Server(ThreadingHTTPServer):
     # load, and each dropped SYN costs the client a 1 s retransmission: noise in every benchmark).
     request_queue_size = 256
     daemon_threads = True
+
+    def __init__(self, *args, **kwargs):
+        self.connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        with self._connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self._connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self.connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class OllamaDouble:
@@ -49,6 +78,7 @@ class OllamaDouble:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
 
     def chats_for(self, model: str) -> list[dict]:
         with self._lock:
@@ -67,6 +97,8 @@ class OllamaDouble:
         double = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Ollama
+
             def log_message(self, *args):  # keep test output quiet
                 pass
 
@@ -77,6 +109,10 @@ class OllamaDouble:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _chunk(self, data: bytes) -> None:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
 
             def _body(self) -> dict:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -119,16 +155,17 @@ class OllamaDouble:
                 if body.get("stream", True):
                     self.send_response(200)
                     self.send_header("Content-Type", "application/x-ndjson")
+                    self.send_header("Transfer-Encoding", "chunked")
                     self.end_headers()
                     for i in range(double.stream_chunks):
                         piece = text if i == 0 else f" [{i}]"
                         chunk = {"model": model, "created_at": now,
                                  "message": {"role": "assistant", "content": piece}, "done": False}
-                        self.wfile.write((json.dumps(chunk) + "\n").encode())
-                        self.wfile.flush()
+                        self._chunk((json.dumps(chunk) + "\n").encode())
                         if double.chunk_delay:
                             time.sleep(double.chunk_delay)
-                    self.wfile.write((json.dumps(final) + "\n").encode())
+                    self._chunk((json.dumps(final) + "\n").encode())
+                    self._chunk(b"")
                     return
                 final["message"]["content"] = text
                 self._send(200, final)
