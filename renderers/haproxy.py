@@ -7,7 +7,11 @@ rolling replacement) is picked up within seconds; one that stops is taken out by
 (and by DNS). A request that fails to connect, or whose server closes without answering, is tried
 again on another replica (`retry-on`, `option redispatch`). Timeouts allow for long LLM streams.
 
-Connections to the replicas are reused (keep-alive). A replica closes an idle connection only when it
+Connections to the replicas are reused (keep-alive), with `http-reuse always`: HAProxy's default
+("safe") sends each client connection's first request on a new server connection and lets the pool
+turn over, which measurably cost the replicas CPU (docs/benchmarks.md); "always" is what HAProxy
+recommends where the server never closes a connection soon after releasing it, and that holds here. A
+replica closes an idle connection only when it
 stops, and it stops only after the health check has taken it out (renderers/replica_entrypoint.py);
 should a request still meet a closing connection, it is replayed: HAProxy keeps a copy of a request
 only when it has the whole request before sending it, hence `option http-buffer-request`. Without it a
@@ -118,7 +122,13 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
         "backend litellm",
         "    balance leastconn",
     ]
-    if not lb.reuse_server_connections:
+    if lb.reuse_server_connections:
+        lines += [
+            "    # Any idle connection serves any request, a client's first one too: a replica closes idle",
+            "    # connections only after it left the balancer, and a request that meets one is replayed.",
+            "    http-reuse always",
+        ]
+    else:
         lines += [
             "    # A fresh server connection per request (gateway.loadBalancer.reuseServerConnections: false).",
             "    option http-server-close",
