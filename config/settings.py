@@ -206,10 +206,11 @@ class LoadBalancerSettings(_Section):
     threads: int = Field(default=1, ge=1, le=64)
     """HAProxy threads; one serves far more requests than the LiteLLM replicas do."""
     reuse_server_connections: bool = True
-    """`true`: HAProxy keeps its connections to the replicas open between requests, sparing the replica a TCP
-    connection and HAProxy a third of its CPU per request; replicas leave the balancer before they close one,
-    and a request that still meets a closing connection is replayed on another replica. `false`: a new
-    connection per request (`option http-server-close`). Figures: docs/benchmarks.md."""
+    """`true`: HAProxy keeps its connections to the replicas open and gives any request any idle one
+    (`http-reuse always`), sparing the replica a TCP connection and HAProxy a third of its CPU per request;
+    replicas leave the balancer before they close one, and a request that still meets a closing connection is
+    replayed on another replica. `false`: a new connection per request (`option http-server-close`).
+    Figures: docs/benchmarks.md."""
     tls: TlsSettings = TlsSettings()
     """TLS at the load balancer (see `gateway.loadBalancer.tls.*`)."""
 
