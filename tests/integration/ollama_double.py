@@ -98,6 +98,9 @@ class OllamaDouble:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as Ollama
+            # Go sets TCP_NODELAY on every connection. Without it the body, written after the headers,
+            # waits for the client's delayed ACK (40 ms) on a kept connection.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # keep test output quiet
                 pass
