@@ -211,9 +211,11 @@ def test_every_dashboard_query_runs_on_prometheus(scraped_gateway):
         if answer.get("status") != "success":
             failures.append(f"{board} / {panel}: {promql}: {answer.get('error')}")
     assert failures == []
-    # The usage panels find real series after traffic (the GPU ones need exporters, absent here).
-    requests_by_model = query(prometheus_url, queries[0][2])
-    assert requests_by_model["data"]["result"], queries[0]
+    # The usage panels find real series after traffic (the GPU ones need exporters, absent here). rate()
+    # needs two samples of a series, so this waits for a second scrape (1 s apart) rather than reading
+    # the panel right after the first one.
+    assert queries[0][1] == "Requests by model"
+    wait_for(prometheus_url, queries[0][2], lambda r: bool(r))
 
 
 def test_every_litellm_metric_the_dashboards_and_rules_use_is_exposed_by_the_proxy(scraped_gateway):
