@@ -136,7 +136,7 @@ def main() -> int:
         dns.stop()
     print(f"{args.requests} requests per run, {args.repeats} rounds (order shuffled per round, seed {args.seed});"
           " min / median / max")
-    names = list(dict.fromkeys(name for _, name in sorted(results, key=lambda key: order.index(key[1]))))
+    names = order
     for concurrency in args.concurrency:
         direct = results[(concurrency, "direct")]
         print(f"concurrency {concurrency}:")
