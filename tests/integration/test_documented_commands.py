@@ -21,6 +21,7 @@ import pytest
 
 from docker_cli_double import __file__ as DOCKER_DOUBLE
 from harness import ROOT
+from interpreter import write_python_launcher
 from pulumi_cli_double import install as install_pulumi_double
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -62,11 +63,11 @@ def project(tmp_path):
     for state in (copy / ".pulumi-state").iterdir():
         if state.name != "README.md":
             shutil.rmtree(state) if state.is_dir() else state.unlink()
-    # ./venv and ./policy/venv as `pulumi install` and scripts/stack leave them (this Python has the packages).
+    # ./venv and ./policy/venv as `pulumi install` and scripts/stack leave them: their python runs this
+    # test run's interpreter, packages included (a symlink would run the base interpreter).
     for venv, requirements in ((copy / "venv", copy / "requirements.txt"),
                                (copy / "policy" / "venv", copy / "policy" / "requirements.txt")):
-        (venv / "bin").mkdir(parents=True)
-        (venv / "bin" / "python").symlink_to(sys.executable)
+        write_python_launcher(venv / "bin" / "python")
         digest = subprocess.run(["sha256sum", str(requirements)], capture_output=True, text=True, check=True).stdout
         (venv / ".requirements.sha256").write_text(digest)
     bin_dir = tmp_path / "bin"

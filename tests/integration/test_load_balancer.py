@@ -13,7 +13,9 @@ HAProxy cannot replay them, and only the order of the stop keeps them safe.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -63,12 +65,24 @@ def test_haproxy_accepts_the_tls_config_with_a_certificate(tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+@dataclasses.dataclass(frozen=True)
+class Request:
+    client: int
+    kind: str        # "plain" or "stream"
+    large: bool      # a prompt above HAProxy's buffer: HAProxy cannot replay it
+    started: float   # time.monotonic()
+    ended: float
+    ok: bool
+    detail: str
+
+
 class Load:
     """CLIENTS threads sending requests through the load balancer until stopped; half stream."""
 
     def __init__(self, url: str):
         self.url = url
         self.results: list[tuple[str, bool, str]] = []  # (kind, ok, detail)
+        self.requests: list[Request] = []
         self.failed_clients: list[int] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(CLIENTS)]
@@ -90,7 +104,9 @@ class Load:
             while not self._stop.is_set():
                 n += 1
                 stream = (index + n) % 2 == 0
-                prompt = f"load {index} {n} {uuid.uuid4()}" + (LARGE_PROMPT if index % 4 == 0 else "")
+                large = index % 4 == 0
+                prompt = f"load {index} {n} {uuid.uuid4()}" + (LARGE_PROMPT if large else "")
+                started = time.monotonic()
                 body = {"model": "qwen-small", "stream": stream, "messages": [{"role": "user", "content": prompt}]}
                 kind = "stream" if stream else "plain"
                 try:
@@ -106,6 +122,7 @@ class Load:
                 except httpx.HTTPError as error:
                     ok, detail = False, f"{type(error).__name__}: {error}"
                 self.results.append((kind, ok, detail))
+                self.requests.append(Request(index, kind, large, started, time.monotonic(), ok, detail))
                 if not ok:
                     self.failed_clients.append(index)
 
@@ -196,9 +213,11 @@ def test_a_rolling_replacement_loses_no_request_and_finishes_streams_in_flight(f
     with Load(fleet.url) as load:
         time.sleep(3)
         fleet.start("127.0.0.4")             # the successor starts beside the old replica
+        fleet.wait_up(3)                     # (Pulumi waits for its healthcheck; HAProxy for its own)
         took = [fleet.stop("127.0.0.2")]     # then the old one is stopped: SIGTERM, drains
         time.sleep(3)
         fleet.start("127.0.0.5")             # and the second replica, one after the other
+        fleet.wait_up(3)
         took.append(fleet.stop("127.0.0.3"))
         time.sleep(3)
     assert load.count() > 40, load.count()
@@ -207,7 +226,9 @@ def test_a_rolling_replacement_loses_no_request_and_finishes_streams_in_flight(f
     assert load.failures() == [], (load.failures()[:5], problems[:10])
     # Each stopped replica left the balancer on its readiness (503 while draining), before it closed
     # a connection; then it finished its streams and exited well within the grace period.
-    assert log.count("Layer7 wrong status, code: 503") >= 2, log[-3000:]
+    # (a check that meets the draining replica logs the 503; on a starved machine it may time out)
+    left_on_a_check = re.findall(r"Server \S+ is DOWN, reason: Layer7 (?:wrong status, code: 503|timeout)", log)
+    assert len(left_on_a_check) >= 2, log[-3000:]
     assert all(REMOVAL_SECONDS <= t < fleet.stop_grace_seconds for t in took), took
     assert any(r[0] == "plain" and r[1] for r in load.results), "no plain request succeeded"
     streams = [r for r in load.results if r[0] == "stream"]
@@ -215,19 +236,29 @@ def test_a_rolling_replacement_loses_no_request_and_finishes_streams_in_flight(f
     fleet.wait_up(2)
 
 
-def test_a_killed_replica_costs_at_most_the_streams_it_was_sending(fleet):
+def test_a_killed_replica_costs_at_most_the_requests_it_held_that_cannot_be_replayed(fleet):
     with Load(fleet.url) as load:
         time.sleep(3)
+        killed_at = time.monotonic()
         fleet.stop("127.0.0.2", signal.SIGKILL)
         time.sleep(4)
-    # A request not yet answered is retried on the other replica (retry-on conn-failure
-    # empty-response, redispatch); only a response already being streamed cannot be: at most the
-    # one each client was receiving from the killed replica, and nothing after it.
-    assert load.failures("plain") == [], load.failures("plain")[:5]
-    assert len(load.failures("stream")) <= CLIENTS, load.failures("stream")
-    assert len(load.failed_clients) == len(set(load.failed_clients)), "a client lost more than one request"
-    assert all("incomplete chunked read" in f for f in load.failures("stream")), load.failures("stream")[:3]
+    # What docs/operations.md promises for a crash: a request the replica had not answered is
+    # replayed on the other replica (HAProxy buffered it: retry-on conn-failure empty-response,
+    # redispatch). Only what cannot be replayed may fail: a response already being streamed, or a
+    # prompt above HAProxy's 16 KB buffer. At most one per client, and only requests in flight at
+    # the kill: nothing sent after it fails.
+    failed = [r for r in load.requests if not r.ok]
     assert load.count() > 20
+    assert all(r.started <= killed_at <= r.ended for r in failed), [
+        (r.kind, r.large, round(r.started - killed_at, 2), r.detail) for r in failed]
+    replayable = [r for r in failed if r.kind == "plain" and not r.large]
+    assert replayable == [], [r.detail for r in replayable][:5]
+    assert len({r.client for r in failed}) == len(failed), "a client lost more than one request"
+    for r in failed:
+        if r.kind == "stream":
+            assert "incomplete chunked read" in r.detail or r.large, r.detail
+        else:  # a large prompt HAProxy could not replay: a 502 or a closed connection, as documented
+            assert r.detail.startswith(("502", "RemoteProtocolError", "ReadError")), r.detail
     fleet.wait_up(1)
 
 
