@@ -12,7 +12,6 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.secrets import GatewaySecrets, GatewaySecretsArgs
 from components.vault_access import VaultAccess, VaultAccessArgs
 from config.loader import load_settings
-from renderers.litellm_config import ollama_api_base
 
 settings = load_settings()  # stops here, before any resource, if the config is invalid
 
@@ -41,24 +40,24 @@ gateway = Gateway("gateway", GatewayArgs(
 ))
 # Teams, users and keys through the gateway's management API, once the replicas are healthy.
 access = Access("access", AccessArgs(settings, secrets.master_key, vault_access.provider, gateway.litellm_containers))
-monitoring = Monitoring("monitoring", MonitoringArgs(
-    settings, docker_provider, network.name,
-    metrics_key=access.metrics_key,  # may read /metrics and nothing else
-    redis_password=secrets.redis_password,
-    postgres_password=secrets.postgres_password,
-    grafana_admin_password=secrets.grafana_admin_password,
-    prometheus_password=secrets.prometheus_password,
-    prometheus_password_hash=secrets.prometheus_password_hash,
-), opts=pulumi.ResourceOptions(depends_on=[*gateway.litellm_containers, access.metrics])) if settings.monitoring.enabled else None
-backups = DatabaseBackups("backups", DatabaseBackupsArgs(
-    settings, docker_provider, network.name, secrets.postgres_password, gateway.postgres,
-)) if settings.backups.enabled else None
 
-models = {
-    m.name: {"ollama_tag": m.ollama_tag, "rpm": m.rpm, "tpm": m.tpm,
-             "served_by": {h: ollama_api_base(settings.host(h).address, settings.host(h).ollama_port) for h in m.hosts}}
-    for m in settings.models
-}
+monitoring = None
+if settings.monitoring.enabled:
+    monitoring = Monitoring("monitoring", MonitoringArgs(
+        settings, docker_provider, network.name,
+        metrics_key=access.metrics_key,  # may read /metrics and nothing else
+        redis_password=secrets.redis_password,
+        postgres_password=secrets.postgres_password,
+        grafana_admin_password=secrets.grafana_admin_password,
+        prometheus_password=secrets.prometheus_password,
+        prometheus_password_hash=secrets.prometheus_password_hash,
+    ), opts=pulumi.ResourceOptions(depends_on=[*gateway.litellm_containers, access.metrics]))
+
+backups = None
+if settings.backups.enabled:
+    backups = DatabaseBackups("backups", DatabaseBackupsArgs(
+        settings, docker_provider, network.name, secrets.postgres_password, gateway.postgres,
+    ))
 
 pulumi.export("environment", settings.environment)
 pulumi.export("gatewayUrl", gateway.url)
@@ -66,11 +65,9 @@ pulumi.export("adminUiUrl", gateway.url.apply(lambda url: f"{url}/ui"))
 pulumi.export("vaultSecretPath", secrets.secret_path)
 pulumi.export("vaultSecretVersion", secrets.secret_version)
 pulumi.export("vaultReadPolicy", secrets.policy_name)
-pulumi.export("models", models)
-pulumi.export("accessKeys", {alias: {"vaultPath": path, "readPolicy": access.key_policies[alias]}
-                             for alias, path in access.key_paths.items()})
-pulumi.export("gpuHostModels", {host: {"status": r.status, "models": r.models, "missing": r.missing,
-                                       "mismatched": r.mismatched} for host, r in fleet.observed.items()})
+pulumi.export("models", fleet.models)
+pulumi.export("accessKeys", access.key_outputs())
+pulumi.export("gpuHostModels", fleet.observed_models())
 if monitoring is not None:
     pulumi.export("prometheusUrl", monitoring.prometheus_url)
     pulumi.export("grafanaUrl", monitoring.grafana_url)

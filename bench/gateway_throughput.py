@@ -104,7 +104,7 @@ def main() -> int:
     if args.repeats < 1 or args.requests < 1 or min(args.concurrency) < 1:
         parser.error("--repeats, --requests and --concurrency must be at least 1")
 
-    from config.settings import parse_settings
+    from config.parse import parse_settings
     from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, own_dev_config
     from http_load import load, spread
     from ollama_double import OllamaDouble

@@ -57,7 +57,7 @@ def main() -> int:
 
     import httpx
 
-    from config.settings import parse_settings
+    from config.parse import parse_settings
     from dns_double import DnsDouble
     from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, config_without_database, own_dev_config
     from ollama_double import OllamaDouble

@@ -8,10 +8,11 @@ from typing import Optional
 import pulumi
 import pulumi_docker as docker
 
-from config.settings import StackSettings
+from config.names import POSTGRES_PORT
+from config.stack import StackSettings
 from renderers import backup_scripts as rendered
-from .containers import (UPLOADS_NEED_WRITABLE_ROOT, container_options, hardening, healthcheck, labels, pinned_image,
-                         secret_envs)
+from .containers import (UPLOADS_NEED_WRITABLE_ROOT, container_options, hardening, healthcheck, labels, on_network,
+                         pinned_image, secret_envs)
 
 RUNBOOK = "docs/RUNBOOK.md"
 
@@ -33,7 +34,7 @@ class DatabaseBackups(pulumi.ComponentResource):
         super().__init__("litellm-gateway:backups:DatabaseBackups", name, None, opts)
         settings = args.settings
         backups = settings.backups
-        prefix = settings.resource_prefix()
+        names = settings.names
         child = pulumi.ResourceOptions(parent=self, provider=args.docker_provider)
 
         if backups.host_path:
@@ -53,7 +54,7 @@ class DatabaseBackups(pulumi.ComponentResource):
         pg = settings.postgres
         self.container = docker.Container(
             f"{name}-scheduler",
-            name=f"{prefix}-pgbackup",
+            name=names.backup,
             # The database's own image: pg_dump has the server's major version.
             image=pinned_image(f"{name}-image", pg.image, child).image_id,
             entrypoints=["bash", rendered.SCHEDULER_SCRIPT_PATH],
@@ -64,13 +65,13 @@ class DatabaseBackups(pulumi.ComponentResource):
                                            content=rendered.render_backup_script(backups.retention, settings.environment)),
             ],
             envs=secret_envs({
-                "PGHOST": f"{prefix}-postgres", "PGPORT": "5432", "PGUSER": pg.user, "PGDATABASE": pg.database,
+                "PGHOST": names.postgres, "PGPORT": str(POSTGRES_PORT), "PGUSER": pg.user, "PGDATABASE": pg.database,
                 "PGPASSWORD": args.postgres_password,
                 "BACKUP_DIR": rendered.BACKUP_DIR, "BACKUP_RETENTION": str(backups.retention),
             }),
             mounts=[mount],
             healthcheck=healthcheck(rendered.healthcheck_command(), start_period="30s"),
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[f"{prefix}-pgbackup"])],
+            networks_advanced=on_network(args.network_name, names.backup),
             restart="unless-stopped", wait=True, wait_timeout=120,
             # Starts as root only to hand /backups to postgres (chown), then drops to it (gosu).
             **hardening(settings, settings.containers.limits.backup, cap_adds=("CHOWN", "SETGID", "SETUID"),

@@ -7,7 +7,9 @@ from typing import Optional
 import pulumi
 import pulumi_docker as docker
 
-from config.settings import PROJECT, Limits, StackSettings
+from config.names import PROJECT
+from config.sections.containers import Limits
+from config.stack import StackSettings
 
 
 def pinned_image(resource_name: str, reference: str, opts: pulumi.ResourceOptions) -> docker.RemoteImage:
@@ -55,6 +57,11 @@ def hardening(settings: StackSettings, limits: Limits, *, user: Optional[str] = 
     if tmpfs:
         hardened["tmpfs"] = tmpfs
     return hardened
+
+
+def on_network(network_name: pulumi.Input[str], *aliases: str) -> list[docker.ContainerNetworksAdvancedArgs]:
+    """Attach to the gateway's private network, reachable there under `aliases` (Docker's DNS)."""
+    return [docker.ContainerNetworksAdvancedArgs(name=network_name, aliases=list(aliases))]
 
 
 def secret_envs(values: dict[str, pulumi.Input[str]]) -> pulumi.Output[list[str]]:

@@ -10,15 +10,15 @@ import pulumi_docker as docker
 import pulumi_random as random
 import pulumi_vault as vault
 
-from config.settings import Limits, StackSettings
+from config.names import POSTGRES_PORT, PROXY_PORT, REPLICA_SERVICE
+from config.sections.containers import Limits
+from config.stack import StackSettings
 from config.values import postgres_url
 from renderers import haproxy, replica_entrypoint
 from renderers import litellm_config as rendered
 from renderers import redis_conf
-from .containers import (UPLOADS_NEED_WRITABLE_ROOT, container_options, hardening, healthcheck, labels, pinned_image,
-                         secret_envs)
-
-POSTGRES_PORT = 5432
+from .containers import (UPLOADS_NEED_WRITABLE_ROOT, container_options, hardening, healthcheck, labels, on_network,
+                         pinned_image, secret_envs)
 
 
 @dataclass
@@ -45,10 +45,10 @@ class GatewayArgs:
 
 def private_network(settings: StackSettings, docker_provider: docker.Provider) -> docker.Network:
     """The gateway's private Docker network (also joined by the dev stack's Ollama container)."""
-    prefix = settings.resource_prefix()
+    names = settings.names
     return docker.Network(
-        "network", name=f"{prefix}-net", driver="bridge",
-        labels=[docker.NetworkLabelArgs(label=f"{prefix}.role", value="gateway")],
+        "network", name=names.network, driver="bridge",
+        labels=[docker.NetworkLabelArgs(label=f"{names.prefix}.role", value="gateway")],
         opts=pulumi.ResourceOptions(provider=docker_provider),
     )
 
@@ -61,32 +61,42 @@ class Gateway(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GatewayArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("litellm-gateway:gateway:Gateway", name, None, opts)
-        settings = args.settings
-        prefix = settings.resource_prefix()
-        child = pulumi.ResourceOptions(parent=self, provider=args.docker_provider)
+        self._name, self._args, self._settings, self._names = name, args, args.settings, args.settings.names
+        self._child = pulumi.ResourceOptions(parent=self, provider=args.docker_provider)
+        self.postgres = self._postgres()
+        self.redis = self._redis()
+        self.config = rendered.render_config_dict(self._settings, redis_host=self._names.redis)
+        self.rendered_config = rendered.render_litellm_config(self._settings, redis_host=self._names.redis,
+                                                              config=self.config)
+        self.litellm_containers = self._replicas()
+        self.load_balancer = self._load_balancer()
+        self.url = self.load_balancer.name.apply(lambda _: haproxy.published_url(self._settings))
+        self.register_outputs({"url": self.url})
 
-        def on_network(*aliases: str) -> list[docker.ContainerNetworksAdvancedArgs]:
-            return [docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=list(aliases))]
+    def _on_network(self, *aliases: str) -> list[docker.ContainerNetworksAdvancedArgs]:
+        return on_network(self._args.network_name, *aliases)
 
-        # Postgres: LiteLLM's keys, users, teams, spend logs. Never published on the host.
+    def _postgres(self) -> docker.Container:
+        """LiteLLM's keys, users, teams, spend logs. Never published on the host."""
+        name, settings, child = self._name, self._settings, self._child
         pg = settings.postgres
         pg_volume = docker.Volume(
             f"{name}-postgres-volume", name=settings.postgres_volume,
             # Destroying the stack keeps the database volume; delete it by hand if you mean it.
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
         )
-        postgres = docker.Container(
+        return docker.Container(
             f"{name}-postgres",
-            name=f"{prefix}-postgres",
+            name=self._names.postgres,
             image=pinned_image(f"{name}-postgres-image", pg.image, child).image_id,
             envs=secret_envs({
                 "POSTGRES_USER": pg.user,
                 "POSTGRES_DB": pg.database,
-                "POSTGRES_PASSWORD": args.secrets.postgres_password,
+                "POSTGRES_PASSWORD": self._args.secrets.postgres_password,
             }),
             mounts=[docker.ContainerMountArgs(target="/var/lib/postgresql/data", source=pg_volume.name, type="volume")],
             healthcheck=healthcheck(["CMD", "pg_isready", "-U", pg.user, "-d", pg.database]),
-            networks_advanced=on_network("postgres"),
+            networks_advanced=self._on_network("postgres"),
             restart="unless-stopped",
             wait=True,
             wait_timeout=120,
@@ -103,22 +113,25 @@ class Gateway(pulumi.ComponentResource):
             opts=container_options(child),
         )
 
-        # Redis: response cache (BACKLOG-008), router state and key/user limits shared by replicas.
-        redis = docker.Container(
+    def _redis(self) -> docker.Container:
+        """The response cache (BACKLOG-008), router state and key/user limits shared by replicas."""
+        name, settings, child = self._name, self._settings, self._child
+        redis_password = self._args.secrets.redis_password
+        return docker.Container(
             f"{name}-redis",
-            name=f"{prefix}-redis",
+            name=self._names.redis,
             image=pinned_image(f"{name}-redis-image", settings.redis.image, child).image_id,
             # A bare `redis-server` lets the image's entrypoint drop root; the password is only in the
             # uploaded config file (a Pulumi secret) and the healthcheck's environment.
             command=["redis-server", redis_conf.CONFIG_PATH],
             uploads=[docker.ContainerUploadArgs(
                 file=redis_conf.CONFIG_PATH,
-                content=pulumi.Output.secret(pulumi.Output.from_input(args.secrets.redis_password).apply(
+                content=pulumi.Output.secret(pulumi.Output.from_input(redis_password).apply(
                     lambda password: redis_conf.with_password(redis_conf.render_redis_conf(settings), password))),
             )],
-            envs=secret_envs({"REDISCLI_AUTH": args.secrets.redis_password}),
+            envs=secret_envs({"REDISCLI_AUTH": redis_password}),
             healthcheck=healthcheck(["CMD", "redis-cli", "ping"], start_period="5s"),
-            networks_advanced=on_network("redis"),
+            networks_advanced=self._on_network("redis"),
             restart="unless-stopped",
             wait=True,
             wait_timeout=60,
@@ -127,38 +140,42 @@ class Gateway(pulumi.ComponentResource):
             opts=container_options(child),
         )
 
-        self.config = rendered.render_config_dict(settings, redis_host=f"{prefix}-redis")
-        self.rendered_config = rendered.render_litellm_config(settings, redis_host=f"{prefix}-redis", config=self.config)
-        self.postgres = postgres
-        self.redis = redis
-        litellm_image = pinned_image(f"{name}-litellm-image", settings.gateway.image, child)
+    def _replica_environment(self) -> dict[str, pulumi.Input[str]]:
+        settings, secrets = self._settings, self._args.secrets
+        gateway, pg = settings.gateway, settings.postgres
+        database_url = pulumi.Output.secret(pulumi.Output.from_input(secrets.postgres_password).apply(
+            lambda password: postgres_url(pg.user, password, self._names.postgres, POSTGRES_PORT, pg.database)))
+        return {
+            rendered.MASTER_KEY_ENV: secrets.master_key,
+            "LITELLM_SALT_KEY": secrets.salt_key,
+            rendered.DATABASE_URL_ENV: database_url,
+            rendered.REDIS_PASSWORD_ENV: secrets.redis_password,
+            "UI_USERNAME": gateway.ui_username,
+            "UI_PASSWORD": secrets.ui_password,
+            "LITELLM_MODE": "PRODUCTION",
+            "LITELLM_LOG": gateway.log_level,
+            # Use the cost map shipped in the image instead of fetching it at every start.
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            # Only the entrypoint calls /health/drain (the load balancer refuses it), with this token.
+            **replica_entrypoint.environment(secrets.master_key, gateway.stop_grace_seconds),
+        }
+
+    def _replicas(self) -> list[docker.Container]:
+        name, settings, child = self._name, self._settings, self._child
         gateway = settings.gateway
-        database_url = pulumi.Output.secret(pulumi.Output.from_input(args.secrets.postgres_password).apply(
-            lambda password: postgres_url(pg.user, password, f"{prefix}-postgres", POSTGRES_PORT, pg.database)))
-        self.litellm_containers = []
-        command = replica_entrypoint.litellm_arguments(rendered.CONFIG_PATH, rendered.PROXY_PORT, gateway.num_workers)
+        litellm_image = pinned_image(f"{name}-litellm-image", gateway.image, child)
+        command = replica_entrypoint.litellm_arguments(rendered.CONFIG_PATH, PROXY_PORT, gateway.num_workers)
         # The first process drains the replica out of the load balancer before LiteLLM gets SIGTERM.
-        entrypoints = replica_entrypoint.entrypoints(rendered.PROXY_PORT, gateway.stop_grace_seconds)
+        entrypoints = replica_entrypoint.entrypoints(PROXY_PORT, gateway.stop_grace_seconds)
+        environment = self._replica_environment()
+        containers: list[docker.Container] = []
         for replica in range(gateway.replicas):
-            env: dict[str, pulumi.Input[str]] = {
-                rendered.MASTER_KEY_ENV: args.secrets.master_key,
-                "LITELLM_SALT_KEY": args.secrets.salt_key,
-                rendered.DATABASE_URL_ENV: database_url,
-                rendered.REDIS_PASSWORD_ENV: args.secrets.redis_password,
-                "UI_USERNAME": gateway.ui_username,
-                "UI_PASSWORD": args.secrets.ui_password,
-                "LITELLM_MODE": "PRODUCTION",
-                "LITELLM_LOG": settings.gateway.log_level,
-                # Use the cost map shipped in the image instead of fetching it at every start.
-                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                # Only the entrypoint calls /health/drain (the load balancer refuses it), with this token.
-                **replica_entrypoint.environment(args.secrets.master_key, gateway.stop_grace_seconds),
-            }
-            depends_on: list[pulumi.Resource] = [postgres, redis, *args.routes_ready]
+            env = dict(environment)
+            depends_on: list[pulumi.Resource] = [self.postgres, self.redis, *self._args.routes_ready]
             if replica > 0:
                 # Replica 0 runs the Prisma migrations; the others wait for it and never migrate.
                 env["DISABLE_SCHEMA_UPDATE"] = "true"
-                depends_on.append(self.litellm_containers[0])
+                depends_on.append(containers[0])
             envs = secret_envs(env)
             # Rolling replacement: a replica whose inputs change gets a new name, so its successor
             # starts beside it (create before delete), joins the `litellm` alias the load balancer
@@ -172,9 +189,9 @@ class Gateway(pulumi.ComponentResource):
                          settings.containers.log_max_files])})),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            container = docker.Container(
+            containers.append(docker.Container(
                 f"{name}-litellm-{replica}",
-                name=revision.hex.apply(lambda suffix, r=replica: f"{prefix}-litellm-{r}-{suffix}"),
+                name=revision.hex.apply(lambda suffix, r=replica: self._names.replica(r, suffix)),
                 image=litellm_image.image_id,
                 entrypoints=entrypoints,
                 command=command,
@@ -183,12 +200,12 @@ class Gateway(pulumi.ComponentResource):
                 healthcheck=docker.ContainerHealthcheckArgs(
                     tests=["CMD", "python3", "-c",
                            "import urllib.request; urllib.request.urlopen("
-                           f"'http://127.0.0.1:{rendered.PROXY_PORT}/health/liveliness', timeout=4)"],
+                           f"'http://127.0.0.1:{PROXY_PORT}/health/liveliness', timeout=4)"],
                     # Checked often so a new replica counts as started soon after it answers; the load
                     # balancer routes on /health/readiness (the database too).
                     interval="5s", timeout="5s", retries=6, start_period="120s",
                 ),
-                networks_advanced=on_network(haproxy.SERVICE_NAME, f"litellm-{replica}"),
+                networks_advanced=self._on_network(REPLICA_SERVICE, f"litellm-{replica}"),
                 restart="unless-stopped",
                 wait=True,
                 # The first start runs database migrations.
@@ -202,15 +219,12 @@ class Gateway(pulumi.ComponentResource):
                                      "generated client under /root); it gets no capabilities",
                 }),
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=depends_on)),
-            )
-            self.litellm_containers.append(container)
+            ))
+        return containers
 
-        self.load_balancer = self._load_balancer(name, settings, args, child, on_network)
-        self.url = self.load_balancer.name.apply(lambda _: haproxy.published_url(settings))
-        self.register_outputs({"url": self.url})
-
-    def _load_balancer(self, name, settings: StackSettings, args: GatewayArgs, child, on_network) -> docker.Container:
+    def _load_balancer(self) -> docker.Container:
         """HAProxy: the one published gateway port, health-checked replicas found through DNS."""
+        name, settings, args, child = self._name, self._settings, self._args, self._child
         gateway = settings.gateway
         lb = gateway.load_balancer
         uploads = [docker.ContainerUploadArgs(file=haproxy.CONFIG_PATH, content=haproxy.render_haproxy_config(settings))]
@@ -226,13 +240,13 @@ class Gateway(pulumi.ComponentResource):
         ports.insert(0, docker.ContainerPortArgs(internal=internal, external=gateway.port, ip=gateway.bind_address))
         return docker.Container(
             f"{name}-lb",
-            name=f"{settings.resource_prefix()}-lb",
+            name=self._names.loadbalancer,
             image=pinned_image(f"{name}-lb-image", lb.image, child).image_id,
             uploads=uploads,
             ports=ports,
             healthcheck=healthcheck(["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{haproxy.STATS_PORT}/healthz"
                                      " || exit 1"], start_period="10s"),
-            networks_advanced=on_network("gateway-lb"),
+            networks_advanced=self._on_network("gateway-lb"),
             restart="unless-stopped",
             wait=True,
             wait_timeout=120,

@@ -28,7 +28,8 @@ import pulumi.dynamic as dynamic
 import pulumi_random as random
 import pulumi_vault as vault
 
-from config.settings import StackSettings
+from config.sections.access import litellm_limits
+from config.stack import StackSettings
 from renderers.haproxy import published_url
 from renderers.vault_policy import render_read_policy
 from .ollama_drift import pickled_by_value
@@ -225,18 +226,12 @@ class LiteLLMObject(dynamic.Resource):
 
 # --- the component ---------------------------------------------------------------------------------
 
-def _limits(entry: Any) -> dict:
-    values = {"rpm_limit": entry.rpm, "tpm_limit": entry.tpm, "max_parallel_requests": entry.max_parallel_requests,
-              "max_budget": entry.max_budget, "budget_duration": entry.budget_duration}
-    return {k: v for k, v in values.items() if v is not None}
-
-
 def team_id(settings: StackSettings, name: str) -> str:
     return f"{settings.environment}-{name}"
 
 
-def team_spec(settings: StackSettings, team: Any) -> dict:
-    spec = {"team_alias": team.name, "models": sorted(team.models), **_limits(team)}
+def team_spec(team: Any) -> dict:
+    spec = {"team_alias": team.name, "models": sorted(team.models), **litellm_limits(team)}
     if team.model_rpm:
         spec["model_rpm_limit"] = dict(team.model_rpm)
     if team.model_tpm:
@@ -247,14 +242,14 @@ def team_spec(settings: StackSettings, team: Any) -> dict:
 def user_spec(settings: StackSettings, user: Any) -> dict:
     teams = set(user.teams) | {t.name for t in settings.access.teams if user.id in t.members}
     spec = {"user_role": user.role, "models": sorted(user.models), "teams": sorted(team_id(settings, t) for t in teams),
-            **_limits(user)}
+            **litellm_limits(user)}
     if user.email:
         spec["user_email"] = user.email
     return spec
 
 
 def key_spec(settings: StackSettings, key: Any) -> dict:
-    spec = {"key_alias": key.alias, "models": sorted(key.models), **_limits(key)}
+    spec = {"key_alias": key.alias, "models": sorted(key.models), **litellm_limits(key)}
     if key.user:
         spec["user_id"] = key.user
     if key.team:
@@ -300,7 +295,7 @@ class Access(pulumi.ComponentResource):
                                      depends_on=[*args.gateway_ready, *depends_on])))
 
         self.teams = {t.name: declare(f"{name}-team-{t.name}", "team", t.name, team_id(settings, t.name),
-                                      team_spec(settings, t)) for t in access.teams}
+                                      team_spec(t)) for t in access.teams}
         self.users = {u.id: declare(f"{name}-user-{u.id}", "user", u.id, u.id, user_spec(settings, u),
                                     depends_on=list(self.teams.values())) for u in access.users}
         self.keys: dict[str, LiteLLMObject] = {}
@@ -318,7 +313,7 @@ class Access(pulumi.ComponentResource):
                 opts=vault_child,
             )
             policy = vault.Policy(
-                f"{name}-key-{key.alias}-policy", name=f"{settings.resource_prefix()}-key-{key.alias}",
+                f"{name}-key-{key.alias}-policy", name=settings.names.key_policy(key.alias),
                 policy=render_read_policy(settings.vault.mount, path), opts=vault_child,
             )
             self.key_paths[key.alias] = f"{settings.vault.mount}/{path}"
@@ -329,6 +324,11 @@ class Access(pulumi.ComponentResource):
         self.metrics = declare(f"{name}-key-{METRICS_KEY_ALIAS}", "key", METRICS_KEY_ALIAS, self.metrics_key,
                                metrics_key_spec())
         self.register_outputs({"management_url": self.management_url})
+
+    def key_outputs(self) -> dict:
+        """The `accessKeys` output: where each key's value is kept, and the policy that reads it."""
+        return {alias: {"vaultPath": path, "readPolicy": self.key_policies[alias]}
+                for alias, path in self.key_paths.items()}
 
     def _key_value(self, name: str, alias: str) -> pulumi.Output[str]:
         generated = random.RandomPassword(f"{name}-key-{alias}-value", length=48, special=False,

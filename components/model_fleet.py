@@ -13,10 +13,12 @@ import pulumi_docker as docker
 import pulumi_tls as tls
 import pulumi_vault as vault
 
-from config.settings import GpuHostSettings, StackSettings
+from config.sections.fleet import GpuHostSettings
+from config.stack import StackSettings
 from config.values import slug
+from renderers.litellm_config import ollama_api_base
 from renderers.ollama_scripts import install_command, pull_command, render_host_script
-from .containers import container_options, hardening, healthcheck, labels, pinned_image
+from .containers import container_options, hardening, healthcheck, labels, on_network, pinned_image
 from .ollama_drift import OllamaHostModels
 
 
@@ -124,9 +126,20 @@ class ModelFleet(pulumi.ComponentResource):
         # per host instead of 1 per route: thousands fewer at fleet scale).
         routed_hosts = {h.name for _, h in settings.routes()}
         self.routes_ready = [self.observed[h] for h in sorted(routed_hosts)]
+        self.models = {
+            m.name: {"ollama_tag": m.ollama_tag, "rpm": m.rpm, "tpm": m.tpm,
+                     "served_by": {h: ollama_api_base(settings.host(h).address, settings.host(h).ollama_port)
+                                   for h in m.hosts}}
+            for m in settings.models
+        }
         self.register_outputs({
             "observed": {h: r.status for h, r in self.observed.items()},
         })
+
+    def observed_models(self) -> dict:
+        """The `gpuHostModels` output: what each host holds, as the last `up` or `refresh` read it."""
+        return {host: {"status": r.status, "models": r.models, "missing": r.missing, "mismatched": r.mismatched}
+                for host, r in self.observed.items()}
 
     def _ssh(self, name: str, settings: StackSettings, host: GpuHostSettings, operator_key, pull_key, script):
         """The install step (operator key) and a pull factory (the stack's pull key) for one SSH host."""
@@ -185,18 +198,17 @@ class ModelFleet(pulumi.ComponentResource):
     def _local_ollama(name: str, settings: StackSettings, host: GpuHostSettings, network_name,
                       docker_child: pulumi.ResourceOptions) -> docker.Container:
         """dev: the GPU host is a CPU Ollama container, reachable on the gateway network as host.address."""
-        prefix = settings.resource_prefix()
         models_volume = docker.Volume(
-            f"{name}-ollama-{host.name}-models", name=f"{prefix}-ollama-{host.name}-models", opts=docker_child,
+            f"{name}-ollama-{host.name}-models", name=settings.names.ollama_volume(host.name), opts=docker_child,
         )
         return docker.Container(
             f"{name}-ollama-{host.name}",
-            name=f"{prefix}-ollama-{host.name}",
+            name=settings.names.ollama(host.name),
             image=pinned_image(f"{name}-ollama-{host.name}-image", host.local_container.image, docker_child).image_id,
             envs=[f"OLLAMA_HOST=0.0.0.0:{host.ollama_port}"],
             mounts=[docker.ContainerMountArgs(target="/root/.ollama", source=models_volume.name, type="volume")],
             healthcheck=healthcheck(["CMD", "ollama", "list"]),
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network_name, aliases=[host.address])],
+            networks_advanced=on_network(network_name, host.address),
             restart="unless-stopped",
             wait=True,
             wait_timeout=120,

@@ -8,13 +8,13 @@ from typing import Optional
 import pulumi
 import pulumi_docker as docker
 
-from config.settings import StackSettings
+from config.names import (GRAFANA_PORT, POSTGRES_EXPORTER_PORT, POSTGRES_PORT, PROMETHEUS_PORT, REDIS_EXPORTER_PORT,
+                          REDIS_PORT)
+from config.stack import StackSettings
 from config.values import local_url, postgres_url
 from renderers import monitoring as rendered
-from .containers import (UPLOADS_NEED_WRITABLE_ROOT, container_options, hardening, healthcheck, labels, pinned_image,
-                         secret_envs)
-
-GRAFANA_PORT = 3000
+from .containers import (UPLOADS_NEED_WRITABLE_ROOT, container_options, hardening, healthcheck, labels, on_network,
+                         pinned_image, secret_envs)
 
 
 @dataclass
@@ -45,22 +45,19 @@ class Monitoring(pulumi.ComponentResource):
         super().__init__("litellm-gateway:monitoring:Monitoring", name, None, opts)
         settings = args.settings
         monitoring = settings.monitoring
-        prefix = settings.resource_prefix()
+        names = settings.names
         child = pulumi.ResourceOptions(parent=self, provider=args.docker_provider)
-
-        def on_network(alias: str) -> list[docker.ContainerNetworksAdvancedArgs]:
-            return [docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[alias])]
 
         exporters: list[pulumi.Resource] = []
         if monitoring.redis_exporter.enabled:
             exporters.append(docker.Container(
                 f"{name}-redis-exporter",
-                name=f"{prefix}-redis-exporter",
+                name=names.redis_exporter,
                 image=pinned_image(f"{name}-redis-exporter-image", monitoring.redis_exporter.image, child).image_id,
-                envs=secret_envs({"REDIS_ADDR": f"redis://{prefix}-redis:6379",
+                envs=secret_envs({"REDIS_ADDR": f"redis://{names.redis}:{REDIS_PORT}",
                                   "REDIS_PASSWORD": args.redis_password}),
-                healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{rendered.REDIS_EXPORTER_PORT}/health")),
-                networks_advanced=on_network(f"{prefix}-redis-exporter"),
+                healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{REDIS_EXPORTER_PORT}/health")),
+                networks_advanced=on_network(args.network_name, names.redis_exporter),
                 restart="unless-stopped", wait=True, wait_timeout=60,
                 **hardening(settings, settings.containers.limits.redis_exporter, user="59000:59000", read_only=True),
                 labels=labels(settings, "redis-exporter"),
@@ -70,13 +67,13 @@ class Monitoring(pulumi.ComponentResource):
             pg = settings.postgres
             exporters.append(docker.Container(
                 f"{name}-postgres-exporter",
-                name=f"{prefix}-postgres-exporter",
+                name=names.postgres_exporter,
                 image=pinned_image(f"{name}-postgres-exporter-image", monitoring.postgres_exporter.image, child).image_id,
                 envs=secret_envs({"DATA_SOURCE_NAME": pulumi.Output.from_input(args.postgres_password).apply(
-                    lambda password: postgres_url(pg.user, password, f"{prefix}-postgres", 5432, pg.database,
+                    lambda password: postgres_url(pg.user, password, names.postgres, POSTGRES_PORT, pg.database,
                                                   "sslmode=disable"))}),
-                healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{rendered.POSTGRES_EXPORTER_PORT}/metrics")),
-                networks_advanced=on_network(f"{prefix}-postgres-exporter"),
+                healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{POSTGRES_EXPORTER_PORT}/metrics")),
+                networks_advanced=on_network(args.network_name, names.postgres_exporter),
                 restart="unless-stopped", wait=True, wait_timeout=60,
                 **hardening(settings, settings.containers.limits.postgres_exporter, user="65534:65534",
                             read_only=True),
@@ -90,14 +87,14 @@ class Monitoring(pulumi.ComponentResource):
         jobs = rendered.scrape_jobs(settings)
         self.scrape_jobs = {job: [t for sc in configs for t in sc["targets"]] for job, configs in jobs.items()}
         self.alert_rules = [rule["alert"] for rule in rendered.alert_rules(settings)]
-        prometheus_volume = docker.Volume(f"{name}-prometheus-data", name=f"{prefix}-prometheus-data", opts=child)
+        prometheus_volume = docker.Volume(f"{name}-prometheus-data", name=names.prometheus_volume, opts=child)
         prometheus = docker.Container(
             f"{name}-prometheus",
-            name=f"{prefix}-prometheus",
+            name=names.prometheus,
             image=pinned_image(f"{name}-prometheus-image", monitoring.prometheus_image, child).image_id,
             command=[f"--config.file={paths.config_file}", "--storage.tsdb.path=/prometheus",
                      f"--storage.tsdb.retention.time={monitoring.retention_days}d",
-                     f"--web.listen-address=:{rendered.PROMETHEUS_PORT}",
+                     f"--web.listen-address=:{PROMETHEUS_PORT}",
                      f"--web.config.file={paths.web_config_file}"],
             uploads=[
                 docker.ContainerUploadArgs(file=paths.config_file, content=self.prometheus_config),
@@ -110,13 +107,13 @@ class Monitoring(pulumi.ComponentResource):
                     pulumi.Output.from_input(args.prometheus_password_hash).apply(rendered.render_prometheus_web_config))),
             ],
             mounts=[docker.ContainerMountArgs(target="/prometheus", source=prometheus_volume.name, type="volume")],
-            ports=[docker.ContainerPortArgs(internal=rendered.PROMETHEUS_PORT, external=monitoring.prometheus_port,
+            ports=[docker.ContainerPortArgs(internal=PROMETHEUS_PORT, external=monitoring.prometheus_port,
                                             ip=monitoring.bind_address)],
             # Health needs the basic-auth password too; it is read from the file inside the container.
             healthcheck=healthcheck(_http_check(
                 f"http://{rendered.PROMETHEUS_WEB_USER}:$(cat {paths.web_password_file})@127.0.0.1:"
-                f"{rendered.PROMETHEUS_PORT}/-/healthy")),
-            networks_advanced=on_network(f"{prefix}-prometheus"),
+                f"{PROMETHEUS_PORT}/-/healthy")),
+            networks_advanced=on_network(args.network_name, names.prometheus),
             restart="unless-stopped", wait=True, wait_timeout=120,
             **hardening(settings, settings.containers.limits.prometheus, user="65534:65534", stop_grace_seconds=60),
             labels=labels(settings, "prometheus", waivers={"read-only-rootfs": UPLOADS_NEED_WRITABLE_ROOT}),
@@ -125,10 +122,10 @@ class Monitoring(pulumi.ComponentResource):
 
         boards = rendered.dashboards(settings)
         self.dashboards = [board["title"] for board in boards.values()]
-        grafana_volume = docker.Volume(f"{name}-grafana-data", name=f"{prefix}-grafana-data", opts=child)
+        grafana_volume = docker.Volume(f"{name}-grafana-data", name=names.grafana_volume, opts=child)
         grafana = docker.Container(
             f"{name}-grafana",
-            name=f"{prefix}-grafana",
+            name=names.grafana,
             image=pinned_image(f"{name}-grafana-image", monitoring.grafana_image, child).image_id,
             envs=secret_envs({
                 "GF_SECURITY_ADMIN_USER": "admin",
@@ -140,7 +137,7 @@ class Monitoring(pulumi.ComponentResource):
             uploads=[
                 docker.ContainerUploadArgs(
                     file="/etc/grafana/provisioning/datasources/litellm-gateway.yml",
-                    content=rendered.render_grafana_datasource(f"http://{prefix}-prometheus:{rendered.PROMETHEUS_PORT}"),
+                    content=rendered.render_grafana_datasource(f"http://{names.prometheus}:{PROMETHEUS_PORT}"),
                 ),
                 docker.ContainerUploadArgs(file="/etc/grafana/provisioning/dashboards/litellm-gateway.yml",
                                            content=rendered.render_grafana_dashboard_provider()),
@@ -151,7 +148,7 @@ class Monitoring(pulumi.ComponentResource):
             ports=[docker.ContainerPortArgs(internal=GRAFANA_PORT, external=monitoring.grafana_port,
                                             ip=monitoring.bind_address)],
             healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{GRAFANA_PORT}/api/health"), start_period="30s"),
-            networks_advanced=on_network(f"{prefix}-grafana"),
+            networks_advanced=on_network(args.network_name, names.grafana),
             restart="unless-stopped", wait=True, wait_timeout=180,
             **hardening(settings, settings.containers.limits.grafana, user="472:0"),
             labels=labels(settings, "grafana", waivers={"read-only-rootfs": UPLOADS_NEED_WRITABLE_ROOT}),

@@ -28,6 +28,8 @@ import pulumi
 import pulumi.dynamic as dynamic
 from pulumi.dynamic import dynamic as dynamic_internals
 
+from config.values import full_ollama_tag
+
 _original_serialize_provider = dynamic_internals.serialize_provider
 
 
@@ -120,9 +122,9 @@ class OllamaHostModelsProvider(dynamic.ResourceProvider):
             models[fields["model"]] = {k: fields.get(k, "") for k in ("digest", "size", "status")}
         return models
 
-    @staticmethod
-    def full_tag(tag: str) -> str:
-        return tag if ":" in tag else f"{tag}:latest"
+    # The one tag normaliser (config.values), which the settings' checks use too; pickled with the
+    # class (it reads no globals), so the dynamic-provider host needs nothing from this repository.
+    full_tag = staticmethod(full_ollama_tag)
 
     def observe(self, props: dict) -> dict[str, Any]:
         """What the host has now, compared with what it should have."""
@@ -138,7 +140,7 @@ class OllamaHostModelsProvider(dynamic.ResourceProvider):
             reason = (err.strip().splitlines() or [f"exit {code}"])[-1]
             return {"models": {}, "missing": sorted(props["expected"]), "mismatched": [],
                     "status": f"error: {reason}"}
-        listed = self.parse_models(out)
+        listed = {self.full_tag(tag): found for tag, found in self.parse_models(out).items()}
         models, missing, mismatched = {}, [], []
         for name, want in sorted(props["expected"].items()):
             found = listed.get(self.full_tag(want["tag"]))

@@ -10,21 +10,9 @@ import pulumi
 import pulumi_random as random
 import pulumi_vault as vault
 
-from config.settings import StackSettings
+from config.secret_keys import VAULT_FIELDS
+from config.stack import StackSettings
 from renderers.vault_policy import render_read_policy
-
-# Field names inside the Vault secret. Consumers (and the runbook) read these.
-VAULT_FIELDS = {
-    "masterKey": "LITELLM_MASTER_KEY",
-    "saltKey": "LITELLM_SALT_KEY",
-    "uiPassword": "UI_PASSWORD",
-    "postgresPassword": "POSTGRES_PASSWORD",
-    "redisPassword": "REDIS_PASSWORD",
-    "grafanaAdminPassword": "GRAFANA_ADMIN_PASSWORD",
-    "prometheusPassword": "PROMETHEUS_PASSWORD",
-}
-# Generated only (never supplied as config): Prometheus's basic-auth password, kept as a bcrypt hash too.
-GENERATED_ONLY = frozenset({"prometheusPassword"})
 
 
 @dataclass

@@ -10,10 +10,9 @@ import pulumi_docker as docker
 import pulumi_random as random
 import pulumi_vault as vault
 
-from config.settings import StackSettings
+from config.names import VAULT_PORT
+from config.stack import StackSettings
 from .containers import container_options, hardening, labels, pinned_image, secret_envs
-
-VAULT_PORT = 8200
 
 
 @dataclass
@@ -63,7 +62,7 @@ class VaultAccess(pulumi.ComponentResource):
         image = pinned_image(f"{name}-dev-image", settings.vault.dev_image, docker_child)
         container = docker.Container(
             f"{name}-dev-server",
-            name=f"{settings.resource_prefix()}-vault-dev",
+            name=settings.names.vault_dev,
             image=image.image_id,
             envs=secret_envs({"VAULT_DEV_ROOT_TOKEN_ID": token,
                               "VAULT_DEV_LISTEN_ADDRESS": f"0.0.0.0:{VAULT_PORT}"}),

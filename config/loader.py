@@ -8,7 +8,18 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from .settings import PROJECT, STRUCTURED_KEYS, SettingsError, StackSettings, parse_settings
+from .errors import SettingsError
+from .names import PROJECT
+from .parse import parse_settings
+from .sections import STRUCTURED_KEYS
+from .stack import StackSettings
+from .stack_file import namespace_problems
+
+
+def _merged_config() -> dict[str, Any]:
+    # The language host passes config in the PULUMI_CONFIG environment variable; the Automation API
+    # and tests set it in the runtime. Read both, the runtime winning.
+    return {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
 
 
 def raw_stack_config() -> tuple[dict[str, Any], frozenset[str]]:
@@ -16,9 +27,7 @@ def raw_stack_config() -> tuple[dict[str, Any], frozenset[str]]:
     raw: dict[str, Any] = {}
     secret: set[str] = set()
     prefix = f"{PROJECT}:"
-    # The language host passes config in the PULUMI_CONFIG environment variable; the Automation API
-    # and tests set it in the runtime. Read both, the runtime winning.
-    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    merged = _merged_config()
     secret_names = set(runtime_config.get_config_secret_keys_env()) | {
         k for k in merged if runtime_config.is_config_secret(k)
     }
@@ -40,11 +49,15 @@ def raw_stack_config() -> tuple[dict[str, Any], frozenset[str]]:
 def load_settings() -> StackSettings:
     """Parse and validate the stack's config, or stop the program with every problem listed."""
     raw, secret_keys = raw_stack_config()
+    problems = namespace_problems(_merged_config())  # a misspelled namespace would vanish silently
     try:
-        return parse_settings(raw, secret_keys, stack=pulumi.get_stack())
+        settings = parse_settings(raw, secret_keys, stack=pulumi.get_stack())
     except SettingsError as error:
+        problems += error.problems
+    if problems:
         # RunError: Pulumi prints the message without a stack trace, before any resource exists.
-        raise pulumi.RunError(str(error)) from None
+        raise pulumi.RunError(str(SettingsError(problems))) from None
+    return settings
 
 
 __all__ = ["load_settings", "raw_stack_config"]

@@ -24,7 +24,7 @@ from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret, wrap_rpc_secret
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from config.settings import PROJECT
+from config.names import PROJECT
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ROOT / "__main__.py"
@@ -119,10 +119,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "vault:kv/getSecretV2:getSecretV2":
-            # Test double for Vault's KV read: every field holds a marked fake secret.
-            return {"data": {"private_key": f"-----BEGIN OPENSSH PRIVATE KEY-----{self.marker}-vault-ssh-key"},
-                    "mount": args.args.get("mount"), "name": args.args.get("name")}
+            # Test double for Vault's KV read: the secret holds every field the stack's settings name
+            # for it, each a marked fake of the right shape (a secret no setting names has none).
+            mount, path = args.args.get("mount"), args.args.get("name")
+            return {"data": {name: self._fake_vault_value(kind) for name, kind in vault_fields_named(mount, path).items()},
+                    "mount": mount, "name": path}
         return {}
+
+    def _fake_vault_value(self, kind: str) -> str:
+        pem, label = {"ssh": ("OPENSSH PRIVATE KEY", "vault-ssh-key"), "certificate": ("CERTIFICATE", "vault-tls-certificate"),
+                      "key": ("PRIVATE KEY", "vault-tls-key")}[kind]
+        return f"-----BEGIN {pem}-----\n{self.marker}-{label}\n-----END {pem}-----\n"
 
     def of_type(self, type_suffix: str) -> list[Recorded]:
         return [r for r in self.resources if r.type.endswith(type_suffix)]
@@ -139,6 +146,41 @@ class RecordingMocks(pulumi.runtime.Mocks):
         matches = [r for r in self.resources if r.name == name]
         assert len(matches) == 1, f"expected one resource named {name}, found {len(matches)}"
         return matches[0]
+
+
+def vault_fields_named(mount: str, path: str) -> dict[str, str]:
+    """{field: kind} of every field the stack's config (as set in the runtime) reads from the Vault
+    secret `mount`/`path`: the GPU hosts' SSH key, the load balancer's certificate and key."""
+    from pydantic import ValidationError
+
+    from config.sections.vault import TlsVaultRef, VaultFieldRef
+    from pulumi.runtime import config as runtime_config
+
+    def section(key: str) -> dict:
+        value = runtime_config.CONFIG.get().get(f"{PROJECT}:{key}")
+        try:
+            value = json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    refs: list[tuple[Any, dict[str, str]]] = []
+    ssh_ref = section("gpuSsh").get("privateKeyVault")
+    tls = ((section("gateway").get("loadBalancer") or {}).get("tls") or {})
+    try:
+        if isinstance(ssh_ref, dict):
+            ref = VaultFieldRef.model_validate(ssh_ref)
+            refs.append((ref, {ref.field: "ssh"}))
+        if isinstance(tls.get("vault"), dict):
+            ref = TlsVaultRef.model_validate(tls["vault"])
+            refs.append((ref, {ref.certificate_field: "certificate", ref.key_field: "key"}))
+    except ValidationError:
+        return {}  # the settings report it; the program stops before any read
+    fields: dict[str, str] = {}
+    for ref, named in refs:
+        if (ref.mount, ref.path) == (mount, path):
+            fields.update(named)
+    return fields
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Check a stack's configuration without deploying anything: `scripts/stack check <stack>`.
 
-Reads Pulumi.<stack>.yaml, validates it exactly as `pulumi up` would (config/settings.py), then runs
+Reads Pulumi.<stack>.yaml, validates it exactly as `pulumi up` would (config.parse, read by config.stack_file), then runs
 the whole program offline (operations/offline.py: no Pulumi CLI, Docker, Vault or GPU host needed)
 and prints what the stack would declare: containers and published ports, model pulls per GPU host,
 routes, Vault paths and policies, teams/users/keys. Exit status: 0 valid, 1 invalid configuration
@@ -18,64 +18,16 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional, TextIO
+from typing import Optional, TextIO
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from config.settings import PROJECT, SECRET_KEYS, SettingsError, StackSettings, parse_settings  # noqa: E402
-
-# Placeholders for encrypted values: shaped to pass the format checks, never a usable secret.
-_PLACEHOLDERS = {
-    "masterKey": "sk-" + "encrypted-value-not-checked-offline" + "x" * 8,
-    "gpuSshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nencrypted\n-----END OPENSSH PRIVATE KEY-----\n",
-    "gatewayTlsCertificate": "-----BEGIN CERTIFICATE-----\nencrypted\n-----END CERTIFICATE-----\n",
-    "gatewayTlsKey": "-----BEGIN PRIVATE KEY-----\nencrypted\n-----END PRIVATE KEY-----\n",
-}
-_PLACEHOLDER = "encrypted-value-not-checked-offline"
+from config.errors import SettingsError
+from config.parse import parse_settings
+from config.secret_keys import GENERATED
+from config.stack import StackSettings
+from config.stack_file import ROOT, StackFileError, read_stack_file
 
 
-class CheckError(Exception):
-    """The check could not run (exit 2)."""
-
-
-def read_stack_file(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], dict[str, str], list[str]]:
-    """(plain config, placeholder secrets, names of encrypted keys) of Pulumi.<stack>.yaml."""
-    path = root / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
-        raise CheckError(f"no stack config {path.name} (stacks: {', '.join(known) or 'none'})")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise CheckError(f"{path.name} is not valid YAML: {error}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("config", {}), dict):
-        raise CheckError(f"{path.name} must be a mapping with a `config:` mapping")
-    plain: dict[str, Any] = {}
-    secrets: dict[str, str] = {}
-    encrypted: list[str] = []
-    prefix = f"{PROJECT}:"
-    for full_key, value in (data.get("config") or {}).items():
-        if not isinstance(full_key, str) or not full_key.startswith(prefix):
-            continue  # another package's namespace (docker:, vault:, ...)
-        key = full_key[len(prefix):]
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            secrets[key] = _PLACEHOLDERS.get(key, _PLACEHOLDER)
-            encrypted.append(key)
-        else:
-            plain[key] = value
-    return plain, secrets, encrypted
-
-
-def _validate(stack: str, plain: dict[str, Any], secrets: dict[str, str]) -> StackSettings:
-    raw = {**plain, **secrets}
-    return parse_settings(raw, frozenset(secrets), stack=stack)
-
-
-def _summary(stack: str, settings: StackSettings, run, encrypted: list[str], out: TextIO) -> None:
+def _summary(stack: str, settings: StackSettings, run, encrypted: frozenset[str], out: TextIO) -> None:
     from operations.offline import unwrap_all
 
     def section(title: str) -> None:
@@ -116,10 +68,12 @@ def _summary(stack: str, settings: StackSettings, run, encrypted: list[str], out
               file=out)
 
     section("vault:")
-    for secret in (r for r in resources if r.type == "vault:kv/secretV2:SecretV2"):
-        print(f"  secret {unwrap_all(secret.inputs.get('mount'))}/{unwrap_all(secret.inputs.get('name'))}", file=out)
-    for policy in (r for r in resources if r.type == "vault:index/policy:Policy"):
-        print(f"  policy {unwrap_all(policy.inputs.get('name'))}", file=out)
+    # Sorted: the order resources register in follows when their inputs resolve, not the config.
+    for path in sorted(f"{unwrap_all(r.inputs.get('mount'))}/{unwrap_all(r.inputs.get('name'))}"
+                       for r in resources if r.type == "vault:kv/secretV2:SecretV2"):
+        print(f"  secret {path}", file=out)
+    for name in sorted(unwrap_all(r.inputs.get("name")) for r in resources if r.type == "vault:index/policy:Policy"):
+        print(f"  policy {name}", file=out)
 
     access = settings.access
     section("access:")
@@ -130,32 +84,35 @@ def _summary(stack: str, settings: StackSettings, run, encrypted: list[str], out
         print(f"  {count:5d}  {kind}", file=out)
     if encrypted:
         print(f"\nencrypted, not checked offline (set as secrets: yes): {', '.join(sorted(encrypted))}", file=out)
-    unset = [k for k in SECRET_KEYS if k not in encrypted and k not in ("gpuSshPrivateKey", "gatewayTlsCertificate",
-                                                                          "gatewayTlsKey")]
+    unset = [k for k in GENERATED if k not in encrypted]
     if unset:
         print(f"generated by the stack (pulumi-random, kept in Vault): {', '.join(unset)}", file=out)
 
 
 def check(stack: str, root: Path = ROOT, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     try:
-        plain, secrets, encrypted = read_stack_file(stack, root)
-    except CheckError as error:
+        stack_file = read_stack_file(stack, root)
+    except StackFileError as error:
         print(f"error: {error}", file=err)
         return 2
+    raw, secret_keys = stack_file.offline_config()
+    problems = list(stack_file.problems)
     try:
-        settings = _validate(stack, plain, secrets)
+        settings = parse_settings(raw, secret_keys, stack=stack)
     except SettingsError as error:
-        print(f"stack {stack}: {error}", file=err)
+        problems += error.problems
+    if problems:
+        print(f"stack {stack}: {SettingsError(problems)}", file=err)
         return 1
 
     from operations.offline import run_program
     try:
-        run = run_program(plain, secrets, stack=stack, preview=True)
+        run = run_program(stack_file.plain, {k: raw[k] for k in secret_keys}, stack=stack, preview=True)
     except Exception as error:  # a program error, not a config problem: say so plainly
         print(f"error: the program failed while evaluating stack {stack} offline: {type(error).__name__}: {error}",
               file=err)
         return 2
-    _summary(stack, settings, run, encrypted, out)
+    _summary(stack, settings, run, stack_file.encrypted, out)
     return 0
 
 

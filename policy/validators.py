@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from config.settings import PROJECT, image_problem  # noqa: E402
+from config.images import image_problem  # noqa: E402
+from config.names import PROJECT  # noqa: E402
 
 CONTAINER = "docker:index/container:Container"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"

@@ -23,16 +23,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config.settings import StackSettings
+from config.names import HAPROXY_HTTP_PORT as HTTP_PORT
+from config.names import HAPROXY_HTTPS_PORT as HTTPS_PORT
+from config.names import HAPROXY_STATS_PORT as STATS_PORT
+from config.names import PROXY_PORT, REPLICA_SERVICE
+from config.stack import StackSettings
 from config.values import host_port, local_url
 
 CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"
 CERT_PATH = "/usr/local/etc/haproxy/certs/gateway.pem"
-SERVICE_NAME = "litellm"        # the replicas' shared alias on the gateway network
 DOCKER_DNS = "127.0.0.11:53"    # Docker's embedded DNS server, inside every container on a user network
-HTTP_PORT = 8080                # inside the container (the image runs as a non-root user)
-HTTPS_PORT = 8443
-STATS_PORT = 8405               # HAProxy's Prometheus exporter
 READINESS_PATH = "/health/readiness"
 DRAIN_PATH = "/health/drain"    # LiteLLM's drain switch: the replicas' own entrypoint calls it, clients never
 CHECK_INTERVAL_SECONDS = 1
@@ -50,8 +50,8 @@ class Listen:
     https: str = f":{HTTPS_PORT}"
     stats: str = f":{STATS_PORT}"
     nameserver: str = DOCKER_DNS
-    service: str = SERVICE_NAME
-    replica_port: int = 4000
+    service: str = REPLICA_SERVICE
+    replica_port: int = PROXY_PORT
     cert_path: str = CERT_PATH
 
 

@@ -10,8 +10,11 @@ from typing import Any
 
 import yaml
 
-from config.settings import StackSettings
+from config.names import REDIS_PORT
+from config.sections.access import litellm_limits
+from config.stack import StackSettings
 from config.values import host_port
+from renderers.monitoring import litellm_metrics_read
 
 # Names of the environment variables the rendered config refers to; the gateway component sets
 # each of them on the LiteLLM containers.
@@ -19,8 +22,6 @@ MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 DATABASE_URL_ENV = "DATABASE_URL"
 REDIS_PASSWORD_ENV = "REDIS_PASSWORD"
 CONFIG_PATH = "/app/config.yaml"
-PROXY_PORT = 4000
-REDIS_PORT = 6379
 
 
 def _ref(env_name: str) -> str:
@@ -66,7 +67,6 @@ def model_list(settings: StackSettings) -> list[dict[str, Any]]:
 
 def prometheus_metrics_config(settings: StackSettings) -> list[dict[str, Any]]:
     """LiteLLM's prometheus_metrics_config: one group per metric the stack reads, with its labels."""
-    from renderers.monitoring import litellm_metrics_read  # monitoring imports this module
 
     groups: list[dict[str, Any]] = []
     for metric, labels in litellm_metrics_read(settings).items():
@@ -139,28 +139,19 @@ def render_config_dict(settings: StackSettings, redis_host: str, redis_port: int
     }
 
 
-_LIMIT_PARAMS = {"rpm": "rpm_limit", "tpm": "tpm_limit", "max_parallel_requests": "max_parallel_requests",
-                 "max_budget": "max_budget", "budget_duration": "budget_duration", "duration": "duration"}
-
-
-def _limit_params(limits: Any) -> dict[str, Any]:
-    return {param: getattr(limits, field) for field, param in _LIMIT_PARAMS.items()
-            if getattr(limits, field, None) is not None}
-
-
 def access_defaults(settings: StackSettings) -> dict[str, Any]:
     """LiteLLM's defaults and ceiling for keys and users created outside the stack (admin UI, API)."""
     defaults = settings.access.defaults
     rendered: dict[str, Any] = {}
-    if _limit_params(defaults.key_generate):
-        rendered["default_key_generate_params"] = _limit_params(defaults.key_generate)
+    if litellm_limits(defaults.key_generate):
+        rendered["default_key_generate_params"] = litellm_limits(defaults.key_generate)
     user = {k: v for k, v in (("max_budget", defaults.internal_user.max_budget),
                                ("budget_duration", defaults.internal_user.budget_duration),
                                ("models", list(defaults.internal_user.models) or None)) if v is not None}
     if user:
         rendered["default_internal_user_params"] = user
-    if _limit_params(defaults.upper_bound):
-        rendered["upperbound_key_generate_params"] = _limit_params(defaults.upper_bound)
+    if litellm_limits(defaults.upper_bound):
+        rendered["upperbound_key_generate_params"] = litellm_limits(defaults.upper_bound)
     return rendered
 
 

@@ -13,15 +13,11 @@ from typing import Any, Optional
 
 import yaml
 
-from config.settings import StackSettings
+from config.names import HAPROXY_STATS_PORT as LB_STATS_PORT
+from config.names import POSTGRES_EXPORTER_PORT, PROMETHEUS_PORT, PROXY_PORT, REDIS_EXPORTER_PORT, REPLICA_SERVICE
+from config.stack import StackSettings
 from config.values import host_port
-from renderers.haproxy import SERVICE_NAME
-from renderers.haproxy import STATS_PORT as LB_STATS_PORT
-from renderers.litellm_config import PROXY_PORT
 
-PROMETHEUS_PORT = 9090
-REDIS_EXPORTER_PORT = 9121
-POSTGRES_EXPORTER_PORT = 9187
 DATASOURCE_UID = "litellm-gateway-prometheus"
 PROMETHEUS_WEB_USER = "prometheus"
 GRAFANA_PROMETHEUS_PASSWORD_ENV = "PROMETHEUS_BASIC_AUTH_PASSWORD"
@@ -39,14 +35,14 @@ class PrometheusPaths:
     config_file: str = "/etc/prometheus/prometheus.yml"
 
 
-def litellm_targets(settings: StackSettings) -> list[str]:
+def litellm_targets() -> list[str]:
     """What Prometheus looks up: every replica answers the network alias (DNS service discovery), so
     a replica that replaces another is scraped without a config change."""
-    return [f"dns:{SERVICE_NAME}:{PROXY_PORT}"]
+    return [f"dns:{REPLICA_SERVICE}:{PROXY_PORT}"]
 
 
 def loadbalancer_target(settings: StackSettings) -> str:
-    return f"{settings.resource_prefix()}-lb:{LB_STATS_PORT}"
+    return f"{settings.names.loadbalancer}:{LB_STATS_PORT}"
 
 
 def _static(targets: list[str], labels: dict[str, str]) -> dict[str, Any]:
@@ -56,15 +52,15 @@ def _static(targets: list[str], labels: dict[str, str]) -> dict[str, Any]:
 def scrape_jobs(settings: StackSettings, litellm: Optional[list[str]] = None) -> dict[str, list[dict[str, Any]]]:
     """job name -> static_configs. `litellm` overrides the replicas' addresses (tests)."""
     env = settings.environment
-    prefix = settings.resource_prefix()
+    names = settings.names
     monitoring = settings.monitoring
     jobs: dict[str, list[dict[str, Any]]] = {
         "litellm": [
             _static([target], {"environment": env, "role": "gateway", "host": f"litellm-{i}"})
-            for i, target in enumerate(litellm if litellm is not None else litellm_targets(settings))
+            for i, target in enumerate(litellm if litellm is not None else litellm_targets())
         ],
         "loadbalancer": [_static([loadbalancer_target(settings)],
-                                 {"environment": env, "role": "loadbalancer", "host": f"{prefix}-lb"})],
+                                 {"environment": env, "role": "loadbalancer", "host": names.loadbalancer})],
     }
     nodes = [(h, h.exporters.node_exporter_port) for h in settings.gpu_hosts if h.exporters.node_exporter_port]
     if nodes:
@@ -75,13 +71,13 @@ def scrape_jobs(settings: StackSettings, litellm: Optional[list[str]] = None) ->
         jobs["gpu-dcgm"] = [_static([host_port(h.address, port)], {"environment": env, "role": "gpu", "host": h.name})
                             for h, port in gpus]
     if monitoring.redis_exporter.enabled:
-        jobs["redis"] = [_static([f"{prefix}-redis-exporter:{REDIS_EXPORTER_PORT}"],
-                                 {"environment": env, "role": "redis", "host": f"{prefix}-redis"})]
+        jobs["redis"] = [_static([f"{names.redis_exporter}:{REDIS_EXPORTER_PORT}"],
+                                 {"environment": env, "role": "redis", "host": names.redis})]
     if monitoring.postgres_exporter.enabled:
-        jobs["postgres"] = [_static([f"{prefix}-postgres-exporter:{POSTGRES_EXPORTER_PORT}"],
-                                    {"environment": env, "role": "postgres", "host": f"{prefix}-postgres"})]
+        jobs["postgres"] = [_static([f"{names.postgres_exporter}:{POSTGRES_EXPORTER_PORT}"],
+                                    {"environment": env, "role": "postgres", "host": names.postgres})]
     jobs["prometheus"] = [_static([f"localhost:{PROMETHEUS_PORT}"],
-                                  {"environment": env, "role": "monitoring", "host": f"{prefix}-prometheus"})]
+                                  {"environment": env, "role": "monitoring", "host": names.prometheus})]
     return jobs
 
 
@@ -94,7 +90,7 @@ def render_prometheus_config(settings: StackSettings, paths: PrometheusPaths = P
         if job == "litellm" and litellm is None:
             # The replicas by DNS: one target per address the alias resolves to, as they come and go.
             config = {"job_name": job, "dns_sd_configs": [
-                {"names": [SERVICE_NAME], "type": "A", "port": PROXY_PORT, "refresh_interval": "5s"}],
+                {"names": [REPLICA_SERVICE], "type": "A", "port": PROXY_PORT, "refresh_interval": "5s"}],
                 "relabel_configs": [
                     {"target_label": "environment", "replacement": settings.environment},
                     {"target_label": "role", "replacement": "gateway"},

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from config.settings import ModelPullSettings
+from config.sections.fleet import ModelPullSettings
 
 EXIT_CODES = {
     "ollama-not-installed": 10,

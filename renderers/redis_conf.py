@@ -1,7 +1,7 @@
 """Render redis.conf for the gateway's Redis (pure). The password is appended by the component as
 a Pulumi secret (`with_password`), so this text holds no secret."""
 
-from config.settings import StackSettings
+from config.stack import StackSettings
 
 CONFIG_PATH = "/usr/local/etc/redis/redis.conf"
 

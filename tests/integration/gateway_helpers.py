@@ -8,7 +8,7 @@ import uuid
 import httpx
 import yaml
 
-from config.settings import parse_settings
+from config.parse import parse_settings
 from harness import stack_file_config
 from ollama_double import OllamaDouble
 from renderers.litellm_config import render_config_dict

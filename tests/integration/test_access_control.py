@@ -15,7 +15,7 @@ from pulumi.dynamic.dynamic import serialize_provider
 
 from components.litellm_access import (LiteLLMObjectProvider, key_spec, metrics_key_spec, pickled_by_value,
                                        team_id, team_spec, user_spec)
-from config.settings import parse_settings
+from config.parse import parse_settings
 from database_mode import declared_gateway, litellm_in_database_mode
 from gateway_helpers import own_dev_config
 from ollama_double import OllamaDouble
@@ -67,7 +67,7 @@ def props(settings, proxy, kind, ident, spec, master_key=None):
 
 def declare_team_and_users(settings, proxy, provider):
     team = settings.access.teams[0]
-    created = [provider.create(props(settings, proxy, "team", team_id(settings, team.name), team_spec(settings, team)))]
+    created = [provider.create(props(settings, proxy, "team", team_id(settings, team.name), team_spec(team)))]
     for user in settings.access.users:
         created.append(provider.create(props(settings, proxy, "user", user.id, user_spec(settings, user))))
     return created

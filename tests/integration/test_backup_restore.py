@@ -225,7 +225,7 @@ def test_a_dump_truncated_before_its_checksum_was_taken_is_refused(database, tmp
     dump = folder / "database.dump"
     dump.write_bytes(dump.read_bytes()[:200])
     manifest = json.loads((folder / "manifest.json").read_text())
-    from operations.backup_restore import sha256
+    from operations.backup.manifest import sha256
 
     manifest["files"]["database.dump"] = sha256(dump)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -363,7 +363,7 @@ def test_a_scheduled_dump_names_its_stack_and_another_stacks_dump_is_refused(dat
 
 
 def sha256_of(path: Path) -> str:
-    from operations.backup_restore import sha256
+    from operations.backup.manifest import sha256
 
     return sha256(path)
 
@@ -395,24 +395,30 @@ def test_without_the_pulumi_cli_a_vault_restore_is_refused_before_any_change(dat
 
 def test_a_failure_after_the_database_step_is_reported_as_partial_with_how_to_finish(
         database, tmp_path, vault, pulumi_cli, monkeypatch):
-    from operations import backup_restore as ops
+    from operations.backup.database import Database
+    from operations.backup.errors import PartialRestore, Refused
+    from operations.backup.pulumi_cli import StackConfig
+    from operations.backup.restore_apply import restore as restore_from
+    from operations.backup.restore_check import RestorePlan
+    from operations.backup.stack import load_stack
+    from operations.backup.vault import Vault
 
     folder = take_backup(database, tmp_path, vault)
     original = fingerprint(database)
     psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
 
-    class VaultThatFailsOnWrite(ops.Vault):
+    class VaultThatFailsOnWrite(Vault):
         def write(self, data):
-            raise ops.Refused("Vault POST secret/data/litellm-gateway/dev: HTTP 503 Vault is sealed")
+            raise Refused("Vault POST secret/data/litellm-gateway/dev: HTTP 503 Vault is sealed")
 
     for key, value in vault_env(vault).items():
         monkeypatch.setenv(key, value)
-    facts = ops.load_stack("dev")
-    plan = ops.RestorePlan(target=facts, database=ops.Database(url=database), restore_vault=True,
-                           vault=VaultThatFailsOnWrite(vault.address, vault.token, facts.vault_mount, facts.vault_path),
-                           config=ops.StackConfig("dev"), confirmed=True)
-    with pytest.raises(ops.PartialRestore) as caught:
-        ops.restore(folder, plan, say=lambda _: None)
+    facts = load_stack("dev")
+    plan = RestorePlan(target=facts, database=Database(url=database), restore_vault=True,
+                       vault=VaultThatFailsOnWrite(vault.address, vault.token, facts.vault_mount, facts.vault_path),
+                       config=StackConfig("dev"), confirmed=True)
+    with pytest.raises(PartialRestore) as caught:
+        restore_from(folder, plan, say=lambda _: None)
     message = str(caught.value)
     assert message.startswith("PARTIAL RESTORE: the database was restored from")
     assert "the Vault secret was NOT written: Vault POST" in message and "HTTP 503" in message
@@ -501,7 +507,7 @@ def test_a_backup_without_vault_is_refused_unless_explicitly_waived(database, tm
 
 def rewrite_sums(folder: Path, manifest: dict | None = None, text: str | None = None) -> None:
     """Forge a consistent SHA256SUMS (as a damaged or tampered backup could carry)."""
-    from operations.backup_restore import sha256
+    from operations.backup.manifest import sha256
 
     if manifest is not None:
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -551,41 +557,126 @@ def test_a_scheduled_dump_with_an_empty_or_foreign_checksum_file_is_refused(data
 def test_two_backups_in_the_same_second_both_land(database, tmp_path, vault, monkeypatch):
     import datetime as dt
 
-    from operations import backup_restore as ops
+    from operations.backup.backup import backup
+    from operations.backup.database import Database
+    from operations.backup.manifest import verify
+    from operations.backup.stack import load_stack
+    from operations.backup.vault import Vault
 
     monkeypatch.setenv("BACKUP_PASSPHRASE", "pass")
-    facts = ops.load_stack("dev")
+    facts = load_stack("dev")
     now = dt.datetime(2026, 11, 26, 3, 0, 0, tzinfo=dt.timezone.utc)
-    v = ops.Vault(vault.address, vault.token, facts.vault_mount, facts.vault_path)
-    first = ops.backup(facts, tmp_path, ops.Database(url=database), v, "encrypted", False, now=now)
-    second = ops.backup(facts, tmp_path, ops.Database(url=database), v, "encrypted", False, now=now)
+    v = Vault(vault.address, vault.token, facts.vault_mount, facts.vault_path)
+    first = backup(facts, tmp_path, Database(url=database), v, "encrypted", False, now=now)
+    second = backup(facts, tmp_path, Database(url=database), v, "encrypted", False, now=now)
     assert first.name == "litellm-gateway-dev-20261126T030000Z"
     assert second.name == "litellm-gateway-dev-20261126T030000Z-2"
-    assert ops.verify(first) and ops.verify(second)
+    assert verify(first) and verify(second)
 
 
 def test_an_invalid_stack_file_stops_the_backup_before_the_dump(tmp_path, monkeypatch, capsys):
-    from operations import backup_restore as ops
+    from operations.backup import stack
+    from operations.backup.cli import backup_main
 
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "Pulumi.broken.yaml").write_text("config:\n  litellm-gateway:environment: broken\n"
                                              "  litellm-gateway:gateway: {port: 0}\n")
-    monkeypatch.setattr(ops, "ROOT", repo)
+    monkeypatch.setattr(stack, "ROOT", repo)  # load_stack reads it when called
     # An unreachable database: if the dump ran first, the error would be pg_dump's.
-    code = ops.backup_main(["broken", "--out", str(tmp_path / "out"), "--no-vault", "--no-pulumi-export",
+    code = backup_main(["broken", "--out", str(tmp_path / "out"), "--no-vault", "--no-pulumi-export",
                             "--database-url", "postgresql://u:p@127.0.0.1:1/db"])
     err = capsys.readouterr().err
     assert code == 3 and "Pulumi.broken.yaml: invalid configuration" in err and "gateway" in err
     assert "pg_dump" not in err
 
 
-def test_the_docker_container_mode_uses_the_stacks_user_and_database():
-    from operations import backup_restore as ops
+def stack_file_with(tmp_path: Path, stack: str, extra: dict, appended: str = "") -> Path:
+    """A repository holding the fixture Pulumi.<stack>.yaml with `extra` config keys (full names) added."""
+    import yaml
 
-    facts = ops.load_stack("prod")
+    from harness import FIXTURES
+
+    config = yaml.safe_load((FIXTURES / f"Pulumi.{stack}.yaml").read_text())["config"]
+    repo = tmp_path / "repo"
+    repo.mkdir(exist_ok=True)
+    (repo / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": {**config, **extra}}) + appended)
+    return repo
+
+
+def test_a_tls_stack_with_encrypted_certificate_and_key_is_read_as_the_check_reads_it(tmp_path):
+    import yaml
+
+    from harness import FIXTURES
+    from operations.backup.stack import load_stack
+
+    gateway = yaml.safe_load((FIXTURES / "Pulumi.prod.yaml").read_text())["config"]["litellm-gateway:gateway"]
+    load_balancer = {**gateway.get("loadBalancer", {}), "tls": {"enabled": True}}
+    repo = stack_file_with(tmp_path, "prod", {
+        "litellm-gateway:gateway": {**gateway, "loadBalancer": load_balancer},
+        "litellm-gateway:gatewayTlsCertificate": {"secure": "v1:AAAA"},
+        "litellm-gateway:gatewayTlsKey": {"secure": "v1:BBBB"},
+    })
+    facts = load_stack("prod", repo)
+    assert facts.settings.gateway.load_balancer.tls.enabled
+    assert facts.stack_file == repo / "Pulumi.prod.yaml"
+
+
+def test_the_stack_files_own_problems_are_refused_naming_each_key(tmp_path):
+    from operations.backup.errors import Refused
+    from operations.backup.stack import load_stack
+
+    repo = stack_file_with(tmp_path, "dev", {"litelm-gateway:redis": {"enabled": True}},
+                           appended="  litellm-gateway:environment: dev\n")
+    with pytest.raises(Refused) as caught:
+        load_stack("dev", repo)
+    message = str(caught.value)
+    assert message.startswith("Pulumi.dev.yaml: invalid configuration")
+    assert "litelm-gateway:redis" in message and "did you mean litellm-gateway:redis" in message
+    assert "litellm-gateway:environment" in message and "is given twice" in message
+    with pytest.raises(Refused, match="no stack config Pulumi.qa.yaml"):
+        load_stack("qa", repo)
+
+
+def test_a_backup_folder_name_is_claimed_atomically_and_nothing_is_replaced(tmp_path, monkeypatch):
+    """Whatever has a name already (an empty folder, a file, another backup) keeps it; the backup
+    moves in under the first free one, and the name it claimed is never free in between."""
+    from operations.backup import backup as backup_module
+
+    def finished(name: str) -> Path:
+        partial = tmp_path / name
+        partial.mkdir()
+        (partial / "manifest.json").write_text(name)
+        return partial
+
+    folder = tmp_path / "litellm-gateway-dev-20261126T030000Z"
+    (tmp_path / f"{folder.name}-2").mkdir()  # empty, but someone's
+    (tmp_path / f"{folder.name}-4").write_text("a file")
+    assert backup_module.claim_folder(finished(".one"), folder) == folder
+    assert backup_module.claim_folder(finished(".two"), folder).name.endswith("-3")
+
+    seen_at_rename = []
+    real_rename = os.rename
+
+    def rename(source, target):
+        seen_at_rename.append(os.path.isdir(target) and not os.listdir(target))
+        real_rename(source, target)
+
+    monkeypatch.setattr(os, "rename", rename)
+    claimed = backup_module.claim_folder(finished(".three"), folder)
+    assert claimed.name.endswith("-5") and (claimed / "manifest.json").read_text() == ".three"
+    assert seen_at_rename == [True], "the name was held by the claim (an empty folder) up to the move"
+    assert (folder / "manifest.json").read_text() == ".one" and (tmp_path / f"{folder.name}-4").read_text() == "a file"
+    assert not any((tmp_path / f"{folder.name}-2").iterdir()) and not (tmp_path / ".three").exists()
+
+
+def test_the_docker_container_mode_uses_the_stacks_user_and_database():
+    from operations.backup.cli import database_from
+    from operations.backup.stack import load_stack
+
+    facts = load_stack("prod")
     args = type("Args", (), {"docker_container": facts.postgres_container, "database_url": None})()
-    command = ops._database_from(args, facts).command("psql", "-c", "SELECT 1")
+    command = database_from(args, facts).command("psql", "-c", "SELECT 1")
     pg = facts.settings.postgres
     assert command[:5] == ["docker", "exec", "-i", "litellm-gateway-prod-postgres", "psql"]
     assert command[5:9] == ["-U", pg.user, "-d", pg.database]

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis as redis_client
 
-from config.settings import parse_settings
+from config.parse import parse_settings
 from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, UI_PASSWORD, chat, config_without_database, settings_on_doubles
 from harness import stack_file_config
 from ollama_double import OllamaDouble

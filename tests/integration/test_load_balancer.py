@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from config.settings import parse_settings
+from config.parse import parse_settings
 from dns_double import DnsDouble
 from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, config_without_database, own_dev_config
 from harness import stack_file_config

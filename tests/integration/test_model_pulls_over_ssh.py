@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from components.ollama_drift import OllamaHostModelsProvider
-from config.settings import ModelPullSettings
+from config.sections.fleet import ModelPullSettings
 from renderers.ollama_scripts import (EXIT_CODES, LIST_COMMAND, install_command, prune_command, pull_command,
                                      render_host_script, stdin_command)
 from servers import free_port, ssh_host

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from config.settings import parse_settings
+from config.parse import parse_settings
 from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, chat, config_without_database
 from harness import stack_file_config
 from ollama_double import OllamaDouble

@@ -5,7 +5,8 @@ from importlib.metadata import version
 
 import pytest
 
-from config.settings import litellm_version_of, parse_settings
+from config.images import litellm_version_of
+from config.parse import parse_settings
 from harness import EXAMPLE_STACKS, ROOT, example_config, stack_file_config
 
 

@@ -18,6 +18,7 @@ from pulumi.runtime.rpc import is_rpc_secret
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from config.stack_file import read_stack_file, stack_names  # noqa: E402
 from operations import offline  # noqa: E402  (the program's own offline evaluator)
 from operations.offline import Recorded, StackRun, unwrap_all  # noqa: E402,F401
 
@@ -36,13 +37,14 @@ class RecordingMocks(offline.RecordingMocks):
 
 FIXTURES = ROOT / "tests" / "fixtures"
 # The stack files shipped as examples (Pulumi.dev.yaml, Pulumi.prod.yaml, and any a user adds).
-EXAMPLE_STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+EXAMPLE_STACKS = stack_names(ROOT)
 
 
-def _project_config(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text())
-    prefix = f"{PROJECT}:"
-    return {k[len(prefix):]: v for k, v in data["config"].items() if k.startswith(prefix)}
+def _project_config(stack: str, root: Path) -> dict[str, Any]:
+    """The project's keys of a stack file, read as every tool reads it (config/stack_file.py)."""
+    stack_file = read_stack_file(stack, root)
+    assert not stack_file.problems, stack_file.problems
+    return stack_file.plain
 
 
 def stack_file_config(stack: str) -> dict[str, Any]:
@@ -50,13 +52,13 @@ def stack_file_config(stack: str) -> dict[str, Any]:
 
     Tests with expectations about hosts, models or limits read these copies, never the shipped
     example files, so users can edit the examples freely."""
-    return _project_config(FIXTURES / f"Pulumi.{stack}.yaml")
+    return _project_config(stack, FIXTURES)
 
 
 def example_config(stack: str) -> dict[str, Any]:
     """A shipped example stack file (Pulumi.<stack>.yaml at the project root): for tests that check the
     examples themselves and derive every expectation from the file."""
-    return _project_config(ROOT / f"Pulumi.{stack}.yaml")
+    return _project_config(stack, ROOT)
 
 
 def run_stack(

@@ -9,7 +9,8 @@ import json
 import pulumi
 import pytest
 
-from config.settings import SettingsError, parse_settings
+from config.errors import SettingsError
+from config.parse import parse_settings
 from harness import SECRET_MARKER, run_stack, stack_file_config
 from renderers.litellm_config import render_config_dict
 

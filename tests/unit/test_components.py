@@ -10,9 +10,10 @@ import yaml
 from pulumi.runtime.sync_await import _sync_await
 
 from components.gateway import Gateway, GatewayArgs, GatewaySecretValues, private_network
-from components.secrets import VAULT_FIELDS, GatewaySecrets, GatewaySecretsArgs
+from components.secrets import GatewaySecrets, GatewaySecretsArgs
+from config.secret_keys import VAULT_FIELDS
 from components.vault_access import VaultAccess, VaultAccessArgs
-from config.settings import parse_settings
+from config.parse import parse_settings
 from harness import SECRET_MARKER, run_under_mocks, stack_file_config, walk_plain
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from harness import EXAMPLE_STACKS, ROOT, example_config, run_stack
 
-from config.settings import parse_settings
+from config.parse import parse_settings
 
 README = (ROOT / "README.md").read_text()
 

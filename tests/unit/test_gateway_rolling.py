@@ -7,7 +7,8 @@ import copy
 import pulumi
 import pytest
 
-from config.settings import SettingsError, parse_settings
+from config.errors import SettingsError
+from config.parse import parse_settings
 from harness import run_stack, stack_file_config
 
 CERT = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"

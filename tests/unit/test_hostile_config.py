@@ -14,7 +14,9 @@ from typing import Any, Iterator
 import pulumi
 import pytest
 
-from config.settings import NOT_GENERATED, SECRET_KEYS, SettingsError, parse_settings
+from config.errors import SettingsError
+from config.parse import parse_settings
+from config.secret_keys import NOT_GENERATED, SECRET_KEYS
 from config.values import full_ollama_tag, host_key_problem, local_url, postgres_url, split_host_port
 from harness import EXAMPLE_STACKS, example_config, run_stack, stack_file_config
 

@@ -6,7 +6,7 @@ import pulumi
 
 import pytest
 
-from config.settings import parse_settings
+from config.parse import parse_settings
 from harness import SECRET_MARKER, run_stack, stack_file_config
 
 SSH_KEY = f"-----BEGIN OPENSSH PRIVATE KEY-----\n{SECRET_MARKER}-config-key\n-----END OPENSSH PRIVATE KEY-----\n"

@@ -7,7 +7,8 @@ import re
 import pytest
 import yaml
 
-from config.settings import SettingsError, parse_settings
+from config.errors import SettingsError
+from config.parse import parse_settings
 from harness import run_stack, stack_file_config
 from renderers.monitoring import (
     DASHBOARD_DIR, DATASOURCE_UID, dashboard_queries, dashboards, render_grafana_dashboard_provider,

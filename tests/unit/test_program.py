@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from config.settings import parse_settings
+from config.parse import parse_settings
 from harness import ROOT, SECRET_MARKER, run_stack, stack_file_config, walk_plain
 
 SUPPLIED = {

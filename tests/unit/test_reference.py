@@ -12,7 +12,9 @@ import yaml
 from harness import EXAMPLE_STACKS, ROOT, example_config, stack_file_config
 
 from config import reference
-from config.settings import _SCALARS, _SECTIONS, SECRET_KEYS, parse_settings
+from config.parse import parse_settings
+from config.secret_keys import SECRET_KEYS
+from config.sections import SCALARS, SECTIONS, SECTIONS_BY_KEY
 
 
 def test_generated_files_are_up_to_date():
@@ -33,7 +35,7 @@ def test_the_check_notices_a_stale_reference(tmp_path, monkeypatch):
 
 
 def _models():
-    seen, todo = [], [reference._model_of(kind)[0] for _, kind, _ in _SECTIONS.values()]
+    seen, todo = [], [reference._model_of(spec.kind)[0] for spec in SECTIONS]
     while todo:
         model = todo.pop()
         if model is None or model in seen:
@@ -52,9 +54,9 @@ def test_every_field_of_every_section_has_a_description():
 
 def test_every_key_is_in_the_reference():
     text = (ROOT / "docs" / "configuration.md").read_text()
-    for key in (*_SCALARS, *_SECTIONS, *SECRET_KEYS):
+    for key in (*SCALARS, *SECTIONS_BY_KEY, *SECRET_KEYS):
         assert f"`{key}`" in text
-    for path, _, _, _ in reference.rows(reference._model_of(_SECTIONS["gateway"][1])[0], "gateway"):
+    for path, _, _, _ in reference.rows(reference._model_of(SECTIONS_BY_KEY["gateway"].kind)[0], "gateway"):
         assert f"| `{path}` |" in text
     assert "| `gateway.loadBalancer.tls.httpRedirectPort` | integer 1-65535 | unset |" in text
     assert "| `access.keys[].expiresAfter` |" in text
@@ -79,16 +81,16 @@ def _apply_project_config(stack_config: dict) -> dict:
 
 def test_project_config_declares_every_top_level_key_in_a_form_the_cli_accepts():
     declared = _project_config()
-    assert set(declared) == {*_SCALARS, *_SECTIONS}
+    assert set(declared) == {*SCALARS, *SECTIONS_BY_KEY}
     for key, declaration in declared.items():
         assert set(declaration) <= {"type", "description", "default", "secret", "items"}
         assert declaration["description"]
         # Pulumi's project config types: string, integer, boolean, array (no object).
         assert declaration.get("type") in (None, "string", "integer", "boolean", "array")
-        if key in _SECTIONS:
+        if key in SECTIONS_BY_KEY:
             assert "type" not in declaration, "a typed structured key would fail the CLI's type check"
     required = {k for k, d in declared.items() if "default" not in d}
-    assert required == {*_SCALARS, *(k for k, (_, _, req) in _SECTIONS.items() if req)}
+    assert required == {*SCALARS, *(spec.key for spec in SECTIONS if spec.required)}
 
 
 @pytest.mark.parametrize("stack", EXAMPLE_STACKS)
@@ -109,6 +111,6 @@ def test_a_stack_without_a_required_key_is_refused_by_the_cli_first():
 
 def test_type_names_carry_their_limits():
     assert reference.type_name(typing.Optional[int]) == "integer"
-    gateway = reference._model_of(_SECTIONS["gateway"][1])[0]
+    gateway = reference._model_of(SECTIONS_BY_KEY["gateway"].kind)[0]
     field = gateway.model_fields["cpus"]
     assert reference.type_name(field.annotation, field.metadata) == "number > 0 <= 512"

@@ -4,7 +4,7 @@ import copy
 
 import yaml
 
-from config.settings import parse_settings
+from config.parse import parse_settings
 from harness import stack_file_config
 from renderers.litellm_config import render_config_dict, render_litellm_config
 from renderers.vault_policy import render_read_policy
@@ -83,7 +83,7 @@ def test_redis_conf_holds_no_password_until_the_component_adds_it():
 def test_model_limits_are_enforced_only_when_a_model_has_one():
     import copy
 
-    from config.settings import parse_settings
+    from config.parse import parse_settings
     from harness import stack_file_config
     from renderers.litellm_config import render_config_dict
 
@@ -118,7 +118,7 @@ def test_every_deployment_has_explicit_prices_zero_unless_configured():
 def test_the_replica_entrypoint_budget_fits_the_stop_grace_period_it_is_rendered_for():
     import subprocess
 
-    from config.settings import GatewaySettings
+    from config.sections.gateway import GatewaySettings
     from renderers import haproxy, replica_entrypoint
 
     minimum = GatewaySettings.model_fields["stop_grace_seconds"].metadata[0].ge

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from harness import ROOT
+from interpreter import write_python_launcher
 
 PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -88,7 +89,7 @@ def test_fetch_backup_names_what_is_missing(tmp_path):
 
     only_python = tmp_path / "bin"
     only_python.mkdir()
-    (only_python / "python3").symlink_to(sys.executable)
+    write_python_launcher(only_python / "python3")
     script = [str(ROOT / "scripts" / "fetch-backup"), "dev", "--out", str(tmp_path / "out")]
     result = subprocess.run(script, capture_output=True, text=True, env={"PATH": str(only_python)}, timeout=60)
     assert result.returncode == 3 and "the docker CLI is not installed" in result.stderr
@@ -110,3 +111,36 @@ def test_restore_names_a_missing_backup_before_asking_for_a_database(tmp_path):
     assert result.returncode == 3
     assert "no-such-backup does not exist; nothing was changed" in result.stderr
     assert "database-url" not in result.stderr
+
+
+def test_backup_scripts_keep_the_callers_directory_and_ignore_its_modules(tmp_path):
+    """A relative path means what it means where the script was started; a `config` package there
+    is not the program's (the scripts' Python does not put the caller's directory on sys.path)."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "__init__.py").write_text("raise SystemExit('the caller directory config was imported')\n")
+    (tmp_path / "not-a-backup").mkdir()
+    result = subprocess.run([str(ROOT / "scripts" / "restore"), "not-a-backup", "--stack", "dev",
+                             "--database-url", "postgresql://u@127.0.0.1:1/db"], cwd=tmp_path,
+                            capture_output=True, text=True, env={"PATH": PATH, "HOME": str(tmp_path)}, timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert "not-a-backup is not a backup folder (manifest.json or SHA256SUMS missing)" in result.stderr
+
+
+@pytest.mark.parametrize("script", ["backup", "restore", "fetch-backup", "adopt-vault-secret"])
+def test_backup_scripts_name_the_install_command_when_python_lacks_the_packages(tmp_path, script):
+    """Without ./venv, the scripts run python3; one without PyYAML and pydantic gets a message, not a traceback."""
+    import sys
+
+    repo = tmp_path / "repo"
+    (repo / "scripts" / "lib").mkdir(parents=True)
+    for name in (script, "lib/backup-tool"):
+        shutil.copy(ROOT / "scripts" / name, repo / "scripts" / name)
+    bare = tmp_path / "bin" / "python3"  # the test interpreter without its site-packages
+    bare.parent.mkdir()
+    bare.write_text(f"#!/bin/sh\nexec '{sys.executable}' -S \"$@\"\n")
+    bare.chmod(0o755)
+    result = subprocess.run([str(repo / "scripts" / script), "dev"], capture_output=True, text=True,
+                            env={"PATH": f"{bare.parent}:{PATH}"}, timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert "python3 -m venv venv && venv/bin/pip install -r requirements.txt" in result.stderr
+    assert f"from {repo} run" in result.stderr and "Traceback" not in result.stderr

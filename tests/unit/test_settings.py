@@ -5,7 +5,9 @@ import copy
 import pulumi
 import pytest
 
-from config.settings import SettingsError, image_problem, litellm_version_of, parse_settings
+from config.errors import SettingsError
+from config.images import image_problem, litellm_version_of
+from config.parse import parse_settings
 from harness import run_stack, stack_file_config
 
 GOOD_MASTER_KEY = "sk-" + "A1b2C3d4" * 5

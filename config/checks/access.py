@@ -1,0 +1,88 @@
+"""The access section's cross-checks: references to models, teams and users, duplicates, the upper bound."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..sections.access import LIMIT_FIELDS, AccessSettings, duration_seconds
+from ..stack import Parsed
+from ..values import duplicates as _duplicates
+
+
+def check_access_section(parsed: Parsed, problems) -> None:
+    if parsed.access is not None:
+        models = parsed.models
+        check_access(parsed.access, {m.name for m in models} if models is not None else None, problems)
+
+
+def check_access(access: AccessSettings, model_names: Optional[set[str]], problems: list[tuple[str, str]]) -> None:
+    """Cross-checks of the access section: references, duplicates, the upper bound."""
+    teams = {t.name for t in access.teams}
+    users = {u.id for u in access.users}
+    for dup in _duplicates([t.name for t in access.teams]):
+        problems.append(("access.teams", f"team '{dup}' is declared more than once"))
+    for dup in _duplicates([u.id for u in access.users]):
+        problems.append(("access.users", f"user '{dup}' is declared more than once"))
+    for dup in _duplicates([k.alias for k in access.keys]):
+        problems.append(("access.keys", f"key alias '{dup}' is declared more than once"))
+
+    def check_models(key: str, names) -> None:
+        if model_names is None:
+            return
+        for name in names:
+            if name not in model_names:
+                problems.append((key, f"unknown model '{name}' (declared: {sorted(model_names)})"))
+
+    check_models("access.defaults.internalUser.models", access.defaults.internal_user.models)
+    for i, team in enumerate(access.teams):
+        check_models(f"access.teams[{i}].models", team.models)
+        check_models(f"access.teams[{i}].modelRpm", team.model_rpm)
+        check_models(f"access.teams[{i}].modelTpm", team.model_tpm)
+        for member in team.members:
+            if member not in users:
+                problems.append((f"access.teams[{i}].members", f"unknown user '{member}' (declared: {sorted(users)})"))
+        if team.models:
+            for name in list(team.model_rpm) + list(team.model_tpm):
+                if name not in team.models:
+                    problems.append((f"access.teams[{i}]", f"a per-model limit names '{name}', which the team may not use"))
+    for i, user in enumerate(access.users):
+        check_models(f"access.users[{i}].models", user.models)
+        for team in user.teams:
+            if team not in teams:
+                problems.append((f"access.users[{i}].teams", f"unknown team '{team}' (declared: {sorted(teams)})"))
+    bound = access.defaults.upper_bound
+    for i, key in enumerate(access.keys):
+        check_models(f"access.keys[{i}].models", key.models)
+        if key.user is None and key.team is None:
+            problems.append((f"access.keys[{i}]", "name its owner: a declared user, a declared team, or both"))
+        if key.user is not None and key.user not in users:
+            problems.append((f"access.keys[{i}].user", f"unknown user '{key.user}' (declared: {sorted(users)})"))
+        if key.team is not None and key.team not in teams:
+            problems.append((f"access.keys[{i}].team", f"unknown team '{key.team}' (declared: {sorted(teams)})"))
+        if key.team is not None and key.user is not None and key.team in teams:
+            member = any(key.team in u.teams for u in access.users if u.id == key.user) or any(
+                key.user in t.members for t in access.teams if t.name == key.team)
+            if not member:
+                problems.append((f"access.keys[{i}]", f"user '{key.user}' is not a member of team '{key.team}'"))
+        for limit in LIMIT_FIELDS:
+            ceiling, value = getattr(bound, limit.field), getattr(key, limit.field)
+            if ceiling is not None and value is not None and value > ceiling:
+                problems.append((f"access.keys[{i}].{limit.key}",
+                                 f"{value:g} is above access.defaults.upperBound.{limit.key} ({ceiling:g})"))
+            if ceiling is not None and value is None:
+                problems.append((f"access.keys[{i}].{limit.key}",
+                                 f"required: access.defaults.upperBound.{limit.key} is {ceiling:g}, and a key "
+                                 "without a limit would be unlimited"))
+    if bound.duration is not None:
+        for i, key in enumerate(access.keys):
+            if key.expires_after is None:
+                problems.append((f"access.keys[{i}].expiresAfter",
+                                 f"required: access.defaults.upperBound.duration is {bound.duration}"))
+            elif duration_seconds(key.expires_after) > duration_seconds(bound.duration):
+                problems.append((f"access.keys[{i}].expiresAfter",
+                                 f"{key.expires_after} is longer than access.defaults.upperBound.duration ({bound.duration})"))
+    for limit in LIMIT_FIELDS:
+        default, ceiling = getattr(access.defaults.key_generate, limit.field), getattr(bound, limit.field)
+        if default is not None and ceiling is not None and default > ceiling:
+            problems.append((f"access.defaults.keyGenerate.{limit.key}",
+                             f"{default:g} is above access.defaults.upperBound.{limit.key} ({ceiling:g})"))

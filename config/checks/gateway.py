@@ -1,0 +1,40 @@
+"""The gateway's cross-checks: where it is published, room for a rolling replacement, one source of TLS."""
+
+from __future__ import annotations
+
+from ..stack import Parsed
+from .network import bind_problem
+
+
+def check_gateway(parsed: Parsed, problems) -> None:
+    gateway = parsed.gateway
+    if gateway is None:
+        return
+    problem = bind_problem(gateway.bind_address, gateway.allow_public_bind, "gateway.allowPublicBind")
+    if problem:
+        problems.append(("gateway.bindAddress", problem))
+    if gateway.load_balancer.max_replicas < 2 * gateway.replicas:
+        problems.append(("gateway.loadBalancer.maxReplicas",
+                         f"{gateway.load_balancer.max_replicas} slots cannot hold {gateway.replicas} replicas and their "
+                         f"replacements side by side during a rolling replacement; use at least {2 * gateway.replicas}"))
+    tls = gateway.load_balancer.tls
+    if not tls.enabled and (tls.vault is not None or tls.http_redirect_port is not None):
+        problems.append(("gateway.loadBalancer.tls.enabled", "is false, but other TLS settings are given"))
+
+
+def check_tls_source(parsed: Parsed, problems) -> None:
+    gateway = parsed.gateway
+    from_config = {"gatewayTlsCertificate", "gatewayTlsKey"} & set(parsed.supplied)
+    if gateway is None:
+        return
+    tls = gateway.load_balancer.tls
+    if not tls.enabled:
+        if from_config:
+            problems.append((sorted(from_config)[0], "is set but gateway.loadBalancer.tls.enabled is false"))
+        return
+    if tls.vault is not None and from_config:
+        problems.append(("gateway.loadBalancer.tls.vault", "set both this and gatewayTlsCertificate/gatewayTlsKey; "
+                         "keep one source for the certificate"))
+    elif tls.vault is None and len(from_config) != 2:
+        problems.append(("gateway.loadBalancer.tls", "TLS needs the certificate and key: set gateway.loadBalancer.tls.vault "
+                         "{mount, path}, or both secret config keys gatewayTlsCertificate and gatewayTlsKey"))

@@ -1,0 +1,64 @@
+"""Image references: which are pinned, and which version of LiteLLM one names (pure: the settings,
+the policy pack and the tests use it)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+_IMAGE = re.compile(
+    r"(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?",
+    re.ASCII,
+)
+
+
+def image_problem(image: str) -> Optional[str]:
+    """Why an image reference is not pinned, or None when it is."""
+    match = _IMAGE.fullmatch(image)
+    if not match:
+        return f"'{image}' is not a valid image reference"
+    if match["tag"] is None and match["digest"] is None:
+        return f"'{image}' has no tag; pin a version (for example '{image}:<version>')"
+    if match["tag"] in ("latest", "main-latest", "main-stable", "stable") and match["digest"] is None:
+        return f"'{image}' uses the moving tag '{match['tag']}'; pin a version"
+    return None
+
+
+def image_tag(image: str) -> str:
+    match = _IMAGE.fullmatch(image)
+    return (match["tag"] or "") if match else ""
+
+
+LITELLM_IMAGE_VERSION = re.compile(r"v(\d+\.\d+\.\d+)")
+
+
+def litellm_version_of(image: str) -> Optional[str]:
+    found = LITELLM_IMAGE_VERSION.search(image_tag(image))
+    return found.group(1) if found else None
+
+
+def image_references(raw: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(key path, value) of every image reference in the raw config, valid sections or not."""
+    found = []
+    for section, key in (("gateway", "image"), ("redis", "image"), ("postgres", "image"), ("vault", "devImage")):
+        if isinstance(raw.get(section), dict) and key in raw[section]:
+            found.append((f"{section}.{key}", raw[section][key]))
+    gateway = raw.get("gateway")
+    if isinstance(gateway, dict) and isinstance(gateway.get("loadBalancer"), dict) and "image" in gateway["loadBalancer"]:
+        found.append(("gateway.loadBalancer.image", gateway["loadBalancer"]["image"]))
+    monitoring = raw.get("monitoring")
+    if isinstance(monitoring, dict):
+        for key in ("prometheusImage", "grafanaImage"):
+            if key in monitoring:
+                found.append((f"monitoring.{key}", monitoring[key]))
+        for key in ("redisExporter", "postgresExporter"):
+            if isinstance(monitoring.get(key), dict) and "image" in monitoring[key]:
+                found.append((f"monitoring.{key}.image", monitoring[key]["image"]))
+    hosts = raw.get("gpuHosts")
+    if isinstance(hosts, list):
+        for i, host in enumerate(hosts):
+            local = host.get("localContainer") if isinstance(host, dict) else None
+            if isinstance(local, dict) and "image" in local:
+                found.append((f"gpuHosts[{i}].localContainer.image", local["image"]))
+    return found
