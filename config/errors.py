@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from .names import PROJECT
 
 
@@ -12,13 +14,21 @@ class SettingsError(Exception):
     A key path is relative to the project's namespace (`gateway.replicas`), except a whole config key
     (`config.stack_file.FullKey`, such as a misspelled namespace), which is printed as it is."""
 
-    def __init__(self, problems: list[tuple[str, str]]):
+    def __init__(self, problems: list[tuple[str, str]], labels: Optional[dict[str, str]] = None):
         self.problems = problems
-        lines = [f"  - {_full_key(key)}: {message}" for key, message in problems]
+        self.labels = labels or {}
+        lines = [f"  - {_full_key(key)}{_label(key, self.labels)}: {message}" for key, message in problems]
         super().__init__(
             f"invalid configuration ({len(problems)} problem{'s' if len(problems) != 1 else ''}); "
             "nothing was deployed:\n" + "\n".join(lines)
         )
+
+
+def _label(key: str, labels: dict[str, str]) -> str:
+    """` (model 'qwen-coder')` for a key inside a list item that has a name (the index stays: it is
+    what `pulumi config set --path` takes)."""
+    found = [item for item in labels if key == item or key.startswith((f"{item}.", f"{item}["))]
+    return f" ({labels[max(found, key=len)]})" if found else ""
 
 
 def _full_key(key: str) -> str:

@@ -13,7 +13,7 @@ from .names import PROJECT
 from .parse import parse_settings
 from .sections import STRUCTURED_KEYS
 from .stack import StackSettings
-from .stack_file import namespace_problems
+from .stack_file import namespace_problems, stack_names
 
 
 def _merged_config() -> dict[str, Any]:
@@ -49,14 +49,14 @@ def raw_stack_config() -> tuple[dict[str, Any], frozenset[str]]:
 def load_settings() -> StackSettings:
     """Parse and validate the stack's config, or stop the program with every problem listed."""
     raw, secret_keys = raw_stack_config()
-    problems = namespace_problems(_merged_config())  # a misspelled namespace would vanish silently
+    problems, labels = namespace_problems(_merged_config()), {}  # a misspelled namespace would vanish silently
     try:
-        settings = parse_settings(raw, secret_keys, stack=pulumi.get_stack())
+        settings = parse_settings(raw, secret_keys, stack=pulumi.get_stack(), other_stacks=stack_names())
     except SettingsError as error:
-        problems += error.problems
+        problems, labels = problems + error.problems, error.labels
     if problems:
         # RunError: Pulumi prints the message without a stack trace, before any resource exists.
-        raise pulumi.RunError(str(SettingsError(problems))) from None
+        raise pulumi.RunError(str(SettingsError(problems, labels))) from None
     return settings
 
 

@@ -10,17 +10,36 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from pydantic import TypeAdapter, ValidationError
 
 from .checks import CROSS_CHECKS, SECRET_SOURCE_CHECKS, check_images, check_supplied_secret
 from .errors import SettingsError
+from .messages import plain_message
 from .secret_keys import SECRET_KEYS
 from .sections import SCALARS, SECTIONS, SECTIONS_BY_KEY
 from .stack import Parsed, StackSettings, SuppliedSecrets
 
 __all__ = ["SettingsError", "parse_settings"]
+
+
+# List items that have a name: (list key, the item's name field, what it is).
+_NAMED_ITEMS = (("models", "name", "model"), ("gpuHosts", "name", "GPU host"), ("access.teams", "name", "team"),
+                ("access.users", "id", "user"), ("access.keys", "alias", "key"))
+
+
+def list_item_labels(raw: dict[str, Any]) -> dict[str, str]:
+    """{"models[2]": "model 'mistral-7b'", ...} for the problems' key paths."""
+    labels = {}
+    for path, field, what in _NAMED_ITEMS:
+        items: Any = raw
+        for part in path.split("."):
+            items = items.get(part) if isinstance(items, dict) else None
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict) and isinstance(item.get(field), str):
+                labels[f"{path}[{i}]"] = f"{what} '{item[field]}'"
+    return labels
 
 
 def _key_path(root: str, loc: tuple[Any, ...]) -> str:
@@ -33,14 +52,7 @@ def _key_path(root: str, loc: tuple[Any, ...]) -> str:
 def _pydantic_problems(root: str, error: ValidationError) -> list[tuple[str, str]]:
     problems = []
     for item in error.errors():
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling against docs/configuration.md)"
-        elif item["type"] == "missing":
-            message = "required key is missing"
-        elif item["type"] == "value_error":
-            message = message.removeprefix("Value error, ")
-        problems.append((_key_path(root, item["loc"]), message))
+        problems.append((_key_path(root, item["loc"]), plain_message(item)))
     return problems
 
 
@@ -85,15 +97,16 @@ def _validate_section(key: str, kind: Any, value: Any) -> tuple[Any, list[tuple[
 
 
 def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(),
-                   stack: Optional[str] = None) -> StackSettings:
+                   stack: Optional[str] = None, other_stacks: Iterable[str] = ()) -> StackSettings:
     """Validate a stack's raw config (keys without the project prefix) into settings.
 
     `raw` holds decoded values: dicts and lists for structured keys, strings for scalars.
     `secret_keys` names the keys that Pulumi holds encrypted; `stack` is the stack's name when
-    known (`environment` must equal it). Raises SettingsError.
+    known (`environment` must equal it); `other_stacks` names the project's other stacks (their
+    stack files), whose names this one may not take over. Raises SettingsError.
     """
     problems: list[tuple[str, str]] = []
-    parsed = Parsed()
+    parsed = Parsed(other_environments=frozenset(other_stacks))
 
     known = set(SECTIONS_BY_KEY) | set(SCALARS) | set(SECRET_KEYS)
     for key in sorted(set(raw) - known):
@@ -144,6 +157,6 @@ def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(
     problems.extend(p for p in more if p[0] not in reported)
 
     if problems:
-        raise SettingsError(problems)
+        raise SettingsError(problems, list_item_labels(raw))
     sections = {spec.attribute: getattr(parsed, spec.attribute) for spec in SECTIONS}
     return StackSettings(environment=parsed.environment, **sections, supplied_secrets=SuppliedSecrets(parsed.supplied))

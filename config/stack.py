@@ -143,3 +143,4 @@ class Parsed:
     containers: Optional[ContainersSettings] = None
     access: Optional[AccessSettings] = None
     supplied: dict[str, str] = field(default_factory=dict)  # secret config values the user set
+    other_environments: frozenset[str] = frozenset()  # the project's other stacks, when known

@@ -49,6 +49,7 @@ class StackFileError(Exception):
 
 @dataclass(frozen=True)
 class StackFile:
+    stack: str
     path: Path
     plain: dict[str, Any]          # project keys without the prefix -> value, encrypted ones left out
     encrypted: frozenset[str]      # project keys whose value is `secure:`
@@ -57,6 +58,22 @@ class StackFile:
     def offline_config(self) -> tuple[dict[str, Any], frozenset[str]]:
         """(raw config with a placeholder for each encrypted value, the secret keys) for parse_settings."""
         return {**self.plain, **{key: placeholder(key) for key in self.encrypted}}, self.encrypted
+
+    def settings(self):
+        """The validated settings, as `pulumi up` would see them (placeholders for encrypted values);
+        raises SettingsError with the file's own problems and the settings' together."""
+        from .errors import SettingsError
+        from .parse import parse_settings
+
+        raw, secret_keys = self.offline_config()
+        problems, labels = list(self.problems), {}
+        try:
+            settings = parse_settings(raw, secret_keys, stack=self.stack, other_stacks=stack_names(self.path.parent))
+        except SettingsError as error:
+            problems, labels = problems + error.problems, error.labels
+        if problems:
+            raise SettingsError(problems, labels)
+        return settings
 
 
 def placeholder(key: str) -> str:
@@ -143,4 +160,4 @@ def read_stack_file(stack: str, root: Path = ROOT) -> StackFile:
             encrypted.add(key)
         else:
             plain[key] = value
-    return StackFile(path, plain, frozenset(encrypted), tuple(problems))
+    return StackFile(stack, path, plain, frozenset(encrypted), tuple(problems))

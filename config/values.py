@@ -119,6 +119,9 @@ def host_key_problem(text: str) -> Optional[str]:
     if len(parts) < 2:
         return "expected '<type> <base64 key>' (one line of `ssh-keyscan <host>` without the host name)"
     key_type, key_b64 = parts[0], parts[1]
+    if key_type not in HOST_KEY_TYPES and len(parts) >= 3 and parts[1] in HOST_KEY_TYPES:
+        return (f"starts with the host name '{key_type}' (a line of `ssh-keyscan` output): leave it out and give "
+                f"the rest, '{parts[1]} {parts[2][:12]}...'")
     if key_type not in HOST_KEY_TYPES:
         return f"key type '{key_type}' is not supported (use one of: {', '.join(HOST_KEY_TYPES)})"
     try:

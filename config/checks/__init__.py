@@ -14,12 +14,13 @@ from .gateway import check_gateway, check_tls_source
 from .images import check_images
 from .monitoring import check_monitoring
 from .network import check_port_clashes
+from .ownership import check_ownership
 from .secrets import check_supplied_secret
 from .vault import check_vault
 
 CROSS_CHECKS = (
     check_gateway, check_vault, check_monitoring, check_port_clashes, check_backups, check_redis_room,
-    check_environment, check_fleet, check_access_section,
+    check_environment, check_ownership, check_fleet, check_access_section,
 )
 SECRET_SOURCE_CHECKS = (check_fleet_access, check_tls_source)
 

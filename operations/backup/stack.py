@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from config.names import StackNames
-from config.parse import SettingsError, parse_settings
+from config.errors import SettingsError
 from config.stack import StackSettings
 from config.stack_file import StackFileError, read_stack_file
 
@@ -54,13 +54,8 @@ def load_stack(stack: str, root: Optional[Path] = None) -> StackFacts:
         stack_file = read_stack_file(stack, root or ROOT)
     except StackFileError as error:
         raise Refused(str(error)) from None
-    raw, secret_keys = stack_file.offline_config()
-    problems = list(stack_file.problems)
-    settings = None
     try:
-        settings = parse_settings(raw, secret_keys, stack=stack)
+        settings = stack_file.settings()
     except SettingsError as error:
-        problems.extend(error.problems)
-    if problems:
-        raise Refused(f"{stack_file.path.name}: {SettingsError(problems)}")
+        raise Refused(f"{stack_file.path.name}: {error}") from None
     return StackFacts(stack, settings, stack_file.path)

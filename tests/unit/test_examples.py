@@ -62,6 +62,13 @@ def _merge(config: dict, snippet: dict) -> dict:
     return config
 
 
+@pytest.mark.parametrize("heading, key", [("### Add a GPU host", "gpuHosts"), ("### Add a model", "models")])
+def test_the_readme_how_tos_add_something_new(heading, key):
+    """A how-to's example that repeats what the example file has already shows nothing new."""
+    added = {item["name"] for item in _snippet(heading)[key]}
+    assert added and not added & {item["name"] for item in example_config("prod").get(key, [])}, added
+
+
 @pytest.mark.parametrize("heading", ["### Add a GPU host", "### Add a model"])
 def test_the_readme_how_tos_give_valid_stacks(heading):
     config = _merge(example_config("prod"), _snippet(heading))
@@ -76,7 +83,8 @@ def test_the_readme_how_tos_give_valid_stacks(heading):
 def test_only_tests_that_derive_their_expectations_read_the_examples():
     """A test that read an example and expected its hosts or models would break on the first edit."""
     deriving = {"test_examples.py", "test_hostile_config.py", "test_stack_check.py", "test_reference.py",
-                "test_versions.py", "test_documented_commands.py", "test_workflows.py", "harness.py"}
+                "test_versions.py", "test_documented_commands.py", "test_workflows.py", "harness.py",
+                "test_stack_copies.py"}
     readers = set()
     for module in (ROOT / "tests").rglob("*.py"):
         text = module.read_text()

@@ -28,3 +28,23 @@ def test_runtime_config_wins_over_the_environment(monkeypatch):
     pulumi.runtime.set_all_config({f"{PROJECT}:environment": "from-runtime"}, [])
     values, _ = raw_stack_config()
     assert values["environment"] == "from-runtime"
+
+
+def test_the_program_stops_on_a_key_in_a_namespace_it_does_not_read(monkeypatch):
+    """A misspelled namespace (`litelm-gateway:redis`) would otherwise vanish at `pulumi up`."""
+    import pytest
+
+    from config.loader import load_settings
+
+    raw = stack_file_config("dev")
+    config = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({**config, "litelm-gateway:redis": '{"maxMemoryMb": 512}',
+                                                    "docker:host": "unix:///var/run/docker.sock"}))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", "[]")
+    pulumi.runtime.set_all_config({}, [])
+    monkeypatch.setattr(pulumi, "get_stack", lambda: "dev")
+    with pytest.raises(pulumi.RunError) as error:
+        load_settings()
+    message = str(error.value)
+    assert "- litelm-gateway:redis: is in the namespace 'litelm-gateway'" in message
+    assert "did you mean litellm-gateway:redis?" in message and "docker:host" not in message

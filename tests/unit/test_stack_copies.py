@@ -1,0 +1,126 @@
+"""A copied stack file can never take over another environment's data.
+
+The README's "Add a stack" recipe copies an example and changes `environment`. Every name an
+environment owns (Vault secret and policy, key paths and policies, volumes, containers, network,
+backup location) must then be the copy's own, or the copy is refused before anything is declared.
+Checked for copies of every shipped example under several new names, with expectations derived
+from what each stack declares under mocks, not from the code's naming rules."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from config.errors import SettingsError
+from config.names import StackNames
+from config.parse import parse_settings
+from harness import EXAMPLE_STACKS, example_config, run_stack
+
+COPY_NAMES = ["staging", "qa-2", "dev-alice", "prod-eu"]
+
+
+def copy_of(stack: str, new: str) -> dict:
+    config = copy.deepcopy(example_config(stack))
+    config["environment"] = new
+    if not new.startswith("dev"):  # what only dev stacks may do (the copy would be refused for that)
+        config = without_dev_only(config)
+    return config
+
+
+def without_dev_only(config: dict) -> dict:
+    vault = config.get("vault") or {}
+    if vault.get("mode") == "dev-container":
+        config["vault"] = {"mode": "external", "address": "https://vault.example:8200"}
+    for host in config["gpuHosts"]:
+        if host.pop("localContainer", None) is not None:
+            host.setdefault("ssh", {})["hostKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+            config.setdefault("gpuSsh", {}).setdefault("privateKeyVault", {"path": "ops/ssh"})
+    return config
+
+
+def owned_names(run) -> set[tuple[str, str]]:
+    """(kind, name) of everything a stack declares that must be its own."""
+    names = set()
+    for r in run.resources:
+        if r.type == "docker:index/container:Container":
+            names.add(("container", r.plain("name")))
+            for mount in r.plain("mounts") or []:
+                names.add((f"mount:{mount.get('type')}", mount.get("source")))
+        elif r.type in ("docker:index/volume:Volume", "docker:index/network:Network"):
+            names.add((r.type.rsplit(":", 1)[-1], r.plain("name")))
+        elif r.type == "vault:kv/secretV2:SecretV2":
+            names.add(("vault-secret", f"{r.plain('mount')}/{r.plain('name')}"))
+        elif r.type == "vault:index/policy:Policy":
+            names.add(("vault-policy", r.plain("name")))
+    return {n for n in names if n[1]}
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+@pytest.mark.parametrize("new", COPY_NAMES)
+def test_a_copy_of_an_example_declares_nothing_the_original_owns(stack, new):
+    new = new if new != stack else f"{new}-2"  # an example a user added under one of these names
+    original = owned_names(run_stack(example_config(stack), stack=stack))
+    copied = owned_names(run_stack(copy_of(stack, new), stack=new))
+    assert original and copied
+    assert original & copied == set(), sorted(original & copied)
+
+
+OVERRIDES = {
+    "vault.path": lambda names: names.vault_path,
+    "vault.policyName": lambda names: names.vault_policy,
+    "postgres.volumeName": lambda names: names.postgres_volume,
+    "backups.volumeName": lambda names: names.backup_volume,
+}
+
+
+def with_key(config: dict, dotted: str, value) -> dict:
+    section, key = dotted.split(".")
+    config = copy.deepcopy(config)
+    config[section] = {**(config.get(section) or {}), key: value}
+    if section == "backups":  # one of the two (the settings refuse both)
+        config["backups"].pop("volumeName" if key == "hostPath" else "hostPath", None)
+    return config
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+@pytest.mark.parametrize("key", sorted(OVERRIDES))
+def test_a_copy_that_spells_the_originals_name_is_refused_naming_the_key(stack, key):
+    """As the examples once did: `path: litellm-gateway/prod` in a copy would write prod's secret."""
+    theirs = OVERRIDES[key](StackNames(stack))
+    config = with_key(copy_of(stack, "staging"), key, theirs)
+    # Refused whether or not the original's stack file is beside the copy.
+    for others in ((), EXAMPLE_STACKS):
+        with pytest.raises(SettingsError) as error:
+            parse_settings(config, stack="staging", other_stacks=others)
+        messages = [m for k, m in error.value.problems if k == key]
+        assert messages and f"names environment '{stack}'" in messages[0], error.value.problems
+
+
+@pytest.mark.parametrize("key", sorted(OVERRIDES) + ["backups.hostPath"])
+def test_an_override_naming_another_stack_of_the_project_is_refused(key):
+    value = {"backups.hostPath": "/srv/backups/prod"}.get(key, f"team-prod-{key.split('.')[1].lower()}")
+    if key == "vault.path":
+        value = "teams/prod/gateway"
+    config = with_key(copy_of("prod", "staging"), key, value)
+    with pytest.raises(SettingsError) as error:
+        parse_settings(config, stack="staging", other_stacks=["dev", "prod", "staging"])
+    assert any(k == key and "names environment 'prod'" in m for k, m in error.value.problems), error.value.problems
+    # The same value is the stack's own when no other stack has that name.
+    parse_settings(config, stack="staging", other_stacks=["dev", "staging"])
+
+
+@pytest.mark.parametrize("key", sorted(OVERRIDES) + ["backups.hostPath"])
+def test_a_stack_may_spell_its_own_names_even_when_they_contain_another_stacks_name(key):
+    """`dev-alice` contains `dev`; its own names are not dev's."""
+    own = {"backups.hostPath": "/srv/backups/litellm-gateway/dev-alice"}.get(key) or OVERRIDES[key](StackNames("dev-alice"))
+    config = with_key(copy_of("dev", "dev-alice"), key, own)
+    parse_settings(config, stack="dev-alice", other_stacks=["dev", "dev-alice", "prod"])
+
+
+def test_the_examples_spell_no_name_a_copy_would_inherit():
+    for stack in EXAMPLE_STACKS:
+        config = example_config(stack)
+        for key in OVERRIDES:
+            section, name = key.split(".")
+            assert name not in (config.get(section) or {}), f"Pulumi.{stack}.yaml spells {key}"
