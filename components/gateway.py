@@ -10,6 +10,7 @@ import pulumi_docker as docker
 import pulumi_random as random
 import pulumi_vault as vault
 
+from config.images import untested_litellm_warning
 from config.names import POSTGRES_PORT, PROXY_PORT, REPLICA_SERVICE
 from config.sections.containers import Limits
 from config.stack import StackSettings
@@ -68,6 +69,9 @@ class Gateway(pulumi.ComponentResource):
         self.config = rendered.render_config_dict(self._settings, redis_host=self._names.redis)
         self.rendered_config = rendered.render_litellm_config(self._settings, redis_host=self._names.redis,
                                                               config=self.config)
+        warning = untested_litellm_warning(self._settings.gateway.image)
+        if warning:
+            pulumi.log.warn(warning, resource=self)
         self.litellm_containers = self._replicas()
         self.load_balancer = self._load_balancer()
         self.url = self.load_balancer.name.apply(lambda _: haproxy.published_url(self._settings))

@@ -30,6 +30,10 @@ def image_tag(image: str) -> str:
     return (match["tag"] or "") if match else ""
 
 
+# The LiteLLM version the test suite runs (requirements-test.txt pins it; tests/integration/test_versions.py
+# keeps the two equal). Another version in gateway.image is allowed, with a warning: it is untested here.
+TESTED_LITELLM_VERSION = "1.108.7"
+
 LITELLM_IMAGE_VERSION = re.compile(r"v(\d+\.\d+\.\d+)")
 
 
@@ -62,3 +66,12 @@ def image_references(raw: dict[str, Any]) -> list[tuple[str, Any]]:
             if isinstance(local, dict) and "image" in local:
                 found.append((f"gpuHosts[{i}].localContainer.image", local["image"]))
     return found
+
+
+def untested_litellm_warning(image: str) -> Optional[str]:
+    """A warning when `image` runs another LiteLLM version than the one the tests ran."""
+    found = litellm_version_of(image)
+    if found is None or found == TESTED_LITELLM_VERSION:
+        return None
+    return (f"gateway.image runs LiteLLM {found}; this program was tested with {TESTED_LITELLM_VERSION}. Preview it on a "
+            "dev stack first and read docs/operations.md, \"Upgrade LiteLLM\" (migrations, rollback)")

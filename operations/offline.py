@@ -70,6 +70,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources: list[Recorded] = []
         self.options: dict[tuple[str, str], pulumi.ResourceOptions] = {}
         self._names: set[tuple[str, str]] = set()
+        self.calls: list[tuple[str, dict[str, Any]]] = []  # (function token, arguments) of every invoke
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         key = (args.typ, args.name)
@@ -118,6 +119,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        self.calls.append((args.token, dict(args.args)))
         if args.token == "vault:kv/getSecretV2:getSecretV2":
             # Test double for Vault's KV read: the secret holds every field the stack's settings name
             # for it, each a marked fake of the right shape (a secret no setting names has none).

@@ -1,4 +1,10 @@
-"""Render the read-only Vault policy for the stack's KV v2 secret (pure)."""
+"""Render the Vault policies of a stack (pure): the read-only policy the stack declares for its
+secret, and the policy the token that runs `pulumi up` needs (an example an operator loads into
+Vault; tests/unit/test_vault_policy.py checks it covers every path the program writes and reads)."""
+
+from __future__ import annotations
+
+from config.stack import StackSettings
 
 
 def render_read_policy(mount: str, path: str) -> str:
@@ -8,3 +14,45 @@ def render_read_policy(mount: str, path: str) -> str:
         f'path "{mount}/data/{path}" {{\n  capabilities = ["read"]\n}}\n\n'
         f'path "{mount}/metadata/{path}" {{\n  capabilities = ["read"]\n}}\n'
     )
+
+
+def _rule(path: str, capabilities: list[str], why: str) -> str:
+    quoted = ", ".join(f'"{c}"' for c in capabilities)
+    return f'# {why}\npath "{path}" {{\n  capabilities = [{quoted}]\n}}\n'
+
+
+WRITE = ["create", "read", "update", "delete"]
+
+
+def deployer_rules(settings: StackSettings) -> list[tuple[str, list[str], str]]:
+    """(path, capabilities, why) of everything the deploying token does in Vault for this stack."""
+    mount, path = settings.vault.mount, settings.vault_path
+    names = settings.names
+    rules = [
+        (f"{mount}/data/{path}", WRITE, "the stack's secret: master key, salt key, passwords (KV v2 data)"),
+        (f"{mount}/metadata/{path}", ["read", "update", "delete"], "its versions (refresh reads them; destroy deletes them)"),
+        (f"{mount}/data/{path}/keys/*", WRITE, "one secret per API key the stack manages (access.keys)"),
+        (f"{mount}/metadata/{path}/keys/*", ["read", "update", "delete"], "their versions"),
+        (f"sys/policies/acl/{settings.vault_policy_name}", WRITE, "the stack's read policy for its secret"),
+        (f"sys/policies/acl/{names.key_policy('*')}", WRITE, "one read policy per API key"),
+        ("auth/token/create", ["update"],
+         "the Vault provider works with a short-lived child token of VAULT_TOKEN (its default)"),
+        ("auth/token/lookup-self", ["read"], "the provider and scripts/restore check the token first"),
+        ("sys/capabilities-self", ["update"], "scripts/restore and adopt check they may write before they do"),
+    ]
+    ssh = settings.gpu_ssh.private_key_vault
+    if ssh is not None:
+        rules.append((f"{ssh.mount}/data/{ssh.path}", ["read"], "the GPU hosts' SSH key (gpuSsh.privateKeyVault)"))
+    tls = settings.gateway.load_balancer.tls
+    if tls.enabled and tls.vault is not None:
+        rules.append((f"{tls.vault.mount}/data/{tls.vault.path}", ["read"],
+                      "the load balancer's certificate and key (gateway.loadBalancer.tls.vault)"))
+    return rules
+
+
+def render_deployer_policy(settings: StackSettings) -> str:
+    header = (f"# What the VAULT_TOKEN that runs `pulumi up`, `refresh` and `destroy` for stack "
+              f"'{settings.environment}' needs, nothing more.\n# Load it: vault policy write "
+              f"{settings.names.prefix}-deployer <this file>; then vault token create -policy="
+              f"{settings.names.prefix}-deployer\n\n")
+    return header + "\n".join(_rule(p, c, why) for p, c, why in deployer_rules(settings))

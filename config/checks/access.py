@@ -59,6 +59,14 @@ def check_access(access: AccessSettings, model_names: Optional[set[str]], proble
             problems.append((f"access.keys[{i}].user", f"unknown user '{key.user}' (declared: {sorted(users)})"))
         if key.team is not None and key.team not in teams:
             problems.append((f"access.keys[{i}].team", f"unknown team '{key.team}' (declared: {sorted(teams)})"))
+        team_models = next((set(t.models) for t in access.teams if t.name == key.team), set())
+        outside = sorted(m for m in set(key.models) - team_models
+                         if model_names is None or m in model_names) if team_models else []  # unknown: reported above
+        if outside:
+            problems.append((f"access.keys[{i}].models", (
+                f"{', '.join(repr(m) for m in outside)} {'is' if len(outside) == 1 else 'are'} not among the models of "
+                f"team '{key.team}' ({sorted(team_models)}); the key could not call {'it' if len(outside) == 1 else 'them'}: "
+                "add it to the team's models or remove it from the key's")))
         if key.team is not None and key.user is not None and key.team in teams:
             member = any(key.team in u.teams for u in access.users if u.id == key.user) or any(
                 key.user in t.members for t in access.teams if t.name == key.team)
@@ -86,3 +94,22 @@ def check_access(access: AccessSettings, model_names: Optional[set[str]], proble
         if default is not None and ceiling is not None and default > ceiling:
             problems.append((f"access.defaults.keyGenerate.{limit.key}",
                              f"{default:g} is above access.defaults.upperBound.{limit.key} ({ceiling:g})"))
+
+
+def models_a_key_can_call(access: AccessSettings, key, all_models: set[str]) -> set[str]:
+    """What LiteLLM lets `key` call: its own list, else its team's, else its user's, else every model."""
+    for names in (key.models,
+                  next((t.models for t in access.teams if t.name == key.team), ()),
+                  next((u.models for u in access.users if u.id == key.user), ())):
+        if names:
+            return set(names) & all_models
+    return set(all_models)
+
+
+def models_no_key_can_call(access: AccessSettings, model_names: list[str]) -> list[str]:
+    """Declared models that none of the declared keys may call (empty when the stack declares no keys:
+    then only the master key and keys made in the admin UI reach the models)."""
+    if not access.keys:
+        return []
+    callable_models = set().union(*(models_a_key_can_call(access, key, set(model_names)) for key in access.keys))
+    return [name for name in model_names if name not in callable_models]

@@ -8,7 +8,8 @@ from ..secret_keys import MIN_MASTER_KEY_RANDOM_CHARS, PEM_KEYS, PUBLICLY_KNOWN_
 def check_supplied_secret(key: str, value: str, is_secret: bool, problems) -> None:
     if not is_secret:
         problems.append(
-            (key, f"is stored in plain text; set it with `pulumi config set --secret {key} <value>`")
+            (key, f"is stored in plain text; set it with `pulumi config set --secret {key}` (it asks for the value; "
+                  "or pipe it in), never with the value on the command line")
         )
     if not value:
         problems.append((key, "is empty; remove it to have one generated"))

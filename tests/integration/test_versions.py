@@ -5,7 +5,7 @@ from importlib.metadata import version
 
 import pytest
 
-from config.images import litellm_version_of
+from config.images import TESTED_LITELLM_VERSION, litellm_version_of, untested_litellm_warning
 from config.parse import parse_settings
 from harness import EXAMPLE_STACKS, ROOT, example_config, stack_file_config
 
@@ -26,6 +26,18 @@ def test_image_tag_names_the_tested_litellm_version(config):
     assert litellm_version_of(image) == pinned_requirement("litellm"), (
         f"Pulumi.{stack}.yaml deploys {image}, but the tests run litellm {pinned_requirement('litellm')}"
     )
+
+
+def test_the_version_the_program_calls_tested_is_the_pinned_one():
+    assert TESTED_LITELLM_VERSION == pinned_requirement("litellm")
+
+
+def test_another_litellm_version_is_accepted_with_a_warning():
+    config = stack_file_config("prod")
+    image = config["gateway"]["image"].replace(TESTED_LITELLM_VERSION, "1.109.0")
+    settings = parse_settings({**config, "gateway": {**config["gateway"], "image": image}})
+    assert "runs LiteLLM 1.109.0; this program was tested with" in untested_litellm_warning(settings.gateway.image)
+    assert untested_litellm_warning(config["gateway"]["image"]) is None
 
 
 def test_installed_litellm_is_the_pinned_one():

@@ -149,3 +149,28 @@ def test_bad_access_config_stops_before_any_resource():
     access["keys"][0]["models"] = ["nope"]
     with pytest.raises(pulumi.RunError, match=r"access.keys\[0\].models: unknown model 'nope'"):
         run_stack(raw_with(access))
+
+
+def test_a_key_may_not_list_models_its_team_may_not_use():
+    raw = raw_with()
+    raw["models"] = raw["models"] + [{"name": "other", "ollamaTag": "other:1b", "hosts": raw["models"][0]["hosts"]}]
+    raw["access"]["keys"][0]["models"] = ["qwen-small", "other"]
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(raw)
+    found = dict(caught.value.problems)
+    assert "'other' is not among the models of team 'ml'" in found["access.keys[0].models"]
+
+
+def test_models_no_key_can_call_follow_keys_then_teams_then_users():
+    from config.checks.access import models_no_key_can_call
+
+    raw = raw_with()
+    raw["models"] = raw["models"] + [{"name": "other", "ollamaTag": "other:1b", "hosts": raw["models"][0]["hosts"]}]
+    settings = parse_settings(raw)
+    assert models_no_key_can_call(settings.access, ["qwen-small", "other"]) == ["other"]
+    raw["access"]["keys"][0]["models"] = []          # the key then has its team's models
+    assert models_no_key_can_call(parse_settings(raw).access, ["qwen-small", "other"]) == ["other"]
+    raw["access"]["teams"][0]["models"] = []         # then its user's (none: every model)
+    assert models_no_key_can_call(parse_settings(raw).access, ["qwen-small", "other"]) == []
+    raw["access"]["keys"] = []                       # no declared key: nothing to warn about
+    assert models_no_key_can_call(parse_settings(raw).access, ["qwen-small", "other"]) == []

@@ -112,3 +112,87 @@ def test_scripts_stack_check_says_how_to_install_missing_dependencies(tmp_path):
                             env=env, timeout=60)
     assert result.returncode == 2
     assert "python3 -m venv venv && venv/bin/pip install -r requirements.txt" in result.stderr
+
+
+def test_the_check_warns_about_a_model_no_declared_key_may_call(tmp_path):
+    raw = stack_file_config("prod")
+    raw["models"] = raw["models"] + [{"name": "gemma3-12b", "ollamaTag": "gemma3:12b", "hosts": [raw["gpuHosts"][0]["name"]]}]
+    write_stack(tmp_path, "prod", raw)
+    out, err = io.StringIO(), io.StringIO()
+    assert check("prod", tmp_path, out, err) == 0, err.getvalue()
+    assert "warning: no declared key may call model 'gemma3-12b'" in out.getvalue()
+    for model in raw["models"][:-1]:
+        assert f"model '{model['name']}'" not in out.getvalue()
+
+
+@pytest.mark.parametrize("typo, named", [
+    ("litelm-gateway:redis", "did you mean litellm-gateway:redis?"),
+    ("litellm_gateway:cache", "did you mean litellm-gateway:cache?"),
+    ("monitoring:enabled", "no part of this program reads"),
+])
+def test_a_key_in_a_namespace_no_part_of_the_program_reads_is_refused(tmp_path, typo, named):
+    write_stack(tmp_path, "prod", stack_file_config("prod"), extra={typo: {"maxMemoryMb": 512}})
+    code, out, err = run_check("prod", tmp_path)
+    assert code == 1
+    line = next(line for line in err.splitlines() if typo in line)
+    assert line.strip().startswith(f"- {typo}:") and named in line, err
+
+
+def test_a_key_without_namespace_is_refused_with_the_spelling_to_use(tmp_path):
+    write_stack(tmp_path, "prod", stack_file_config("prod"), extra={"cache": {"ttlSeconds": 5}})
+    code, out, err = run_check("prod", tmp_path)
+    assert code == 1 and "- cache: has no namespace" in err and "write litellm-gateway:cache" in err, err
+
+
+def test_provider_namespaces_the_program_uses_are_accepted(tmp_path):
+    write_stack(tmp_path, "prod", stack_file_config("prod"),
+                extra={"docker:host": "ssh://x", "vault:address": "https://v", "pulumi:tags": {"team": "ml"}})
+    code, out, err = run_check("prod", tmp_path)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("where", ["top", "nested"])
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path, where):
+    text = yaml.safe_dump({"config": {f"{PROJECT}:{k}": v for k, v in stack_file_config("prod").items()}})
+    if where == "top":
+        text += f"  {PROJECT}:environment: prod\n"   # the last one would win silently
+        key = f"config.{PROJECT}:environment"
+    else:
+        text = text.replace("    replicas:", "    replicas: 9\n    replicas:", 1)
+        key = f"config.{PROJECT}:gateway.replicas"
+    (tmp_path / "Pulumi.prod.yaml").write_text(text)
+    code, out, err = run_check("prod", tmp_path)
+    assert code == 1, err
+    assert any(line.strip().startswith(f"- {key}: is given twice (lines ") for line in err.splitlines()), err
+
+
+@pytest.mark.parametrize("field", ["private_key", "id_ed25519"])
+def test_an_ssh_key_in_vault_under_any_field_passes_the_check(tmp_path, field):
+    raw = stack_file_config("prod")
+    raw["gpuSsh"] = {**raw.get("gpuSsh", {}), "privateKeyVault": {"path": "ops/gpu-ssh", "field": field}}
+    write_stack(tmp_path, "prod", raw)
+    code, out, err = run_check("prod", tmp_path)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("fields", [{}, {"certificateField": "fullchain", "keyField": "privkey"}])
+def test_tls_from_vault_as_documented_passes_the_check(tmp_path, fields):
+    raw = stack_file_config("prod")
+    raw["gateway"] = {**raw["gateway"], "loadBalancer": {"tls": {
+        "enabled": True, "serverName": "gateway.example.com", "vault": {"path": "ops/gateway-tls", **fields}}}}
+    write_stack(tmp_path, "prod", raw)
+    code, out, err = run_check("prod", tmp_path)
+    assert code == 0, err
+    assert "gatewayUrl: https://gateway.example.com" in out
+
+
+def test_tls_from_secret_config_passes_the_check_and_backup_reads_it_too(tmp_path):
+    from operations.backup.stack import load_stack
+
+    raw = stack_file_config("prod")
+    raw["gateway"] = {**raw["gateway"], "loadBalancer": {"tls": {"enabled": True}}}
+    write_stack(tmp_path, "prod", raw, extra={f"{PROJECT}:gatewayTlsCertificate": {"secure": "v1:abc"},
+                                              f"{PROJECT}:gatewayTlsKey": {"secure": "v1:def"}})
+    code, out, err = run_check("prod", tmp_path)
+    assert code == 0, err
+    assert load_stack("prod", tmp_path).settings.gateway.load_balancer.tls.enabled
