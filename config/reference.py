@@ -25,6 +25,7 @@ from pydantic_core import PydanticUndefined
 from .names import PROJECT
 from .secret_keys import NOT_GENERATED, SECRET_KEYS
 from .sections import SCALARS, SECTIONS, SECTIONS_BY_KEY
+from .stack_file import OTHER_NAMESPACES
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "configuration.md"
@@ -171,13 +172,23 @@ def render_markdown() -> str:
         "",
         "The settings are validated before anything is declared: every problem is listed at once with its",
         f"key path (for example `{PROJECT}:models[0].hosts: unknown GPU host 'gpu-99'`) and nothing is",
-        "deployed. Unknown keys are errors, so a typo never falls back to a default silently. Every value is",
+        "deployed. Unknown keys are errors, so a typo never falls back to a default silently; so are a key",
+        "given twice in one mapping (YAML would keep the last) and a key outside the project's namespace",
+        "other than Pulumi's own and the providers' (" + ", ".join(f"`{n}:`" for n in sorted(OTHER_NAMESPACES)) + "),",
+        "such as `litelm-gateway:redis`. Every value is",
         "matched whole (a trailing newline is never accepted), no value may contain a control character,",
         "numbers must be finite, names that would collide once turned into resource names are refused, and",
         "so are ports published twice on one address.",
         "",
         "**dev stacks** are `environment: dev` or `dev-<name>`. Only they may use the dev-mode Vault, a",
         "`http://` Vault address or `vault.skipTlsVerify`, and `gpuHosts[].localContainer`.",
+        "",
+        "**Names a stack owns** (its Vault secret and policy, volumes, containers, network, key paths) are",
+        "derived from `environment`. `vault.path`, `vault.policyName`, `postgres.volumeName`,",
+        "`backups.volumeName` and `backups.hostPath` may override them, but never with another",
+        "environment's name: one spelled the way another environment's is derived",
+        "(`litellm-gateway-prod-pgdata` in staging), or containing the name of another stack file of",
+        "the project, is refused, so a copied stack file cannot take over another environment's data.",
         "",
         "## Top-level keys",
         "",
@@ -201,7 +212,8 @@ def render_markdown() -> str:
         "",
         "Optional. Each one left unset that the stack can generate is generated with pulumi-random and kept",
         "in Vault. Set them only with `--secret` (a plain-text value is refused), for example",
-        "`pulumi config set --secret masterKey \"sk-$(openssl rand -hex 32)\"`.",
+        "`printf %s \"sk-$(openssl rand -hex 32)\" | pulumi config set --secret masterKey` (a value on the",
+        "command line would stay in the shell's history and show in the process list).",
         "",
         "| key | generated when unset | rule |",
         "|---|---|---|",

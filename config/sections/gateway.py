@@ -79,7 +79,7 @@ class GatewaySettings(Section):
     take it out, then in-flight requests and streams finish (all but 9 s of it), then LiteLLM exits
     (docs/operations.md, "What a change does, in order"). At least 14."""
     master_key_rotation: int = Field(default=0, ge=0)
-    """Bump to rotate the generated master key (docs/operations.md, "Rotate the master key")."""
+    """Bump to rotate the generated master key (docs/operations.md, "Rotating the master key")."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     """LiteLLM's log level (`LITELLM_LOG`). `INFO` adds four JSON lines per request (the load balancer
     logs every request already) and costs throughput (docs/benchmarks.md); errors show at `WARNING`."""

@@ -45,3 +45,14 @@ def test_cache_and_ui_and_monitoring():
     facts.prometheus_scrape_jobs = {"litellm": ["litellm-0:4000"]}
     facts.alert_rules = ["LiteLLMGatewayDown"]
     assert backlog_evidence(facts)["BACKLOG-003"]["status"] == "done"
+
+
+def test_the_backlog_document_lists_every_item_the_output_reports():
+    from components.evidence import BACKLOG
+    from harness import ROOT
+
+    text = (ROOT / "docs" / "backlog.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| BACKLOG-")}
+    assert set(rows) == set(BACKLOG)
+    for item, (title, priority) in BACKLOG.items():
+        assert f"| {priority} | {title} |" in rows[item], item

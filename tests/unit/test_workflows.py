@@ -103,3 +103,11 @@ def test_secrets_come_from_repository_secrets():
     for name in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL", "VAULT_TOKEN", "DEPLOY_SSH_KEY"):
         assert f"${{{{ secrets.{name} }}}}" in text
     assert "sk-" not in text and "PRIVATE KEY" not in text
+
+
+def test_every_workflow_runs_dev_on_the_runner_that_reaches_the_dev_engine():
+    """dev's Docker engine is reachable from the dev runner only: preview, deploy and drift all use it."""
+    assert "DEV_RUNNER" in load("deploy.yml")["jobs"]["dev"]["runs-on"]
+    for name in ("preview.yml", "drift.yml"):
+        (job,) = load(name)["jobs"].values()
+        assert "matrix.stack == 'dev'" in job["runs-on"] and "DEV_RUNNER" in job["runs-on"], (name, job["runs-on"])
