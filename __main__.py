@@ -39,7 +39,8 @@ gateway = Gateway("gateway", GatewayArgs(
     vault_provider=vault_access.provider,
 ))
 # Teams, users and keys through the gateway's management API, once the replicas are healthy.
-access = Access("access", AccessArgs(settings, secrets.master_key, vault_access.provider, gateway.litellm_containers))
+access = Access("access", AccessArgs(settings, secrets.master_key, vault_access.provider, gateway.litellm_containers,
+                                     vault_address=vault_access.address, vault_dev_token=vault_access.dev_token))
 
 monitoring = None
 if settings.monitoring.enabled:

@@ -28,6 +28,7 @@ import pulumi.dynamic as dynamic
 import pulumi_random as random
 import pulumi_vault as vault
 
+from config.secret_keys import VAULT_FIELDS
 from config.sections.access import litellm_limits
 from config.stack import StackSettings
 from renderers.haproxy import published_url
@@ -39,7 +40,15 @@ METRICS_KEY_ALIAS = "prometheus-metrics"
 
 
 class LiteLLMObjectProvider(dynamic.ResourceProvider):
-    """props: kind (team|user|key), api_base, master_key, ident (team/user id or key value), spec."""
+    """props: kind (team|user|key), api_base, master_key, ident (team/user id or key value), spec, vault.
+
+    `vault` ({address, mount, path, field, token}) says where the stack keeps its current master key.
+    The master key in an object's state is the one of its last `up`: after a rotation the gateway
+    refuses it, so on a 401 the provider reads the current key there (address and token fall back to
+    VAULT_ADDR and VAULT_TOKEN, as for the Vault provider) and retries once; a refresh, the nightly
+    drift check and the deletion of an object removed from the config keep working, and the next
+    `up` stores the new key in every object (a changed master key is an update, never a replacement).
+    A key's value never goes into a URL (`/key/info` takes its SHA-256, as LiteLLM stores it)."""
 
     # LiteLLM's field for each managed spec field, and the endpoints per kind.
     ENDPOINTS = {
@@ -93,8 +102,45 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
             return str(error)
         return str(answer)
 
-    def request(self, props: dict, method: str, path: str, body=None, query=None, ok=(200,)) -> Any:
+    @staticmethod
+    def vault_master_key(vault: Optional[dict]) -> Optional[str]:
+        """The stack's current master key from its Vault secret, or None when it cannot be read."""
+        import json as _json
+        import os
+        import ssl
+        import urllib.request
+
+        if not vault:
+            return None
+        address = (vault.get("address") or os.environ.get("VAULT_ADDR") or "").rstrip("/")
+        token = vault.get("token") or os.environ.get("VAULT_TOKEN")
+        if not address or not token:
+            return None
+        url = f"{address}/v1/{vault['mount']}/data/{vault['path']}"
+        request = urllib.request.Request(url, headers={"X-Vault-Token": token})
+        context = ssl._create_unverified_context() if vault.get("skip_tls_verify") else None
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=context) as response:
+                data = _json.loads(response.read().decode())
+        except (OSError, ValueError):
+            return None
+        value = ((data.get("data") or {}).get("data") or {}).get(vault.get("field") or "LITELLM_MASTER_KEY")
+        return value if isinstance(value, str) and value else None
+
+    def authorized_call(self, props: dict, method: str, path: str, body=None, query=None) -> tuple[int, Any]:
+        """`call` with the object's master key; on a refusal, once more with the stack's current one
+        from Vault (a rotated master key), which then replaces the stale one in `props`."""
         status, answer = self.call(props["api_base"], props["master_key"], method, path, body, query)
+        if status in (401, 403):
+            current = self.vault_master_key(props.get("vault"))
+            if current and current != props["master_key"]:
+                status, answer = self.call(props["api_base"], current, method, path, body, query)
+                if status not in (401, 403):
+                    props["master_key"] = current
+        return status, answer
+
+    def request(self, props: dict, method: str, path: str, body=None, query=None, ok=(200,)) -> Any:
+        status, answer = self.authorized_call(props, method, path, body, query)
         if status in (401, 403):
             raise PermissionError(f"the LiteLLM gateway at {props['api_base']} refused the master key on {path} "
                                   f"(HTTP {status}): {self.message(answer)}")
@@ -109,8 +155,15 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
 
     def fetch(self, props: dict) -> Optional[dict]:
         """The object as the gateway has it (the compared fields), or None when it does not exist."""
+        import hashlib as _hashlib
+
         path, field = self.ENDPOINTS[props["kind"]]["info"]
-        status, answer = self.call(props["api_base"], props["master_key"], "GET", path, query={field: props["ident"]})
+        ident = props["ident"]
+        if props["kind"] == "key":
+            # LiteLLM takes a key's SHA-256 (how it stores keys) where it takes the key: the value
+            # itself would land in the load balancer's access log with the URL.
+            ident = _hashlib.sha256(ident.encode()).hexdigest()
+        status, answer = self.authorized_call(props, "GET", path, query={field: ident})
         if status in (401, 403):
             raise PermissionError(f"the LiteLLM gateway at {props['api_base']} refused the master key on {path} "
                                   f"(HTTP {status}): {self.message(answer)}")
@@ -175,13 +228,18 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
         return f"{props['kind']}-{props['ident']}"
 
     def create(self, props):
-        return dynamic.CreateResult(id_=self.object_id(props), outs={**props, **self.converge(props)})
+        props = dict(props)
+        state = self.converge(props)
+        return dynamic.CreateResult(id_=self.object_id(props), outs={**props, **state})
 
     def read(self, id_, props):
-        return dynamic.ReadResult(id_=id_, outs={**props, **self.state(props)})
+        props = dict(props)
+        state = self.state(props)  # with a rotated master key, `props` now holds the current one
+        return dynamic.ReadResult(id_=id_, outs={**props, **state})
 
     def diff(self, id_, olds, news):
-        declared = ("spec", "api_base", "name")
+        # A new master key (a rotation) is an update: the object stays, its state gets the new key.
+        declared = ("spec", "api_base", "name", "master_key", "vault")
         changed = [k for k in declared if olds.get(k) != news.get(k)]
         replaces = [k for k in ("kind", "ident") if olds.get(k) != news.get(k)]
         drifted = olds.get("status") not in (None, "in-sync")
@@ -193,11 +251,14 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
         if (olds.get("spec") or {}).get("duration") == news["spec"].get("duration"):
             # /key/update with a duration restarts the key's lifetime: send it only when it changed.
             call = {**news, "spec": {k: v for k, v in news["spec"].items() if k != "duration"}}
-        return dynamic.UpdateResult(outs={**news, **self.converge(call)})
+        call = dict(call)
+        state = self.converge(call)
+        return dynamic.UpdateResult(outs={**news, "master_key": call["master_key"], **state})
 
     def delete(self, id_, props):
+        props = dict(props)
         path, field = self.ENDPOINTS[props["kind"]]["delete"]
-        status, answer = self.call(props["api_base"], props["master_key"], "POST", path, {field: [props["ident"]]})
+        status, answer = self.authorized_call(props, "POST", path, {field: [props["ident"]]})
         if status in (401, 403):
             raise PermissionError(f"the LiteLLM gateway at {props['api_base']} refused the master key on {path} "
                                   f"(HTTP {status}): {self.message(answer)}")
@@ -213,14 +274,17 @@ class LiteLLMObject(dynamic.Resource):
     status: pulumi.Output[str]
 
     def __init__(self, name: str, kind: str, display: str, api_base: pulumi.Input[str], master_key: pulumi.Input[str],
-                 ident: pulumi.Input[str], spec: dict, opts: Optional[pulumi.ResourceOptions] = None):
+                 ident: pulumi.Input[str], spec: dict, vault_ref: Optional[pulumi.Input[dict]] = None,
+                 opts: Optional[pulumi.ResourceOptions] = None):
         with pickled_by_value(LiteLLMObjectProvider):
             super().__init__(
                 LiteLLMObjectProvider(), name,
                 {"kind": kind, "name": display, "api_base": api_base, "master_key": pulumi.Output.secret(master_key),
-                 "ident": ident, "spec": spec, "observed": None, "exists": None, "status": None},
+                 "ident": ident, "spec": spec, "vault": pulumi.Output.secret(vault_ref) if vault_ref is not None else None,
+                 "observed": None, "exists": None, "status": None},
                 pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
-                    additional_secret_outputs=["master_key", "ident"] if kind == "key" else ["master_key"])),
+                    additional_secret_outputs=["master_key", "ident", "vault"] if kind == "key"
+                    else ["master_key", "vault"])),
             )
 
 
@@ -270,6 +334,10 @@ class AccessArgs:
     master_key: pulumi.Input[str]
     vault_provider: vault.Provider
     gateway_ready: Sequence[pulumi.Resource]  # the LiteLLM replicas, healthy when created
+    # Where the provider finds the current master key after a rotation: the stack's Vault address
+    # (empty: VAULT_ADDR) and, for the dev-mode Vault only, its root token (else VAULT_TOKEN).
+    vault_address: pulumi.Input[str] = ""
+    vault_dev_token: Optional[pulumi.Input[str]] = None
 
 
 class Access(pulumi.ComponentResource):
@@ -288,10 +356,13 @@ class Access(pulumi.ComponentResource):
         self.management_url = access.management_url or published_url(settings)
         after_gateway = pulumi.ResourceOptions(parent=self, depends_on=list(args.gateway_ready))
         vault_child = pulumi.ResourceOptions(parent=self, provider=args.vault_provider)
+        vault_ref = pulumi.Output.all(args.vault_address, args.vault_dev_token).apply(lambda v: {
+            "address": v[0] or None, "token": v[1], "mount": settings.vault.mount, "path": settings.vault_path,
+            "field": VAULT_FIELDS["masterKey"], "skip_tls_verify": settings.vault.skip_tls_verify})
 
         def declare(resource_name, kind, display, ident, spec, depends_on=()):
             return LiteLLMObject(resource_name, kind, display, self.management_url, args.master_key, ident, spec,
-                                 opts=pulumi.ResourceOptions.merge(after_gateway, pulumi.ResourceOptions(
+                                 vault_ref, opts=pulumi.ResourceOptions.merge(after_gateway, pulumi.ResourceOptions(
                                      depends_on=[*args.gateway_ready, *depends_on])))
 
         self.teams = {t.name: declare(f"{name}-team-{t.name}", "team", t.name, team_id(settings, t.name),

@@ -26,14 +26,17 @@ class VaultAccess(pulumi.ComponentResource):
 
     provider: vault.Provider
     address: pulumi.Output[str]
+    dev_token: Optional[pulumi.Output[str]]  # the dev-mode Vault's root token (dev-container only)
 
     def __init__(self, name: str, args: VaultAccessArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("litellm-gateway:vault:VaultAccess", name, None, opts)
         settings = args.settings.vault
         child = pulumi.ResourceOptions(parent=self)
 
+        self.dev_token = None
         if settings.mode == "dev-container":
             self.address, token = self._dev_server(name, args, child)
+            self.dev_token = token
             self.provider = vault.Provider(
                 f"{name}-provider",
                 address=self.address,

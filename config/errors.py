@@ -17,7 +17,7 @@ class SettingsError(Exception):
     def __init__(self, problems: list[tuple[str, str]], labels: Optional[dict[str, str]] = None):
         self.problems = problems
         self.labels = labels or {}
-        lines = [f"  - {_full_key(key)}{_label(key, self.labels)}: {message}" for key, message in problems]
+        lines = [f"  - {_full_key(key)}: {message}{_label(key, self.labels)}" for key, message in problems]
         super().__init__(
             f"invalid configuration ({len(problems)} problem{'s' if len(problems) != 1 else ''}); "
             "nothing was deployed:\n" + "\n".join(lines)
@@ -25,10 +25,10 @@ class SettingsError(Exception):
 
 
 def _label(key: str, labels: dict[str, str]) -> str:
-    """` (model 'qwen-coder')` for a key inside a list item that has a name (the index stays: it is
-    what `pulumi config set --path` takes)."""
+    """` [in model 'qwen-coder']` for a key inside a list item that has a name (the index stays in the
+    key path: it is what `pulumi config set --path` takes)."""
     found = [item for item in labels if key == item or key.startswith((f"{item}.", f"{item}["))]
-    return f" ({labels[max(found, key=len)]})" if found else ""
+    return f" [in {labels[max(found, key=len)]}]" if found else ""
 
 
 def _full_key(key: str) -> str:

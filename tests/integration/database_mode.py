@@ -101,7 +101,7 @@ def database_server() -> Iterator[DatabaseServer]:
 @contextlib.contextmanager
 def litellm_in_database_mode(declared: Declared, database_url: str, redis_port: int, hosts: dict[str, str],
                              env_overrides: Optional[dict[str, str]] = None, migrate: bool = False,
-                             ) -> Iterator["DbProxy"]:
+                             host: str = "127.0.0.1", port: Optional[int] = None) -> Iterator["DbProxy"]:
     """The real proxy with the declared config and environment, on `database_url`."""
     config = rewrite_addresses(declared.config, redis_port, hosts)
     env = dict(declared.env)
@@ -109,7 +109,7 @@ def litellm_in_database_mode(declared: Declared, database_url: str, redis_port: 
     env["DATABASE_URL"] = database_url
     env["DISABLE_SCHEMA_UPDATE"] = "true"  # the schema comes from the migrations (no schema engine here)
     env.update(env_overrides or {})
-    with litellm_proxy(yaml.safe_dump(config, sort_keys=False), env, timeout=180) as proxy:
+    with litellm_proxy(yaml.safe_dump(config, sort_keys=False), env, timeout=180, host=host, port=port) as proxy:
         yield DbProxy(proxy, env)
 
 

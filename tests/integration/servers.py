@@ -117,6 +117,14 @@ def litellm_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def litellm_program() -> str:
+    """The `litellm` of this test run's environment (the pinned one), not whichever is first on PATH."""
+    beside = Path(sys.executable).parent / "litellm"
+    if not beside.is_file():
+        raise AssertionError(f"no litellm beside {sys.executable}: install requirements-test.txt into this environment")
+    return str(beside)
+
+
 @contextlib.contextmanager
 def litellm_proxy(config_text: str, env: dict[str, str], timeout: float = 120, host: str = "127.0.0.1",
                   port: Optional[int] = None, stop_grace_seconds: Optional[int] = None) -> Iterator[LiteLLMProcess]:
@@ -130,7 +138,7 @@ def litellm_proxy(config_text: str, env: dict[str, str], timeout: float = 120, h
     config_path.write_text(config_text)
     log_path = workdir / "proxy.log"
     port = port or free_port()
-    litellm_cli = shutil.which("litellm") or str(Path(sys.executable).parent / "litellm")
+    litellm_cli = litellm_program()
     command = [litellm_cli, "--config", str(config_path), "--host", host, "--port", str(port), "--num_workers", "1"]
     if stop_grace_seconds is not None:
         from renderers import replica_entrypoint
@@ -156,7 +164,7 @@ def run_litellm_until_exit(config_text: str, env: dict[str, str], timeout: float
     try:
         config_path = workdir / "config.yaml"
         config_path.write_text(config_text)
-        litellm_cli = shutil.which("litellm") or str(Path(sys.executable).parent / "litellm")
+        litellm_cli = litellm_program()
         process = subprocess.Popen(
             [litellm_cli, "--config", str(config_path), "--host", "127.0.0.1", "--port", str(free_port())],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=litellm_env(env), cwd=workdir,

@@ -56,11 +56,11 @@ def test_a_valid_access_section_parses():
     (lambda a: a["keys"][0].update(user="bob"), "access.keys[0]", "not a member of team 'ml'"),
     (lambda a: a["teams"][0].update(members=["zed"]), "access.teams[0].members", "unknown user 'zed'"),
     (lambda a: a["users"][1].update(teams=["web"]), "access.users[1].teams", "unknown team 'web'"),
-    (lambda a: a["users"][0].update(role="god"), "access.users[0].role", "Input should be"),
+    (lambda a: a["users"][0].update(role="god"), "access.users[0].role", "must be one of"),
     (lambda a: a["users"][0].update(email="not-an-address"), "access.users[0].email", "not an e-mail"),
     (lambda a: a["teams"][0].update(modelRpm={"other": 5}), "access.teams[0].modelRpm", "unknown model 'other'"),
     (lambda a: a["teams"][0].update(name="ML Team"), "access.teams[0].name", "must be lowercase"),
-    (lambda a: a.update(keyCacheTtlSeconds=0), "access.keyCacheTtlSeconds", "greater than or equal"),
+    (lambda a: a.update(keyCacheTtlSeconds=0), "access.keyCacheTtlSeconds", "must be at least"),
     (lambda a: a["defaults"].update(keyGenerate={"rpm": 500}), "access.defaults.keyGenerate.rpm", "above"),
 ])
 def test_invalid_access_settings_name_their_key(mutate, key, words):
@@ -104,7 +104,8 @@ def test_teams_users_and_keys_are_declared_after_the_gateway_with_the_master_key
     assert key.plain("spec") == {"key_alias": "ada-key", "models": ["qwen-small"], "rpm_limit": 40, "max_budget": 10.0,
                                  "user_id": "ada", "team_id": "dev-ml", "duration": "30d"}
     assert {"access-user-ada", "access-team-ml"} <= declared.mocks.depends_on_names("access-key-ada-key")
-    assert declared.mocks.options_of("access-key-ada-key").additional_secret_outputs == ["master_key", "ident"]
+    # The Vault reference carries the dev-mode Vault's token: secret too.
+    assert declared.mocks.options_of("access-key-ada-key").additional_secret_outputs == ["master_key", "ident", "vault"]
 
 
 def test_each_key_has_its_own_vault_path_and_read_policy(declared):

@@ -283,7 +283,11 @@ def test_dev_only_features_are_fine_in_dev_stacks():
     raw = config("dev")
     raw["vault"]["skipTlsVerify"] = True
     parse_settings(raw)
-    parse_settings(dict(raw, environment="dev-alice"), stack="dev-alice")
+    # (without the fixture's spelled dev names, which a dev-alice copy may not take over)
+    own = {**raw, "environment": "dev-alice", "vault": {k: v for k, v in raw["vault"].items() if k != "path"},
+           "postgres": {k: v for k, v in raw["postgres"].items() if k != "volumeName"},
+           "backups": {k: v for k, v in raw["backups"].items() if k != "volumeName"}}
+    parse_settings(own, stack="dev-alice")
 
 
 def test_the_environment_must_be_the_stack_name():

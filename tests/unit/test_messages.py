@@ -85,7 +85,7 @@ def test_a_problem_inside_a_named_list_item_says_which_item():
     second["rpm"] = 0
     with pytest.raises(SettingsError) as error:
         parse_settings(raw, stack="prod")
-    assert f"models[1].rpm (model '{second['name']}'): must be at least 1, got 0" in str(error.value)
+    assert f"models[1].rpm: must be at least 1, got 0 [in model '{second['name']}']" in str(error.value)
 
 
 def test_a_pasted_ssh_keyscan_line_says_to_leave_out_the_host():
