@@ -117,6 +117,18 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
         "    # switch is for the replica's own entrypoint only. Matched on the decoded path, as the replica",
         "    # reads it (`/%6detrics`, `//health/drain`).",
         f"    http-request deny deny_status 404 if {{ path,url_dec -m reg ^/+(metrics|{DRAIN_PATH.strip('/').replace('/', '/+')}) }}",
+        "    # Bodies are bounded before a replica reads them (LiteLLM reads a whole body before it checks",
+        "    # the key): by Content-Length, for everyone; much lower without any credentials.",
+        "    acl body_method method POST PUT PATCH",
+        "    acl has_length req.hdr(content-length) -m found",
+        "    acl has_credentials req.hdr(authorization) -m found",
+        "    acl has_credentials req.hdr(x-api-key) -m found",
+        "    acl has_credentials req.hdr(api-key) -m found",
+        _refuse(411, "a request body needs a Content-Length", "body_method !has_length"),
+        _refuse(413, f"the request body is larger than {lb.max_request_body_mb} MB",
+                f"{{ req.hdr_val(content-length) gt {lb.max_request_body_mb * 1024 * 1024} }}"),
+        _refuse(401, f"a request without credentials may carry at most {lb.max_unauthenticated_body_kb} KB",
+                f"!has_credentials {{ req.hdr_val(content-length) gt {lb.max_unauthenticated_body_kb * 1024} }}"),
         "    default_backend litellm",
         "",
         "backend litellm",
@@ -151,6 +163,12 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
         "",
     ]
     return "\n".join(lines)
+
+
+def _refuse(status: int, message: str, condition: str) -> str:
+    """An answer from the load balancer itself, shaped like LiteLLM's (OpenAI's) error bodies."""
+    body = '{"error": {"message": "' + message + '", "type": "invalid_request_error", "code": "' + str(status) + '"}}'
+    return f"    http-request return status {status} content-type application/json string '{body}' if {condition}"
 
 
 def published_url(settings: StackSettings) -> str:

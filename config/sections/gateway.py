@@ -46,6 +46,14 @@ class LoadBalancerSettings(Section):
     replicas leave the balancer before they close one, and a request that still meets a closing connection is
     replayed on another replica. `false`: a new connection per request (`option http-server-close`).
     Figures: docs/benchmarks.md."""
+    max_request_body_mb: int = Field(default=32, ge=1, le=1024)
+    """Largest request body the load balancer passes on, MB (by its `Content-Length`; a larger one gets 413,
+    one without a length 411). A replica reads a whole body before it checks the key: this bounds what any
+    client can make it hold. 32 MB fits a 128k-token prompt many times over and a few images."""
+    max_unauthenticated_body_kb: int = Field(default=64, ge=1, le=16384)
+    """Largest body of a request that carries no credentials (`Authorization`, `x-api-key`, `api-key`),
+    KB; a larger one gets 401 at the load balancer, before any replica reads it. The admin UI's login
+    form fits."""
     tls: TlsSettings = TlsSettings()
     """TLS at the load balancer (see `gateway.loadBalancer.tls.*`)."""
 
