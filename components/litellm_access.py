@@ -29,14 +29,13 @@ import pulumi_random as random
 import pulumi_vault as vault
 
 from config.secret_keys import VAULT_FIELDS
-from config.sections.access import litellm_limits
+from config.sections.access import METRICS_KEY_ALIAS, litellm_limits
 from config.stack import StackSettings
 from renderers.haproxy import published_url
 from renderers.vault_policy import render_read_policy
 from .ollama_drift import pickled_by_value
 
 KEY_VAULT_FIELD = "api_key"
-METRICS_KEY_ALIAS = "prometheus-metrics"
 
 
 class LiteLLMObjectProvider(dynamic.ResourceProvider):

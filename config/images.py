@@ -6,11 +6,21 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
+# Docker's reference grammar: [registry[:port]/]path[:tag][@sha256:digest]. A registry port is only
+# part of the first component when a path follows it (`host:5000/team/app`); `postgres:16` is a tag.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REGISTRY = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?/)"
 _IMAGE = re.compile(
-    r"(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+    rf"(?P<repo>{_REGISTRY}?{_COMPONENT}(?:/{_COMPONENT})*)"
     r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?",
     re.ASCII,
 )
+
+
+def _moving(tag: str) -> bool:
+    """A tag that names no version moves (`latest`, `stable`, `alpine`, `lts`, `main`, `edge`, `rocm`):
+    a pinned tag has a version number in it."""
+    return not re.search(r"[0-9]", tag) or "latest" in tag.split("-")
 
 
 def image_problem(image: str) -> Optional[str]:
@@ -20,7 +30,7 @@ def image_problem(image: str) -> Optional[str]:
         return f"'{image}' is not a valid image reference"
     if match["tag"] is None and match["digest"] is None:
         return f"'{image}' has no tag; pin a version (for example '{image}:<version>')"
-    if match["tag"] in ("latest", "main-latest", "main-stable", "stable") and match["digest"] is None:
+    if match["tag"] is not None and match["digest"] is None and _moving(match["tag"]):
         return f"'{image}' uses the moving tag '{match['tag']}'; pin a version"
     return None
 

@@ -58,7 +58,14 @@ Name = Annotated[str, full(_NAME, "{value!r} is not a valid name: " + _NAME_HELP
 ModelName = Annotated[str, full(_MODEL_NAME, "{value!r} is not a valid model name: " + _MODEL_NAME_HELP)]
 OllamaTag = Annotated[str, full(_OLLAMA_TAG, "{value!r} is not an Ollama model name ([registry/][namespace/]model[:tag])")]
 VaultPath = Annotated[str, full(_VAULT_PATH, "{value!r} is not a valid Vault path (letters, digits, _ . -, "
-                                             "segments separated by '/', no leading or trailing '/')")]
+                                             "segments separated by '/', no leading or trailing '/')"),
+                      check(lambda v: not {".", ".."} & set(v.split("/")),
+                            "{value!r} has a '.' or '..' segment; Vault would resolve it to another path")]
+# Vault's own mounts: a KV mount of the stack's is never one of them.
+VAULT_SYSTEM_MOUNTS = frozenset({"sys", "auth", "identity", "cubbyhole"})
+VaultMount = Annotated[VaultPath, check(lambda v: v.split("/")[0] not in VAULT_SYSTEM_MOUNTS,
+                                        "{value!r} is one of Vault's own mounts (sys, auth, identity, cubbyhole); "
+                                        "name the KV v2 mount of the stack's secrets")]
 VaultPolicyName = Annotated[str, full(r"[A-Za-z0-9_.-]{1,128}", "{value!r} is not a valid Vault policy name"),
                             check(lambda v: v not in VAULT_BUILTIN_POLICIES,
                                   "{value!r} is one of Vault's built-in policies; name a policy of this stack's own")]
@@ -83,7 +90,19 @@ Text = Annotated[str, no_problem(control_character_problem)]
 OllamaDigest = Annotated[str, full(r"(sha256:)?[0-9a-f]{12,64}", "{value!r} is not an Ollama model ID (12 to 64 hex characters)")]
 
 # The access section's values.
-Duration = Annotated[str, full(_DURATION, "{value!r} is not a duration like 30s, 15m, 12h, 30d or 1mo")]
+# Longer than this, LiteLLM cannot compute an expiry (its datetime overflows): 100 years.
+MAX_DURATION_SECONDS = 100 * 365 * 86400
+
+
+def duration_seconds(value: str) -> int:
+    """LiteLLM's duration string in seconds (a month counts 30 days)."""
+    unit = "mo" if value.endswith("mo") else value[-1]
+    return int(value[: -len(unit)]) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "mo": 30 * 86400}[unit]
+
+
+Duration = Annotated[str, full(_DURATION, "{value!r} is not a duration like 30s, 15m, 12h, 30d or 1mo"),
+                     check(lambda v: duration_seconds(v) <= MAX_DURATION_SECONDS,
+                           "{value!r} is longer than 100 years; LiteLLM cannot compute such an expiry")]
 AccessId = Annotated[str, full(_ACCESS_ID, "{value!r} must be lowercase letters, digits and . _ -, 1-64 characters, "
                                            "starting and ending with a letter or digit")]
 Email = Annotated[str, full(r"[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}", "{value!r} is not an e-mail address")]

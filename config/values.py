@@ -135,6 +135,11 @@ def host_key_problem(text: str) -> Optional[str]:
     return None
 
 
+# Trees whose every directory belongs to the system, a user's login or the container engine.
+SYSTEM_TREES = ("/etc", "/root", "/proc", "/sys", "/dev", "/boot", "/run", "/var/run", "/usr", "/bin", "/sbin",
+                "/lib", "/lib32", "/lib64", "/var/lib/docker", "/var/lib/containerd", "/snap", "/tmp")
+
+
 def host_path_problem(path: str) -> Optional[str]:
     if not path.startswith("/"):
         return f"'{path}' must be an absolute path on the Docker host"
@@ -142,6 +147,12 @@ def host_path_problem(path: str) -> Optional[str]:
         return f"'{path}' is not a normalised path (no '..', '.', '//' or trailing '/')"
     if path in SYSTEM_DIRECTORIES:
         return f"'{path}' is a system directory; use a directory of its own (for example /srv/backups/litellm)"
+    tree = next((t for t in SYSTEM_TREES if path.startswith(t + "/")), None)
+    if tree is not None:
+        return f"'{path}' is inside {tree}, which belongs to the system or the container engine; use a directory " \
+               "of its own (for example /srv/backups/litellm-gateway/<environment>)"
+    if path.count("/") == 2 and path.startswith("/home/"):
+        return f"'{path}' is a user's home directory; use a directory of its own inside it or under /srv"
     return None
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 BACKUP_SCRIPT_PATH = "/usr/local/bin/litellm-backup"
 SCHEDULER_SCRIPT_PATH = "/usr/local/bin/litellm-backup-scheduler"
 BACKUP_DIR = "/backups"
+OWNED_MARKER = ".litellm-gateway-backups"   # the stack's mark on a backup directory it took over
 HEARTBEAT = "/tmp/litellm-backup-heartbeat"
 FAILED_MARKER = "/tmp/litellm-backup-failed"
 
@@ -62,7 +63,19 @@ times="__TIMES__"
 dir=${BACKUP_DIR:-__BACKUP_DIR__}
 if [ "$(id -u)" = 0 ]; then
   # Hand the backup directory to postgres, then run as postgres: dumps are never written by root.
-  mkdir -p "$dir" && chown postgres:postgres "$dir" && chmod 0700 "$dir" || {
+  # Only a directory that is the stack's own: empty, marked by an earlier run, or holding nothing
+  # but this stack's dumps. Anything else (a home directory, /etc/ssh, another program's data) is
+  # never chowned: the scheduler stops and says why.
+  mkdir -p "$dir" || { echo '{"event":"litellm-backup-scheduler","status":"failed","detail":"cannot create the backup directory"}'; exit 1; }
+  marker="$dir/__MARKER__"
+  if [ ! -e "$marker" ]; then
+    foreign=$(ls -A "$dir" | grep -vE '^(litellm-[a-z0-9-]*[0-9]{8}T[0-9]{6}Z\.dump(\.sha256)?|\.litellm-[^/]*\.partial(\.err)?)$' | head -n 1)
+    if [ -n "$foreign" ]; then
+      echo "{\"event\":\"litellm-backup-scheduler\",\"status\":\"failed\",\"detail\":\"the backup directory holds files this stack did not write (for example $foreign); it is not taken over: give backups.hostPath an empty directory of its own\"}"
+      exit 1
+    fi
+  fi
+  touch "$marker" && chown postgres:postgres "$dir" "$marker" && chmod 0700 "$dir" || {
     echo '{"event":"litellm-backup-scheduler","status":"failed","detail":"cannot prepare the backup directory"}'; exit 1; }
   if command -v gosu >/dev/null 2>&1; then exec gosu postgres bash "$0" "$@"; fi
   if command -v su-exec >/dev/null 2>&1; then exec su-exec postgres bash "$0" "$@"; fi
@@ -101,7 +114,7 @@ def render_backup_script(retention: int, stack: str) -> str:
 def render_scheduler_script(times_utc: tuple[str, ...]) -> str:
     return (_SCHEDULER.replace("__TIMES__", " ".join(times_utc)).replace("__HEARTBEAT__", HEARTBEAT)
             .replace("__BACKUP_SCRIPT__", BACKUP_SCRIPT_PATH).replace("__FAILED__", FAILED_MARKER)
-            .replace("__BACKUP_DIR__", BACKUP_DIR))
+            .replace("__BACKUP_DIR__", BACKUP_DIR).replace("__MARKER__", OWNED_MARKER))
 
 
 def healthcheck_command() -> list[str]:

@@ -33,6 +33,10 @@ from config.values import host_port, local_url
 CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"
 CERT_PATH = "/usr/local/etc/haproxy/certs/gateway.pem"
 DOCKER_DNS = "127.0.0.11:53"    # Docker's embedded DNS server, inside every container on a user network
+# Mozilla server-side TLS, "intermediate" (https://ssl-config.mozilla.org, guideline 5.7).
+TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                 "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+                 "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305")
 READINESS_PATH = "/health/readiness"
 DRAIN_PATH = "/health/drain"    # LiteLLM's drain switch: the replicas' own entrypoint calls it, clients never
 CHECK_INTERVAL_SECONDS = 1
@@ -69,7 +73,9 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
         f"    nbthread {lb.threads}",
     ]
     if tls:
-        lines += ["    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets",
+        lines += ["    # Mozilla's 'intermediate' profile: TLS 1.2 with forward-secret AEAD ciphers only, and TLS 1.3.",
+                  "    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets",
+                  f"    ssl-default-bind-ciphers {TLS12_CIPHERS}",
                   "    ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"]
     lines += [
         "",

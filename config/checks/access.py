@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..sections.access import LIMIT_FIELDS, AccessSettings, duration_seconds
+from ..sections.access import LIMIT_FIELDS, METRICS_KEY_ALIAS, RESERVED_USER_IDS, AccessSettings
+from ..types import duration_seconds
 from ..stack import Parsed
 from ..values import duplicates as _duplicates
 
@@ -89,6 +90,28 @@ def check_access(access: AccessSettings, model_names: Optional[set[str]], proble
             elif duration_seconds(key.expires_after) > duration_seconds(bound.duration):
                 problems.append((f"access.keys[{i}].expiresAfter",
                                  f"{key.expires_after} is longer than access.defaults.upperBound.duration ({bound.duration})"))
+    for i, key in enumerate(access.keys):
+        if key.alias == METRICS_KEY_ALIAS:
+            problems.append((f"access.keys[{i}].alias", f"'{METRICS_KEY_ALIAS}' is the stack's own key for Prometheus; "
+                             "choose another alias"))
+        longer = _longer(key.budget_duration, bound.budget_duration)
+        if longer:
+            problems.append((f"access.keys[{i}].budgetDuration", f"{longer} access.defaults.upperBound.budgetDuration"))
+    generated = access.defaults.key_generate
+    for field, key in (("duration", "duration"), ("budget_duration", "budgetDuration")):
+        longer = _longer(getattr(generated, field), getattr(bound, field))
+        if longer:
+            problems.append((f"access.defaults.keyGenerate.{key}", f"{longer} access.defaults.upperBound.{key}"))
+    seen_emails: dict[str, str] = {}
+    for i, user in enumerate(access.users):
+        if user.id in RESERVED_USER_IDS:
+            problems.append((f"access.users[{i}].id", f"'{user.id}' is LiteLLM's built-in admin user (the master "
+                             "key's); the stack may not manage it"))
+        if user.email:
+            other = seen_emails.setdefault(user.email.lower(), user.id)
+            if other != user.id:
+                problems.append((f"access.users[{i}].email", f"'{user.email}' is user '{other}''s e-mail too "
+                                 "(e-mail addresses do not differ by case)"))
     for limit in LIMIT_FIELDS:
         default, ceiling = getattr(access.defaults.key_generate, limit.field), getattr(bound, limit.field)
         if default is not None and ceiling is not None and default > ceiling:
@@ -113,3 +136,10 @@ def models_no_key_can_call(access: AccessSettings, model_names: list[str]) -> li
         return []
     callable_models = set().union(*(models_a_key_can_call(access, key, set(model_names)) for key in access.keys))
     return [name for name in model_names if name not in callable_models]
+
+
+def _longer(value, ceiling) -> str:
+    """'90d is longer than' when duration `value` exceeds `ceiling` (both set), else ''."""
+    if value is None or ceiling is None or duration_seconds(value) <= duration_seconds(ceiling):
+        return ""
+    return f"{value} is longer than {ceiling}, the ceiling in"

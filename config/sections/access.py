@@ -14,6 +14,11 @@ from ..types import AccessId, Budget, Count, Duration, Email, HttpUrl, Ref
 from .base import Section
 
 USER_ROLES = ("internal_user", "internal_user_viewer", "proxy_admin", "proxy_admin_viewer")
+# The stack's own key for Prometheus (components/litellm_access.py declares it).
+METRICS_KEY_ALIAS = "prometheus-metrics"
+# LiteLLM's built-in admin user (the master key's user): the stack never adopts or deletes it.
+RESERVED_USER_IDS = frozenset({"default_user_id"})
+
 
 
 @dataclass(frozen=True)
@@ -39,15 +44,6 @@ def litellm_limits(entry: object) -> dict:
     """The limits `entry` sets (a team, user, key or key defaults), under LiteLLM's parameter names."""
     return {limit.litellm: getattr(entry, limit.field) for limit in (*LIMIT_FIELDS, BUDGET_DURATION, KEY_DURATION)
             if getattr(entry, limit.field, None) is not None}
-
-
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "mo": 30 * 86400}
-
-
-def duration_seconds(duration: str) -> int:
-    """LiteLLM's duration string in seconds (a month counts 30 days)."""
-    unit = "mo" if duration.endswith("mo") else duration[-1]
-    return int(duration[: -len(unit)]) * _UNIT_SECONDS[unit]
 
 
 class AccessLimits(Section):

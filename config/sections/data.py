@@ -43,8 +43,11 @@ class BackupSettings(Section):
     retention: int = Field(default=7, ge=1, le=365)
     """Keep the newest N dumps (with their checksums)."""
     host_path: Optional[HostPath] = None
-    """Write dumps to this absolute, normalised path on the Docker host (a directory of its own, never `/`,
-    `/etc`, `/var` and the like). It becomes the `postgres` user's, mode 0700; dumps are 0600."""
+    """Write dumps to this absolute, normalised path on the Docker host: a directory of its own, never a system
+    tree (`/etc`, `/root`, `/usr`, `/run`, `/tmp`, Docker's `/var/lib/docker`, ...) or a home directory itself.
+    The scheduler takes it over (the `postgres` user's, mode 0700, marked as the stack's) only when it is empty,
+    marked already or holds nothing but this stack's dumps; anything else stops it with the reason. Dumps are
+    0600."""
     volume_name: Optional[VolumeName] = None
     """Write dumps to this named volume (kept on destroy; never the database's). Unset (and no `hostPath`):
     `litellm-gateway-<environment>-pgbackups`."""

@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from ..types import FieldName, VaultAddress, VaultPath, VaultPolicyName
+from ..types import FieldName, VaultAddress, VaultMount, VaultPath, VaultPolicyName
 from .base import Section
 
 
@@ -21,7 +21,7 @@ class VaultSettings(Section):
     """Image of the dev-mode Vault (pinned)."""
     dev_port: int = Field(default=8200, ge=1, le=65535)
     """Loopback port the dev-mode Vault is published on."""
-    mount: VaultPath = "secret"
+    mount: VaultMount = "secret"
     """KV **v2** mount (must exist; dev mode creates `secret/`)."""
     path: Optional[VaultPath] = None
     """Secret path inside the mount. Unset: `litellm-gateway/<environment>`."""
@@ -33,7 +33,7 @@ class VaultSettings(Section):
 
 
 class TlsVaultRef(Section):
-    mount: VaultPath = "secret"
+    mount: VaultMount = "secret"
     """KV v2 mount of the certificate secret."""
     path: VaultPath
     """Path of the secret holding the certificate chain and key."""
@@ -44,7 +44,7 @@ class TlsVaultRef(Section):
 
 
 class VaultFieldRef(Section):
-    mount: VaultPath = "secret"
+    mount: VaultMount = "secret"
     """KV v2 mount of the secret."""
     path: VaultPath
     """Path of the secret."""

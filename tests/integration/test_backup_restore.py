@@ -743,3 +743,50 @@ def test_the_scheduler_hands_the_directory_to_postgres_and_drops_root(tmp_path):
         process.kill()
         process.wait()
         shutil.rmtree(where, ignore_errors=True)
+
+
+def _run_scheduler(directory: Path, seconds: float = 4) -> tuple[int | None, str]:
+    """The rendered scheduler as the container runs it (as root, then gosu postgres), stopped after `seconds`."""
+    script = directory.parent / "scheduler.sh"
+    script.write_text(render_scheduler_script(("03:00",)))
+    script.chmod(0o755)  # gosu postgres runs it again as postgres
+    process = subprocess.Popen(["bash", str(script)], env={"PATH": os.environ["PATH"], "BACKUP_DIR": str(directory)},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = process.communicate(timeout=seconds)
+        return process.returncode, out
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)  # the scheduler and its sleep
+        out, _ = process.communicate()
+        return None, out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the scheduler hands the directory over as root, as in its container")
+def test_the_scheduler_never_takes_over_a_directory_that_is_not_the_stacks():
+    import pwd
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="scheduler-"))  # a folder postgres may enter, as / is in the container
+    tmp_path.chmod(0o755)
+    try:
+        _check_the_scheduler_claims(tmp_path, pwd.getpwnam("postgres").pw_uid)
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _check_the_scheduler_claims(tmp_path: Path, postgres_uid: int) -> None:
+    foreign = tmp_path / "home-deploy"
+    foreign.mkdir()
+    (foreign / ".bashrc").write_text("mine\n")
+    owner = foreign.stat().st_uid
+    code, out = _run_scheduler(foreign)
+    assert code == 1 and "holds files this stack did not write (for example .bashrc)" in out, out
+    assert foreign.stat().st_uid == owner, "not chowned"
+    own = tmp_path / "backups"
+    own.mkdir()
+    (own / "litellm-dev-20261101T030000Z.dump").write_text("x")  # dumps of an earlier version, no marker yet
+    code, out = _run_scheduler(own)
+    assert code is None and '"status":"started"' in out, out   # running: taken over, marked
+    assert own.stat().st_uid == postgres_uid and (own / ".litellm-gateway-backups").exists()

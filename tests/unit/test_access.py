@@ -175,3 +175,22 @@ def test_models_no_key_can_call_follow_keys_then_teams_then_users():
     assert models_no_key_can_call(parse_settings(raw).access, ["qwen-small", "other"]) == []
     raw["access"]["keys"] = []                       # no declared key: nothing to warn about
     assert models_no_key_can_call(parse_settings(raw).access, ["qwen-small", "other"]) == []
+
+
+@pytest.mark.parametrize("mutate, key, words", [
+    (lambda a: a["keys"].append({"alias": "prometheus-metrics", "user": "bob"}), "access.keys[1].alias",
+     "the stack's own key for Prometheus"),
+    (lambda a: a["keys"][0].update(budgetDuration="60d") or a["defaults"]["upperBound"].update(budgetDuration="30d"),
+     "access.keys[0].budgetDuration", "60d is longer than 30d"),
+    (lambda a: a["defaults"].update(keyGenerate={"duration": "1000d"}), "access.defaults.keyGenerate.duration",
+     "1000d is longer than 90d"),
+    (lambda a: a["keys"][0].update(expiresAfter="999999mo"), "access.keys[0].expiresAfter", "longer than 100 years"),
+    (lambda a: a["users"].append({"id": "default_user_id"}), "access.users[2].id", "built-in admin user"),
+    (lambda a: a["users"][0].update(email="Ada@Example.com") or a["users"][1].update(email="ada@example.com"),
+     "access.users[1].email", "'ada'"),
+])
+def test_what_litellm_would_refuse_at_up_is_refused_first_by_key(mutate, key, words):
+    access = copy.deepcopy(ACCESS)
+    mutate(access)
+    found = problems(access)
+    assert key in found and words in found[key], found

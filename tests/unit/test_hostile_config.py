@@ -312,3 +312,33 @@ def test_the_containers_get_an_encoded_database_url():
     assert env["DATABASE_URL"].endswith(":pa%23ss%2Fwo%40rd-xxxxxxxx@litellm-gateway-dev-postgres:5432/litellm")
     exporter = dict(e.split("=", 1) for e in run.mocks.named("monitoring-postgres-exporter").plain("envs"))
     assert "pa%23ss%2Fwo%40rd-" in exporter["DATA_SOURCE_NAME"]
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("path", "litellm-gateway/../prod", "'..' segment"),
+    ("path", "./litellm-gateway/dev", "'.' or '..' segment"),
+    ("mount", "sys", "one of Vault's own mounts"),
+    ("mount", "auth/token", "one of Vault's own mounts"),
+    ("mount", "..", "'..' segment"),
+])
+def test_vault_paths_that_resolve_elsewhere_are_refused(key, value, words):
+    raw = config("dev")
+    raw["vault"] = {**raw["vault"], key: value}
+    found = problems_of(raw)
+    assert any(k == f"vault.{key}" and words in m for k, m in found), found
+
+
+@pytest.mark.parametrize("path", ["/home/deploy", "/etc/ssh", "/root/.ssh", "/var/lib/docker/volumes/x/_data",
+                                  "/run/secrets", "/tmp/backups", "/usr/local/backups"])
+def test_a_backup_host_path_that_belongs_to_someone_else_is_refused(path):
+    raw = config("dev")
+    raw["backups"] = {k: v for k, v in raw["backups"].items() if k != "volumeName"} | {"hostPath": path}
+    found = problems_of(raw)
+    assert any(k == "backups.hostPath" for k, _ in found), found
+
+
+@pytest.mark.parametrize("path", ["/srv/backups/litellm-gateway/dev", "/home/deploy/litellm-backups", "/data/dev"])
+def test_a_backup_host_path_of_its_own_is_accepted(path):
+    raw = config("dev")
+    raw["backups"] = {k: v for k, v in raw["backups"].items() if k != "volumeName"} | {"hostPath": path}
+    parse_settings(raw)
