@@ -11,7 +11,9 @@ import pytest
 from harness import ROOT
 from interpreter import write_python_launcher
 
-PATH = "/usr/local/bin:/usr/bin:/bin"
+# The system's directories without any that holds a Pulumi CLI: these tests are about a machine that
+# has none yet (a developer's may have one in /usr/local/bin).
+PATH = ":".join(d for d in ("/usr/local/bin", "/usr/bin", "/bin") if not os.path.exists(os.path.join(d, "pulumi")))
 
 
 def run(script, *args, **env):
