@@ -261,7 +261,10 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
         if status in (401, 403):
             raise PermissionError(f"the LiteLLM gateway at {props['api_base']} refused the master key on {path} "
                                   f"(HTTP {status}): {self.message(answer)}")
-        if status not in (200, 400, 404):  # already gone is fine
+        # LiteLLM answers 400 for "not found" and for other refusals alike: gone only if it is gone.
+        if status == 404 or (status == 400 and self.fetch(props) is None):
+            return
+        if status != 200:
             raise RuntimeError(f"LiteLLM gateway {props['api_base']}: POST {path} answered HTTP {status}: "
                                f"{self.message(answer)}")
 

@@ -89,6 +89,9 @@ VaultAddress = HttpUrl
 Text = Annotated[str, no_problem(control_character_problem)]
 OllamaDigest = Annotated[str, full(r"(sha256:)?[0-9a-f]{12,64}", "{value!r} is not an Ollama model ID (12 to 64 hex characters)")]
 
+# A named waiver: why a safe default does not apply here (written for the reviewer of the stack file).
+Waiver = Annotated[str, Field(min_length=10, max_length=300), no_problem(control_character_problem)]
+
 # The access section's values.
 # Longer than this, LiteLLM cannot compute an expiry (its datetime overflows): 100 years.
 MAX_DURATION_SECONDS = 100 * 365 * 86400

@@ -10,7 +10,7 @@ from .access import check_access_section
 from .data import check_backups, check_redis_room
 from .environment import check_environment
 from .fleet import check_fleet, check_fleet_access
-from .gateway import check_gateway, check_tls_source
+from .gateway import check_gateway, check_management_reach, check_tls_source
 from .images import check_images
 from .monitoring import check_monitoring
 from .network import check_port_clashes
@@ -20,7 +20,7 @@ from .vault import check_vault
 
 CROSS_CHECKS = (
     check_gateway, check_vault, check_monitoring, check_port_clashes, check_backups, check_redis_room,
-    check_environment, check_ownership, check_fleet, check_access_section,
+    check_environment, check_ownership, check_fleet, check_access_section, check_management_reach,
 )
 SECRET_SOURCE_CHECKS = (check_fleet_access, check_tls_source)
 

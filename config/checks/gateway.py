@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..stack import Parsed
+from ..values import ip_or_none
 from .network import bind_problem
 
 
@@ -38,3 +39,18 @@ def check_tls_source(parsed: Parsed, problems) -> None:
     elif tls.vault is None and len(from_config) != 2:
         problems.append(("gateway.loadBalancer.tls", "TLS needs the certificate and key: set gateway.loadBalancer.tls.vault "
                          "{mount, path}, or both secret config keys gatewayTlsCertificate and gatewayTlsKey"))
+
+
+def check_management_reach(parsed: Parsed, problems) -> None:
+    """With a remote Docker engine, the load balancer on the engine's loopback is not this machine's:
+    the default management URL would hand the master key to whatever listens on the operator's own."""
+    gateway, docker, access = parsed.gateway, parsed.docker, parsed.access
+    if gateway is None or docker is None or access is None or access.management_url:
+        return
+    address = ip_or_none(gateway.bind_address)
+    if docker.host.startswith("unix://") or address is None or not address.is_loopback:
+        return
+    problems.append(("access.managementUrl", (
+        f"required: the gateway listens on {gateway.bind_address} of the Docker host {docker.host}, which this machine "
+        "cannot reach as its own loopback (the master key would go to whatever listens here). Set it to the URL "
+        "this machine reaches the gateway on (an SSH tunnel's local end, or a private address)")))

@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from ..types import MAX_CPUS, MAX_MEMORY_MB, HostAddress, IpAddress
+from ..types import MAX_CPUS, MAX_MEMORY_MB, HostAddress, IpAddress, Waiver
 from .base import Section
 from .vault import TlsVaultRef
 
@@ -56,6 +56,10 @@ class LoadBalancerSettings(Section):
     form fits."""
     tls: TlsSettings = TlsSettings()
     """TLS at the load balancer (see `gateway.loadBalancer.tls.*`)."""
+    allow_plain_http: Optional[Waiver] = None
+    """The named waiver for serving the gateway over plain HTTP outside dev stacks (10-300 characters, for
+    example "TLS ends at the corporate load balancer in front of this host"). Unset, a stack other than dev
+    needs `tls.enabled`: the master key and every client's key travel in each request."""
 
 
 class GatewaySettings(Section):

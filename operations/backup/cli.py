@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
+from config.stack import is_dev_environment
+
 from .adopt import adopt_vault_secret
 from .backup import backup
 from .database import Database
@@ -36,7 +38,12 @@ def database_from(args, facts: StackFacts) -> Database:
 
 
 def vault_from(facts: StackFacts) -> Optional[Vault]:
-    address = os.environ.get("VAULT_ADDR") or facts.settings.vault.address
+    # The stack's own address wins: VAULT_ADDR (a shell left pointing at another Vault) only fills in an
+    # unset one, and outside dev stacks never with plain http (the token would travel in clear text).
+    address = facts.settings.vault.address or os.environ.get("VAULT_ADDR")
+    if address and address.startswith("http://") and not is_dev_environment(facts.settings.environment):
+        raise Refused(f"VAULT_ADDR is {address}: {facts.stack}'s Vault token may not travel over plain http; "
+                      "use the https:// address (or set vault.address in the stack file)")
     token = os.environ.get("VAULT_TOKEN")
     if not token:
         token_file = Path.home() / ".vault-token"

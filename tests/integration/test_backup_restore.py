@@ -310,8 +310,10 @@ def test_restore_from_a_scheduled_dump(database, tmp_path):
 
 def test_a_backup_of_another_stack_is_refused_unless_forced(database, tmp_path, vault, pulumi_cli):
     vault.put("litellm-gateway/prod", V1)
+    # prod's Vault is the one its stack file names (vault.address wins over VAULT_ADDR): not reachable
+    # here, so prod's database alone (the other-stack refusal comes before anything Vault does).
     done = run_script("backup", "prod", "--out", str(tmp_path / "out"), "--database-url", database,
-                      "--no-pulumi-export", env=vault_env(vault))
+                      "--no-pulumi-export", "--no-vault", env=vault_env(vault))
     assert done.returncode == 0, done.stderr
     (folder,) = (tmp_path / "out").iterdir()
     psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
@@ -599,7 +601,7 @@ def stack_file_with(tmp_path: Path, stack: str, extra: dict, appended: str = "")
 
     config = yaml.safe_load((FIXTURES / f"Pulumi.{stack}.yaml").read_text())["config"]
     repo = tmp_path / "repo"
-    repo.mkdir(exist_ok=True)
+    repo.mkdir(parents=True, exist_ok=True)
     (repo / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": {**config, **extra}}) + appended)
     return repo
 
@@ -790,3 +792,26 @@ def _check_the_scheduler_claims(tmp_path: Path, postgres_uid: int) -> None:
     code, out = _run_scheduler(own)
     assert code is None and '"status":"started"' in out, out   # running: taken over, marked
     assert own.stat().st_uid == postgres_uid and (own / ".litellm-gateway-backups").exists()
+
+
+def test_the_stacks_own_vault_address_wins_over_vault_addr_and_prod_never_uses_plain_http(tmp_path, monkeypatch):
+    """A shell left pointing at another Vault (VAULT_ADDR) must not decide where prod's secret is read or
+    written, nor send prod's token over plain http."""
+    import yaml
+
+    from harness import FIXTURES
+    from operations.backup.cli import vault_from
+    from operations.backup.errors import Refused
+    from operations.backup.stack import load_stack
+
+    monkeypatch.setenv("VAULT_TOKEN", "t")
+    monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
+    named = load_stack("prod", stack_file_with(tmp_path / "named", "prod", {}))
+    assert vault_from(named).address == named.settings.vault.address and named.settings.vault.address.startswith("https://")
+    vault = yaml.safe_load((FIXTURES / "Pulumi.prod.yaml").read_text())["config"]["litellm-gateway:vault"]
+    unnamed = load_stack("prod", stack_file_with(tmp_path / "unnamed", "prod", {
+        "litellm-gateway:vault": {k: v for k, v in vault.items() if k != "address"}}))
+    with pytest.raises(Refused, match="may not travel over plain http"):
+        vault_from(unnamed)
+    monkeypatch.setenv("VAULT_ADDR", "https://vault.example:8200")
+    assert vault_from(unnamed).address == "https://vault.example:8200"

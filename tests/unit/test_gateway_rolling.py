@@ -153,7 +153,8 @@ def test_connection_reuse_and_threads_are_rendered_as_set():
     assert "\n    http-reuse always\n" in default
     # Replaying a request that meets a closing connection needs all of it in hand before it is sent.
     assert "retry-on conn-failure empty-response" in default and "option http-buffer-request" in default
-    raw["gateway"]["loadBalancer"] = {"reuseServerConnections": False, "threads": 4}
+    raw["gateway"]["loadBalancer"] = {**raw["gateway"].get("loadBalancer", {}), "reuseServerConnections": False,
+                                      "threads": 4}
     fresh = render_haproxy_config(parse_settings(raw))
     assert "option http-server-close" in fresh and "http-reuse never" in fresh and "nbthread 4" in fresh
     assert "http-reuse always" not in fresh

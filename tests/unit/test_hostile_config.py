@@ -342,3 +342,50 @@ def test_a_backup_host_path_of_its_own_is_accepted(path):
     raw = config("dev")
     raw["backups"] = {k: v for k, v in raw["backups"].items() if k != "volumeName"} | {"hostPath": path}
     parse_settings(raw)
+
+
+def _prod_without_waiver() -> dict:
+    raw = copy.deepcopy(config("prod"))
+    raw["gateway"]["loadBalancer"] = {k: v for k, v in raw["gateway"].get("loadBalancer", {}).items()
+                                      if k != "allowPlainHttp"}
+    return raw
+
+
+def test_outside_dev_the_gateway_needs_tls_or_a_named_waiver():
+    raw = _prod_without_waiver()
+    assert any(k == "gateway.loadBalancer.tls.enabled" and "plain HTTP" in m for k, m in problems_of(raw))
+    raw["gateway"]["loadBalancer"]["allowPlainHttp"] = "TLS ends at the load balancer in front of this host"
+    parse_settings(raw)
+    dev = config("dev")
+    assert not (dev["gateway"].get("loadBalancer") or {}).get("tls"), "dev serves plain HTTP on loopback"
+    parse_settings(dev)
+
+
+@pytest.mark.parametrize("url, refused", [("http://gateway.internal:4000", True), ("https://gateway.internal", False),
+                                          ("http://127.0.0.1:14000", False), ("http://localhost:14000", False)])
+def test_outside_dev_the_management_url_carries_the_master_key_encrypted(url, refused):
+    raw = _prod_without_waiver()
+    raw["gateway"]["loadBalancer"]["tls"] = {"enabled": True, "vault": {"path": "ops/tls"}}
+    raw["access"] = {**raw.get("access", {}), "managementUrl": url}
+    try:
+        parse_settings(raw)
+        found = []
+    except SettingsError as error:
+        found = [m for k, m in error.problems if k == "access.managementUrl"]
+    assert bool(found) == refused, found
+
+
+def test_outside_dev_a_tcp_docker_host_needs_a_named_waiver():
+    raw = copy.deepcopy(config("prod"))
+    raw["docker"] = {"host": "tcp://gateway-01.internal:2375"}
+    assert any(k == "docker.host" and "unauthenticated" in m for k, m in problems_of(raw))
+    raw["docker"]["allowPlainTcp"] = "a private link between the deploy runner and this engine only"
+    parse_settings(raw)
+
+
+def test_a_remote_engine_with_a_loopback_gateway_needs_a_management_url():
+    raw = copy.deepcopy(config("prod"))
+    raw["gateway"]["bindAddress"] = "127.0.0.1"
+    assert any(k == "access.managementUrl" and "cannot reach as its own loopback" in m for k, m in problems_of(raw))
+    raw["access"] = {**raw.get("access", {}), "managementUrl": "http://127.0.0.1:14000"}  # an SSH tunnel's end
+    parse_settings(raw)

@@ -29,6 +29,11 @@ def copy_of(stack: str, new: str) -> dict:
 
 
 def without_dev_only(config: dict) -> dict:
+    gateway = config["gateway"]
+    load_balancer = gateway.get("loadBalancer") or {}
+    if not (load_balancer.get("tls") or {}).get("enabled") and not load_balancer.get("allowPlainHttp"):
+        config["gateway"] = {**gateway, "loadBalancer": {**load_balancer, "tls": {
+            "enabled": True, "serverName": "gateway.example", "vault": {"path": "ops/gateway-tls"}}}}
     vault = config.get("vault") or {}
     if vault.get("mode") == "dev-container":
         config["vault"] = {"mode": "external", "address": "https://vault.example:8200"}
