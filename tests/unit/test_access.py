@@ -194,3 +194,27 @@ def test_what_litellm_would_refuse_at_up_is_refused_first_by_key(mutate, key, wo
     mutate(access)
     found = problems(access)
     assert key in found and words in found[key], found
+
+
+class _Answers:
+    """The access provider with its HTTP calls answered from a list (a test of its own decisions)."""
+
+    def __new__(cls, answers):
+        from components.litellm_access import LiteLLMObjectProvider
+
+        class Provider(LiteLLMObjectProvider):
+            @staticmethod
+            def call(api_base, master_key, method, path, body=None, query=None):
+                return answers.pop(0)
+
+        return Provider()
+
+
+def test_a_delete_answered_400_is_gone_only_when_the_object_is_gone():
+    props = {"kind": "team", "name": "ml", "api_base": "http://gw", "master_key": "sk-x", "ident": "dev-ml",
+             "spec": {"team_alias": "ml"}, "vault": None}
+    _Answers([(400, {"error": "Team not found"}), (404, {})]).delete("id", props)  # gone: fine
+    still_there = _Answers([(400, {"error": {"message": "cannot delete: team has keys"}}),
+                            (200, {"team_info": {"team_alias": "ml"}})])
+    with pytest.raises(RuntimeError, match="answered HTTP 400: cannot delete: team has keys"):
+        still_there.delete("id", props)
