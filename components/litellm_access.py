@@ -148,12 +148,19 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
                                f"{self.message(answer)}")
         return answer
 
+    # Spec entries for the provider itself, never sent to LiteLLM.
+    PROVIDER_ONLY = ("renew",)
+
     def body(self, props: dict) -> dict:
         field = self.ENDPOINTS[props["kind"]]["info"][1]
-        return {**props["spec"], field: props["ident"]}
+        return {**{k: v for k, v in props["spec"].items() if k not in self.PROVIDER_ONLY}, field: props["ident"]}
 
     def fetch(self, props: dict) -> Optional[dict]:
         """The object as the gateway has it (the compared fields), or None when it does not exist."""
+        return self.fetch_with_expiry(props)[0]
+
+    def fetch_with_expiry(self, props: dict) -> tuple[Optional[dict], Optional[str]]:
+        """(the compared fields or None, a key's `expires` timestamp)."""
         import hashlib as _hashlib
 
         path, field = self.ENDPOINTS[props["kind"]]["info"]
@@ -167,14 +174,14 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
             raise PermissionError(f"the LiteLLM gateway at {props['api_base']} refused the master key on {path} "
                                   f"(HTTP {status}): {self.message(answer)}")
         if status in (400, 404):
-            return None
+            return None, None
         if status != 200:
             raise RuntimeError(f"LiteLLM gateway {props['api_base']}: GET {path} answered HTTP {status}: "
                                f"{self.message(answer)}")
         kind = props["kind"]
         info = answer.get({"team": "team_info", "user": "user_info", "key": "info"}[kind]) or {}
         if kind == "key" and info.get("status") == "deleted":
-            return None
+            return None, None
         if kind == "user":
             info = dict(info, teams=sorted(info.get("teams") or []))
         metadata = info.get("metadata") or {}
@@ -186,21 +193,41 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
             if name in ("models", "teams", "allowed_routes"):
                 value = sorted(value or [])
             found[name] = value
-        return found
+        return found, (info.get("expires") if kind == "key" else None)
 
     @classmethod
     def normalised_spec(cls, spec: dict) -> dict:
         return {k: (sorted(v) if k in ("models", "teams", "allowed_routes") else v)
                 for k, v in spec.items() if k in cls.COMPARED}
 
+    @staticmethod
+    def expiry(expires: Optional[str]) -> Optional[str]:
+        """'expired' or 'expiring' (within a week) for a key's `expires` timestamp, else None."""
+        import datetime as _dt
+
+        if not expires:
+            return None
+        try:
+            when = _dt.datetime.fromisoformat(str(expires).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=_dt.timezone.utc)
+        left = when - _dt.datetime.now(_dt.timezone.utc)
+        return "expired" if left.total_seconds() <= 0 else ("expiring" if left < _dt.timedelta(days=7) else None)
+
     def state(self, props: dict) -> dict:
-        observed = self.fetch(props)
+        observed, expires = self.fetch_with_expiry(props)
         in_sync = observed is not None and all(
             wanted == observed.get(k) or (isinstance(wanted, (int, float)) and observed.get(k) is not None
                                           and float(observed.get(k)) == float(wanted))
             for k, wanted in self.normalised_spec(props["spec"]).items())
-        return {"observed": observed or {}, "exists": observed is not None,
-                "status": "in-sync" if in_sync else ("missing" if observed is None else "drift")}
+        status = "in-sync" if in_sync else ("missing" if observed is None else "drift")
+        expiry = self.expiry(expires) if observed is not None else None
+        if expiry and (expiry == "expired" or props["spec"].get("renew")):
+            status = expiry  # drift: the drift check fails on it; `up` renews a key the stack renews
+        return {"observed": observed or {}, "exists": observed is not None, "status": status,
+                "expires": expires}
 
     def converge(self, props: dict) -> dict:
         """Create, adopt or update the object so it has the declared spec; returns its state."""
@@ -213,7 +240,10 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
         else:
             self.request(props, "POST", endpoints["update"], self.body(props))
         state = self.state(props)
-        if state["status"] != "in-sync":
+        if state["status"] == "expired":
+            raise RuntimeError(f"key {props['name']} expired at {state['expires']}: change its expiresAfter to give it "
+                               "a new lifetime, or remove it from the config")
+        if state["status"] not in ("in-sync", "expiring"):  # expiring: the values are right, renewed next time
             raise RuntimeError(f"{props['kind']} {props['name']}: the gateway does not hold the declared values "
                                f"after the call: wanted {self.normalised_spec(props['spec'])}, "
                                f"found {state['observed']}")
@@ -247,8 +277,10 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
 
     def update(self, id_, olds, news):
         call = news
-        if (olds.get("spec") or {}).get("duration") == news["spec"].get("duration"):
-            # /key/update with a duration restarts the key's lifetime: send it only when it changed.
+        renewing = news["spec"].get("renew") and olds.get("status") in ("expired", "expiring")
+        if (olds.get("spec") or {}).get("duration") == news["spec"].get("duration") and not renewing:
+            # /key/update with a duration restarts the key's lifetime: send it only when it changed (or
+            # to renew a key the stack renews, once it is within a week of expiry).
             call = {**news, "spec": {k: v for k, v in news["spec"].items() if k != "duration"}}
         call = dict(call)
         state = self.converge(call)
@@ -325,9 +357,18 @@ def key_spec(settings: StackSettings, key: Any) -> dict:
     return spec
 
 
-def metrics_key_spec() -> dict:
-    # May read /metrics and nothing else: no model, no management route.
-    return {"key_alias": METRICS_KEY_ALIAS, "allowed_routes": ["/metrics", "/metrics/"], "models": ["no-default-models"]}
+def metrics_key_spec(settings: Optional[StackSettings] = None) -> dict:
+    """May read /metrics and nothing else: no model, no management route. Its lifetime is explicit (LiteLLM
+    would give it access.defaults.keyGenerate.duration, meant for keys made in the admin UI): the longest
+    upperBound allows, else 100 years; the provider renews it on `up` once it is within a week of expiry."""
+    spec = {"key_alias": METRICS_KEY_ALIAS, "allowed_routes": ["/metrics", "/metrics/"], "models": ["no-default-models"]}
+    if settings is not None:
+        defaults = settings.access.defaults
+        spec["duration"] = defaults.upper_bound.duration or "36500d"
+        spec.update(litellm_limits(defaults.upper_bound))  # a ceiling, never the UI keys' defaults
+        spec.pop("budget_duration", None)
+    spec["renew"] = True
+    return spec
 
 
 @dataclass
@@ -395,7 +436,7 @@ class Access(pulumi.ComponentResource):
         # Prometheus's own key: /metrics only (not the master key).
         self.metrics_key = self._key_value(name, METRICS_KEY_ALIAS)
         self.metrics = declare(f"{name}-key-{METRICS_KEY_ALIAS}", "key", METRICS_KEY_ALIAS, self.metrics_key,
-                               metrics_key_spec())
+                               metrics_key_spec(settings))
         self.register_outputs({"management_url": self.management_url})
 
     def key_outputs(self) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..sections.access import LIMIT_FIELDS, METRICS_KEY_ALIAS, RESERVED_USER_IDS, AccessSettings
+from ..sections.access import BUDGET_DURATION, LIMIT_FIELDS, METRICS_KEY_ALIAS, RESERVED_USER_IDS, AccessSettings
 from ..types import duration_seconds
 from ..stack import Parsed
 from ..values import duplicates as _duplicates
@@ -102,6 +102,31 @@ def check_access(access: AccessSettings, model_names: Optional[set[str]], proble
         longer = _longer(getattr(generated, field), getattr(bound, field))
         if longer:
             problems.append((f"access.defaults.keyGenerate.{key}", f"{longer} access.defaults.upperBound.{key}"))
+    # LiteLLM fills what a request leaves unset from the defaults meant for objects made outside the
+    # stack (keyGenerate, internalUser): a stack key or user must say each such value itself.
+    for i, key in enumerate(access.keys):
+        for limit in (*LIMIT_FIELDS, BUDGET_DURATION):
+            default = getattr(generated, limit.field)
+            if default is not None and getattr(key, limit.field) is None:
+                problems.append((f"access.keys[{i}].{limit.key}", (
+                    f"required: LiteLLM would give this key access.defaults.keyGenerate.{limit.key} ({default}), "
+                    "which is meant for keys made outside the stack; set the key's own value")))
+        if generated.duration is not None and key.expires_after is None:
+            problems.append((f"access.keys[{i}].expiresAfter", (
+                f"required: LiteLLM would give this key access.defaults.keyGenerate.duration ({generated.duration}) "
+                "as its lifetime; set the key's own (expiresAfter)")))
+    internal = access.defaults.internal_user
+    for i, user in enumerate(access.users):
+        for field, key in (("max_budget", "maxBudget"), ("budget_duration", "budgetDuration")):
+            default = getattr(internal, field)
+            if default is not None and getattr(user, field) is None and user.role not in ("proxy_admin",):
+                problems.append((f"access.users[{i}].{key}", (
+                    f"required: LiteLLM would give this user access.defaults.internalUser.{key} ({default}), which is "
+                    "meant for users made outside the stack; set the user's own value")))
+        if internal.models and not user.models and user.role not in ("proxy_admin",):
+            problems.append((f"access.users[{i}].models", (
+                f"required: LiteLLM would give this user access.defaults.internalUser.models ({list(internal.models)}); "
+                "list the user's own")))
     seen_emails: dict[str, str] = {}
     for i, user in enumerate(access.users):
         if user.id in RESERVED_USER_IDS:

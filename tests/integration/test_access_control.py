@@ -246,3 +246,38 @@ def test_a_second_key_with_a_taken_alias_is_refused_not_duplicated(stack):
         provider.create(key_props(settings, first, alias))  # another value, same alias
     listed = first.call("GET", "/key/list", params={"key_alias": alias}).json()
     assert len(listed["keys"]) == 1
+
+
+def test_an_expired_key_is_drift_a_key_the_stack_renews_is_renewed_and_a_users_key_names_the_fix(stack):
+    settings, first, _ = stack
+    provider = host_provider()
+    renewing = props(settings, first, "key", "sk-" + uuid.uuid4().hex * 2,
+                     dict(metrics_key_spec(), key_alias=f"metrics-{uuid.uuid4().hex[:6]}", duration="3s"))
+    users = key_props(settings, first, f"short-{uuid.uuid4().hex[:6]}", expires_after="3s")
+    created = {"renewing": provider.create(renewing).outs, "users": provider.create(users).outs}
+    assert created["renewing"]["status"] == "expiring", created  # 3 s left: within a week, so renewed on the next up
+    time.sleep(4)
+    read = {name: provider.read("id", outs).outs for name, outs in created.items()}
+    assert read["users"]["status"] == "expired" and read["renewing"]["status"] == "expired", read
+    assert provider.diff("id", read["renewing"], renewing).changes, "the drift check fails on an expired key"
+    # `up`: the stack's own key gets its lifetime again (a long one, as metrics_key_spec(settings) gives it)
+    renewed_spec = dict(renewing["spec"], duration="30d")
+    renewed = provider.update("id", read["renewing"], dict(renewing, spec=renewed_spec)).outs
+    assert renewed["status"] == "in-sync", renewed
+    assert first.call("GET", "/metrics/", key=renewing["ident"]).status_code == 200
+    with pytest.raises(RuntimeError, match=r"expired at .*change its expiresAfter"):
+        provider.update("id", read["users"], users)
+
+
+def test_the_stacks_metrics_key_gets_an_explicit_lifetime_not_the_ui_keys_default(stack):
+    settings, first, _ = stack
+    spec = metrics_key_spec(settings)
+    assert spec["duration"] == (settings.access.defaults.upper_bound.duration or "36500d")
+    provider = host_provider()
+    wanted = props(settings, first, "key", "sk-" + uuid.uuid4().hex * 2, dict(spec, key_alias=f"m-{uuid.uuid4().hex[:6]}"))
+    made = provider.create(wanted).outs
+    assert made["status"] == "in-sync" and made["expires"], made
+    import datetime as dt
+
+    expires = dt.datetime.fromisoformat(made["expires"].replace("Z", "+00:00"))
+    assert expires - dt.datetime.now(dt.timezone.utc) > dt.timedelta(days=300), "not keyGenerate's short default"

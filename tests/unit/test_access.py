@@ -77,6 +77,10 @@ def test_the_defaults_and_the_cache_ttl_are_rendered_into_litellms_config():
     access = copy.deepcopy(ACCESS)
     access["defaults"]["keyGenerate"] = {"rpm": 20, "maxBudget": 5, "budgetDuration": "30d"}
     access["defaults"]["internalUser"] = {"maxBudget": 10, "models": ["qwen-small"]}
+    # The stack's own users and keys say every value those defaults would fill in.
+    for user in access["users"]:
+        user.update(maxBudget=10, models=["qwen-small"])
+    access["keys"][0]["budgetDuration"] = "30d"
     config = render_config_dict(parse_settings(raw_with(access)), redis_host="r")
     assert config["litellm_settings"]["default_key_generate_params"] == {"rpm_limit": 20, "max_budget": 5, "budget_duration": "30d"}
     assert config["litellm_settings"]["default_internal_user_params"] == {"max_budget": 10, "models": ["qwen-small"]}
@@ -218,3 +222,25 @@ def test_a_delete_answered_400_is_gone_only_when_the_object_is_gone():
                             (200, {"team_info": {"team_alias": "ml"}})])
     with pytest.raises(RuntimeError, match="answered HTTP 400: cannot delete: team has keys"):
         still_there.delete("id", props)
+
+
+def test_a_stack_key_or_user_must_say_what_the_ui_defaults_would_fill_in():
+    """LiteLLM fills a request's unset values from keyGenerate / internalUser (meant for objects made in
+    the admin UI): with the prod example's defaults a key without its own lifetime expired after 90 days
+    and a user without limits got maxBudget 100."""
+    access = copy.deepcopy(ACCESS)
+    access["defaults"]["keyGenerate"] = {"duration": "30d", "tpm": 1000}
+    access["defaults"]["internalUser"] = {"maxBudget": 100, "models": ["qwen-small"]}
+    access["keys"][0].pop("expiresAfter")
+    found = problems(access)
+    assert "keyGenerate.duration (30d)" in found["access.keys[0].expiresAfter"]
+    assert "keyGenerate.tpm (1000)" in found["access.keys[0].tpm"]
+    assert "internalUser.maxBudget (100.0)" in found["access.users[1].maxBudget"]
+    assert "internalUser.models" in found["access.users[0].models"]
+
+
+def test_the_metrics_key_has_an_explicit_lifetime_within_the_upper_bound(declared):
+    key = declared.mocks.named("access-key-prometheus-metrics")
+    spec = key.plain("spec")
+    assert spec["duration"] == ACCESS["defaults"]["upperBound"]["duration"] and spec["renew"] is True
+    assert spec["rpm_limit"] == ACCESS["defaults"]["upperBound"]["rpm"]
