@@ -12,9 +12,15 @@ from typing import Optional
 from config.secret_keys import GENERATED_ONLY, VAULT_FIELDS
 
 from .database import Database
-from .errors import Refused
+from .errors import Refused, StepFailed
 from .pulumi_cli import StackConfig
 from .stack import StackFacts
+
+
+def secret_problem(secret: dict) -> Optional[str]:
+    """Why `secret` is not one this stack wrote (a field it writes is missing), or None."""
+    missing = sorted({field for key, field in VAULT_FIELDS.items() if key not in GENERATED_ONLY} - set(secret))
+    return f"the Vault secret lacks {', '.join(missing)}; it is not a secret this stack wrote" if missing else None
 
 
 def adopt_vault_secret(facts: StackFacts, secret: dict, database: Optional[Database], config: StackConfig,
@@ -27,9 +33,9 @@ def adopt_vault_secret(facts: StackFacts, secret: dict, database: Optional[Datab
     # back from the state at the next `up`.
     by_field = {field: key for key, field in VAULT_FIELDS.items() if key not in GENERATED_ONLY}
     unknown = sorted(set(secret) - set(by_field) - {VAULT_FIELDS[k] for k in GENERATED_ONLY})
-    missing = sorted(set(by_field) - set(secret))
-    if missing:
-        raise Refused(f"the Vault secret lacks {', '.join(missing)}; it is not a secret this stack wrote")
+    problem = secret_problem(secret)
+    if problem:
+        raise Refused(problem)
     if unknown:
         say(f"note: fields not used by the stack are left in Vault only: {', '.join(unknown)}")
     password_field = VAULT_FIELDS["postgresPassword"]
@@ -37,9 +43,14 @@ def adopt_vault_secret(facts: StackFacts, secret: dict, database: Optional[Datab
         # The role's password lives in the database cluster, not in the dump: set it to Vault's.
         database.set_role_password(facts.settings.postgres.user, secret[password_field])
         say(f"set the password of database role {facts.settings.postgres.user} to Vault's {password_field}")
-    done = []
+    done: list[str] = []
     for field, key in sorted(by_field.items()):
-        config.set_secret(key, secret[field])
+        try:
+            config.set_secret(key, secret[field])
+        except StepFailed as error:
+            left = [k for f, k in sorted(by_field.items()) if k not in done]
+            raise StepFailed(f"{error}; the stack's secret config was set for {', '.join(done) or 'none'} and NOT for "
+                             f"{', '.join(left)}") from None
         done.append(key)
     say(f"set the stack's secret config {', '.join(done)} from Vault (`pulumi config --stack {facts.stack}`)")
     return done

@@ -44,7 +44,7 @@ def apply_restore(checked: CheckedRestore, plan: RestorePlan, say=print) -> None
     try:
         adopt_vault_secret(target, checked.secret, plan.role_database or plan.database, plan.config, say)
     except (Refused, StepFailed) as error:
-        raise PartialRestore(_partial_message(done, f"the stack's config was NOT updated from it: {error}", adopt))
+        raise PartialRestore(_partial_message(done, f"updating the stack's config from it failed: {error}", adopt))
     say(f"next: ./scripts/stack up {target.stack} gives the containers the restored values")
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from .adopt import secret_problem
 from .crypto import decrypt
 from .database import Database, dump_problem
 from .errors import Refused
@@ -99,6 +100,13 @@ def _check_vault(folder: Path, manifest: dict, plan: RestorePlan, say) -> dict:
         raise Refused("this backup holds no Vault export (it was taken with --vault-export metadata or "
                       "--no-vault); nothing was changed")
     secret = json.loads(decrypt(inside(folder, export).read_bytes()))
+    problem = secret_problem(secret)
+    if problem:  # found before the database or Vault is touched, not by the last step
+        raise Refused(f"{problem}; nothing was changed")
+    role_database = plan.role_database or plan.database
+    if plan.config is not None and role_database is not None:
+        role_database.server_version_num()  # the role's password is set there after the Vault write: reachable first
+        say("checked: the database whose role password follows the secret is reachable")
     plan.vault.check_can_write()
     say(f"checked: the Vault token may write {plan.vault.data_path}")
     if plan.config is not None:

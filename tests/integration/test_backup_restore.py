@@ -815,3 +815,51 @@ def test_the_stacks_own_vault_address_wins_over_vault_addr_and_prod_never_uses_p
         vault_from(unnamed)
     monkeypatch.setenv("VAULT_ADDR", "https://vault.example:8200")
     assert vault_from(unnamed).address == "https://vault.example:8200"
+
+
+def test_a_backup_whose_secret_lacks_a_field_is_refused_before_anything_changes(database, tmp_path, vault, pulumi_cli):
+    incomplete = {k: v for k, v in V2.items() if k != "GRAFANA_ADMIN_PASSWORD"}
+    vault.put("litellm-gateway/dev", incomplete)
+    folder = take_backup(database, tmp_path, vault)
+    vault.put("litellm-gateway/dev", V2)
+    psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
+    changed, versions = fingerprint(database), len(vault.versions["litellm-gateway/dev"])
+    refused = restore(str(folder), "--stack", "dev", "--database-url", database, "--restore-vault", "--yes",
+                      env=vault_env(vault))
+    assert refused.returncode == 3, refused.stderr
+    assert "lacks GRAFANA_ADMIN_PASSWORD" in refused.stderr and "nothing was changed" in refused.stderr
+    assert fingerprint(database) == changed, "the database was not overwritten"
+    assert len(vault.versions["litellm-gateway/dev"]) == versions, "Vault was not written"
+
+
+def test_a_vault_only_restore_checks_the_database_container_before_writing_vault(database, tmp_path, vault, pulumi_cli):
+    folder = take_backup(database, tmp_path, vault)
+    versions = len(vault.versions["litellm-gateway/dev"])
+    refused = restore(str(folder), "--stack", "dev", "--restore-vault", "--vault-only", "--docker-container",
+                      "litellm-gateway-dev-postgress", "--yes", env=vault_env(vault))
+    assert refused.returncode == 3, refused.stderr
+    assert len(vault.versions["litellm-gateway/dev"]) == versions, "Vault was not written before the check"
+
+
+def test_a_config_set_that_fails_half_way_says_what_was_set(tmp_path):
+    from operations.backup.adopt import adopt_vault_secret
+    from operations.backup.errors import StepFailed
+    from operations.backup.stack import load_stack
+
+    class FailingThird:
+        """The Pulumi CLI's `config set` failing on its third call (a lost connection to the backend)."""
+
+        def __init__(self):
+            self.set = []
+
+        def set_secret(self, key, value):
+            if len(self.set) == 2:
+                raise StepFailed(f"`pulumi config set --secret {key}` failed: connection reset")
+            self.set.append(key)
+
+    config = FailingThird()
+    with pytest.raises(StepFailed) as error:
+        adopt_vault_secret(load_stack("dev"), V2, None, config, say=lambda *_: None)
+    message = str(error.value)
+    assert f"was set for {', '.join(config.set)} and NOT for" in message, message
+    assert "NOT updated" not in message
