@@ -239,6 +239,8 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
             self.request(props, "POST", endpoints["new"], body)
         else:
             self.request(props, "POST", endpoints["update"], self.body(props))
+        if props["kind"] == "user" and "teams" in props["spec"]:
+            self.converge_memberships(props)
         state = self.state(props)
         if state["status"] == "expired":
             raise RuntimeError(f"key {props['name']} expired at {state['expires']}: change its expiresAfter to give it "
@@ -248,6 +250,19 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
                                f"after the call: wanted {self.normalised_spec(props['spec'])}, "
                                f"found {state['observed']}")
         return state
+
+    def converge_memberships(self, props: dict) -> None:
+        """A user's teams: LiteLLM's /user/update takes no `teams`, so membership changes go through
+        /team/member_add and /team/member_delete (a team added to or removed from the user)."""
+        observed = self.fetch(props) or {}
+        have, want = set(observed.get("teams") or []), set(props["spec"]["teams"])
+        for team in sorted(want - have):
+            self.request(props, "POST", "/team/member_add",
+                         {"team_id": team, "member": {"role": "user", "user_id": props["ident"]}})
+        for team in sorted(have - want):
+            # A team deleted in the same `up` may be gone already: that membership is gone with it.
+            self.request(props, "POST", "/team/member_delete", {"team_id": team, "user_id": props["ident"]},
+                         ok=(200, 400, 404))
 
     def object_id(self, props: dict) -> str:
         import hashlib as _hashlib

@@ -281,3 +281,23 @@ def test_the_stacks_metrics_key_gets_an_explicit_lifetime_not_the_ui_keys_defaul
 
     expires = dt.datetime.fromisoformat(made["expires"].replace("Z", "+00:00"))
     assert expires - dt.datetime.now(dt.timezone.utc) > dt.timedelta(days=300), "not keyGenerate's short default"
+
+
+def test_a_users_team_membership_follows_the_config(stack):
+    """LiteLLM's /user/update has no `teams`: adding a team to a declared user, or removing one, went
+    nowhere and every later `up` failed on the mismatch."""
+    settings, first, _ = stack
+    provider = host_provider()
+    declare_team_and_users(settings, first, provider)
+    other = f"dev-{uuid.uuid4().hex[:6]}"
+    provider.create(props(settings, first, "team", other, {"team_alias": other, "models": ["qwen-small"]}))
+    bob = next(u for u in settings.access.users if u.id == "bob")
+    spec = user_spec(settings, bob)
+    created = provider.create(props(settings, first, "user", "bob", spec)).outs
+    joined = dict(props(settings, first, "user", "bob", spec), spec=dict(spec, teams=sorted([*spec["teams"], other])))
+    assert provider.diff("id", created, joined).changes
+    updated = provider.update("id", created, joined).outs
+    assert updated["status"] == "in-sync" and other in updated["observed"]["teams"], updated
+    assert other in first.call("GET", "/user/info", params={"user_id": "bob"}).json()["user_info"]["teams"]
+    left = provider.update("id", updated, dict(joined, spec=spec)).outs
+    assert left["status"] == "in-sync" and other not in left["observed"]["teams"], left
