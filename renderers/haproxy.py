@@ -37,6 +37,7 @@ DOCKER_DNS = "127.0.0.11:53"    # Docker's embedded DNS server, inside every con
 TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
                  "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
                  "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305")
+STATS_HEADROOM = 64             # connections kept for the stats frontend beyond the gateway's own limit
 READINESS_PATH = "/health/readiness"
 DRAIN_PATH = "/health/drain"    # LiteLLM's drain switch: the replicas' own entrypoint calls it, clients never
 CHECK_INTERVAL_SECONDS = 1
@@ -69,7 +70,8 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
         f"# Rendered by the {settings.resource_prefix()} Pulumi stack; edit the stack config, not this file.",
         "global",
         "    log stdout format raw local0 info",
-        f"    maxconn {lb.max_connections}",
+        # The gateway's own limit is set on its frontend; this leaves room for stats and health checks.
+        f"    maxconn {lb.max_connections + STATS_HEADROOM}",
         f"    nbthread {lb.threads}",
     ]
     if tls:
@@ -109,6 +111,11 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
         "    hold nx 2s",
         "",
         "frontend gateway",
+        f"    maxconn {lb.max_connections}",
+        "    # One client address may hold at most this many connections (refused at once beyond it).",
+        "    stick-table type ipv6 size 100k expire 60s store conn_cur",
+        "    tcp-request connection track-sc0 src",
+        f"    tcp-request connection reject if {{ sc_conn_cur(0) gt {lb.max_connections_per_client} }}",
     ]
     if tls:
         lines += [f"    bind {listen.https} ssl crt {listen.cert_path} alpn h2,http/1.1",

@@ -35,7 +35,11 @@ class LoadBalancerSettings(Section):
     """`server-template` slots: at least twice `gateway.replicas`, so old and new replicas fit side by side
     during a rolling replacement."""
     max_connections: int = Field(default=4096, ge=64, le=1_000_000)
-    """HAProxy's connection limit."""
+    """Client connections the gateway accepts at once (its frontend's limit); the stats and health endpoint
+    keep room of their own beyond it, so a full gateway still answers its health check."""
+    max_connections_per_client: int = Field(default=256, ge=1, le=1_000_000)
+    """Connections one client address may hold at once; more are refused at once. Without it, one client
+    could take every connection (and, before, the health endpoint with them)."""
     retries: int = Field(default=3, ge=1, le=10)
     """Attempts on another replica when a connection fails or a replica closes without answering."""
     threads: int = Field(default=1, ge=1, le=64)
