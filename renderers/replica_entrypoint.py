@@ -9,9 +9,14 @@ prompt would be lost. So the first process is this shell script, and on SIGTERM 
 1. calls LiteLLM's `/health/drain` (enabled by the rendered `general_settings.enable_drain_endpoint`,
    guarded by `DRAIN_ENDPOINT_TOKEN`): readiness turns 503 while the replica keeps serving;
 2. waits `haproxy.REMOVAL_SECONDS`, until the load balancer's health check has taken the replica out
-   and routes nothing new to it (the drain call also returns once in-flight requests are done);
+   and routes nothing new to it;
 3. passes SIGTERM on to LiteLLM, which finishes what is still in flight (up to
    `GRACEFUL_SHUTDOWN_TIMEOUT`) and exits; the script exits with LiteLLM's status.
+
+It never waits for the drain call itself: LiteLLM's drain waits up to `GRACEFUL_SHUTDOWN_TIMEOUT` for
+in-flight requests too, and waiting for both spent that budget twice, so a long stream ran past the
+grace period and Docker's SIGKILL cut LiteLLM's teardown (its batched spend-log flush). The whole
+sequence is REMOVAL_SECONDS + GRACEFUL_SHUTDOWN_TIMEOUT + TEARDOWN_SECONDS = the stop grace period.
 
 A second SIGTERM (or SIGINT) during step 2 skips the rest of the wait. Without SIGTERM the script only
 waits for LiteLLM, and exits with its status if it ends by itself (a crash restarts the container).
@@ -74,11 +79,11 @@ def render_entrypoint(drain_url: str, stop_grace_seconds: int, litellm: str = "l
         "    drainer=$!",
         f"    sleep {haproxy.REMOVAL_SECONDS} &",
         "    wait $!",
-        "    [ \"$stopping\" = 1 ] || wait \"$drainer\"",
         "    trap '' TERM INT  # passed on from here: nothing may interrupt the last wait",
         "    kill -TERM \"$child\" 2>/dev/null",
         "    wait \"$child\"",
         "    status=$?",
+        "    kill \"$drainer\" 2>/dev/null",
         "fi",
         "exit \"$status\"",
         "",

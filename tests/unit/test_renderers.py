@@ -173,3 +173,46 @@ def test_the_replica_entrypoint_passes_on_the_exit_status_and_stops_its_child_af
     hurried.wait(timeout=30)
     assert hurried.returncode == 0, hurried.stdout.read()
     assert float(marker.read_text()) - sent < haproxy.REMOVAL_SECONDS - 1
+
+
+def test_the_whole_stop_sequence_fits_the_grace_period_even_when_a_request_outlasts_it(tmp_path):
+    """A stream longer than the grace period: the drain call hangs (it waits for in-flight requests),
+    LiteLLM takes all of GRACEFUL_SHUTDOWN_TIMEOUT after SIGTERM, and the script still exits before
+    Docker would SIGKILL it. (Waiting for the drain call as well spent the budget twice.)"""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from renderers import haproxy, replica_entrypoint
+
+    grace = 18
+    budget = replica_entrypoint.graceful_timeout_seconds(grace)
+    hanging = socket.socket()  # a drain endpoint that accepts the connection and never answers
+    hanging.bind(("127.0.0.1", 0))
+    hanging.listen(8)
+    marker = tmp_path / "term"
+    child = (f"import signal, sys, time, pathlib\n"
+             f"def stop(*a):\n"
+             f"    pathlib.Path({str(marker)!r}).write_text(str(time.monotonic()))\n"
+             f"    time.sleep({budget})  # uvicorn waiting out the stream, all of its budget\n"
+             f"    sys.exit(0)\n"
+             f"signal.signal(signal.SIGTERM, stop)\n"
+             f"print('ready', flush=True)\n"
+             f"time.sleep(300)\n")
+    script = replica_entrypoint.render_entrypoint(f"http://127.0.0.1:{hanging.getsockname()[1]}/health/drain", grace,
+                                                  litellm=sys.executable)
+    process = subprocess.Popen(["sh", "-c", script, "litellm-replica", "-c", child], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=grace + 5) == 0
+        took = time.monotonic() - sent
+        assert float(marker.read_text()) - sent < haproxy.REMOVAL_SECONDS + 1, "SIGTERM once the balancer let go"
+        assert took < grace - 1, f"the stop took {took:.1f} s of a {grace} s grace period"
+    finally:
+        process.kill()
+        hanging.close()
