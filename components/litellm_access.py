@@ -160,7 +160,7 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
         return self.fetch_with_expiry(props)[0]
 
     def fetch_with_expiry(self, props: dict) -> tuple[Optional[dict], Optional[str]]:
-        """(the compared fields or None, a key's `expires` timestamp)."""
+        """(the compared fields or None, a key's `expires` timestamp; "revoked" for a key LiteLLM deleted)."""
         import hashlib as _hashlib
 
         path, field = self.ENDPOINTS[props["kind"]]["info"]
@@ -181,7 +181,7 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
         kind = props["kind"]
         info = answer.get({"team": "team_info", "user": "user_info", "key": "info"}[kind]) or {}
         if kind == "key" and info.get("status") == "deleted":
-            return None, None
+            return None, "revoked"  # LiteLLM keeps a record of a deleted key: someone revoked this value
         if kind == "user":
             info = dict(info, teams=sorted(info.get("teams") or []))
         metadata = info.get("metadata") or {}
@@ -223,6 +223,8 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
                                           and float(observed.get(k)) == float(wanted))
             for k, wanted in self.normalised_spec(props["spec"]).items())
         status = "in-sync" if in_sync else ("missing" if observed is None else "drift")
+        if observed is None and expires == "revoked":
+            return {"observed": {}, "exists": False, "status": "revoked", "expires": None}
         expiry = self.expiry(expires) if observed is not None else None
         if expiry and (expiry == "expired" or props["spec"].get("renew")):
             status = expiry  # drift: the drift check fails on it; `up` renews a key the stack renews
@@ -232,7 +234,12 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
     def converge(self, props: dict) -> dict:
         """Create, adopt or update the object so it has the declared spec; returns its state."""
         endpoints = self.ENDPOINTS[props["kind"]]
-        if self.fetch(props) is None:
+        observed, marker = self.fetch_with_expiry(props)
+        if observed is None and marker == "revoked":
+            raise RuntimeError(f"key {props['name']} was deleted in LiteLLM (revoked): its value may have leaked, so it "
+                               "is not created again with it. Bump its access.keys[].rotation for a new value, or "
+                               "remove it from the config")
+        if observed is None:
             body = self.body(props)
             if props["kind"] == "user":
                 body["auto_create_key"] = False
@@ -430,7 +437,7 @@ class Access(pulumi.ComponentResource):
         self.keys: dict[str, LiteLLMObject] = {}
         self.key_paths, self.key_policies = {}, {}
         for key in access.keys:
-            value = self._key_value(name, key.alias)
+            value = self._key_value(name, key.alias, key.rotation)
             owners = [self.users[key.user]] if key.user else []
             owners += [self.teams[key.team]] if key.team else []
             self.keys[key.alias] = declare(f"{name}-key-{key.alias}", "key", key.alias, value,
@@ -459,8 +466,10 @@ class Access(pulumi.ComponentResource):
         return {alias: {"vaultPath": path, "readPolicy": self.key_policies[alias]}
                 for alias, path in self.key_paths.items()}
 
-    def _key_value(self, name: str, alias: str) -> pulumi.Output[str]:
+    def _key_value(self, name: str, alias: str, rotation: int = 0) -> pulumi.Output[str]:
+        # A new rotation draws a new value (keepers), which replaces the key object (its ident).
         generated = random.RandomPassword(f"{name}-key-{alias}-value", length=48, special=False,
+                                          keepers={"rotation": str(rotation)} if rotation else None,
                                           opts=pulumi.ResourceOptions(parent=self))
         return pulumi.Output.secret(generated.result.apply(lambda v: "sk-" + v))
 

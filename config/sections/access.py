@@ -120,6 +120,10 @@ class Key(AccessLimits):
     """Models the key may use (none: all its owner's)."""
     expires_after: Optional[Duration] = None
     """How long the key lives from its creation (`90d`); unset: it does not expire."""
+    rotation: int = Field(default=0, ge=0)
+    """Bump to give the key a new value: the old one is deleted from LiteLLM and Vault holds the new one
+    (docs/operations.md, "Access control: teams, users, keys and their limits (BACKLOG-005)"). A key revoked in the admin UI is never re-created with its old
+    value: `up` stops and asks for this."""
 
 
 class AccessSettings(Section):

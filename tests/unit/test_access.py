@@ -244,3 +244,16 @@ def test_the_metrics_key_has_an_explicit_lifetime_within_the_upper_bound(declare
     spec = key.plain("spec")
     assert spec["duration"] == ACCESS["defaults"]["upperBound"]["duration"] and spec["renew"] is True
     assert spec["rpm_limit"] == ACCESS["defaults"]["upperBound"]["rpm"]
+
+
+def test_a_key_rotation_draws_a_new_value_and_nothing_else_changes():
+    before = run_stack(raw_with())
+    access = copy.deepcopy(ACCESS)
+    access["keys"][0]["rotation"] = 1
+    after = run_stack(raw_with(access))
+    value = "access-key-ada-key-value"
+    assert before.mocks.named(value).plain("keepers") in (None, {}) and after.mocks.named(value).plain("keepers") == {"rotation": "1"}
+    # (The provider replaces a RandomPassword whose keepers change: the key object and its Vault secret
+    # then get the new value.) The key's policy and alias stay.
+    assert before.mocks.named("access-key-ada-key-policy").plain("policy") == after.mocks.named("access-key-ada-key-policy").plain("policy")
+    assert after.mocks.named("access-key-ada-key").plain("spec")["key_alias"] == "ada-key"
