@@ -307,3 +307,15 @@ def test_a_users_team_membership_follows_the_config(stack):
     assert other in first.call("GET", "/user/info", params={"user_id": "bob"}).json()["user_info"]["teams"]
     left = provider.update("id", updated, dict(joined, spec=spec)).outs
     assert left["status"] == "in-sync" and other not in left["observed"]["teams"], left
+
+
+def test_no_master_key_or_key_value_is_in_the_replicas_logs(stack):
+    """Last in this module: after every access test above, the replicas' logs hold no master key and no
+    key value (LiteLLM logs keys by their hash)."""
+    import re
+
+    _, first, second = stack
+    for replica in (first, second):
+        log = replica.log()
+        assert replica.master_key not in log
+        assert not re.search(r"sk-[0-9a-f]{32,}", log), re.search(r".{60}sk-[0-9a-f]{32,}.{20}", log)

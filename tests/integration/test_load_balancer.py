@@ -192,6 +192,11 @@ class Fleet:
     def up(self) -> int:
         return _up_servers(self.stats)
 
+    def secrets_in_logs(self) -> list[str]:
+        """Which secret values appear in the load balancer's or a running replica's log (none may)."""
+        logs = self.log.read_text() + "".join(r.log() for r in self.replicas.values() if r.process.poll() is None)
+        return [name for name, value in (("master key", MASTER_KEY), ("Redis password", REDIS_PASSWORD)) if value in logs]
+
     def wait_up(self, count: int, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while self.up() != count:
@@ -234,6 +239,7 @@ def test_a_rolling_replacement_loses_no_request_and_finishes_streams_in_flight(f
     streams = [r for r in load.results if r[0] == "stream"]
     assert len(streams) > 10
     fleet.wait_up(2)
+    assert fleet.secrets_in_logs() == []
 
 
 def test_a_killed_replica_costs_at_most_the_requests_it_held_that_cannot_be_replayed(fleet):
