@@ -151,9 +151,14 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
     # Spec entries for the provider itself, never sent to LiteLLM.
     PROVIDER_ONLY = ("renew",)
 
+    @staticmethod
+    def value_of(props: dict) -> str:
+        """A key's value in use: `ident` (the stack's generated value) until a revocation replaced it."""
+        return props.get("value") or props["ident"]
+
     def body(self, props: dict) -> dict:
         field = self.ENDPOINTS[props["kind"]]["info"][1]
-        return {**{k: v for k, v in props["spec"].items() if k not in self.PROVIDER_ONLY}, field: props["ident"]}
+        return {**{k: v for k, v in props["spec"].items() if k not in self.PROVIDER_ONLY}, field: self.value_of(props)}
 
     def fetch(self, props: dict) -> Optional[dict]:
         """The object as the gateway has it (the compared fields), or None when it does not exist."""
@@ -164,7 +169,7 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
         import hashlib as _hashlib
 
         path, field = self.ENDPOINTS[props["kind"]]["info"]
-        ident = props["ident"]
+        ident = self.value_of(props)
         if props["kind"] == "key":
             # LiteLLM takes a key's SHA-256 (how it stores keys) where it takes the key: the value
             # itself would land in the load balancer's access log with the URL.
@@ -236,9 +241,11 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
         endpoints = self.ENDPOINTS[props["kind"]]
         observed, marker = self.fetch_with_expiry(props)
         if observed is None and marker == "revoked":
-            raise RuntimeError(f"key {props['name']} was deleted in LiteLLM (revoked): its value may have leaked, so it "
-                               "is not created again with it. Bump its access.keys[].rotation for a new value, or "
-                               "remove it from the config")
+            # Revoked (deleted in the admin UI, or by anyone with the master key): its value may have
+            # leaked, so it comes back with a new one, which the stack then writes to the key's Vault path.
+            import secrets as _secrets
+
+            props["value"] = "sk-" + _secrets.token_hex(24)
         if observed is None:
             body = self.body(props)
             if props["kind"] == "user":
@@ -281,7 +288,10 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
     def create(self, props):
         props = dict(props)
         state = self.converge(props)
-        return dynamic.CreateResult(id_=self.object_id(props), outs={**props, **state})
+        return dynamic.CreateResult(id_=self.object_id(props), outs={**props, **state, **self._value(props)})
+
+    def _value(self, props: dict) -> dict:
+        return {"value": self.value_of(props)} if props["kind"] == "key" else {}
 
     def read(self, id_, props):
         props = dict(props)
@@ -304,14 +314,14 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
             # /key/update with a duration restarts the key's lifetime: send it only when it changed (or
             # to renew a key the stack renews, once it is within a week of expiry).
             call = {**news, "spec": {k: v for k, v in news["spec"].items() if k != "duration"}}
-        call = dict(call)
+        call = dict(call, value=olds.get("value") if olds.get("ident") == news.get("ident") else None)
         state = self.converge(call)
-        return dynamic.UpdateResult(outs={**news, "master_key": call["master_key"], **state})
+        return dynamic.UpdateResult(outs={**news, "master_key": call["master_key"], **state, **self._value(call)})
 
     def delete(self, id_, props):
         props = dict(props)
         path, field = self.ENDPOINTS[props["kind"]]["delete"]
-        status, answer = self.authorized_call(props, "POST", path, {field: [props["ident"]]})
+        status, answer = self.authorized_call(props, "POST", path, {field: [self.value_of(props)]})
         if status in (401, 403):
             raise PermissionError(f"the LiteLLM gateway at {props['api_base']} refused the master key on {path} "
                                   f"(HTTP {status}): {self.message(answer)}")
@@ -328,6 +338,7 @@ class LiteLLMObject(dynamic.Resource):
 
     observed: pulumi.Output[dict]
     status: pulumi.Output[str]
+    value: pulumi.Output[str]  # a key's value in use (a secret): the generated one, or its replacement after a revocation
 
     def __init__(self, name: str, kind: str, display: str, api_base: pulumi.Input[str], master_key: pulumi.Input[str],
                  ident: pulumi.Input[str], spec: dict, vault_ref: Optional[pulumi.Input[dict]] = None,
@@ -337,9 +348,9 @@ class LiteLLMObject(dynamic.Resource):
                 LiteLLMObjectProvider(), name,
                 {"kind": kind, "name": display, "api_base": api_base, "master_key": pulumi.Output.secret(master_key),
                  "ident": ident, "spec": spec, "vault": pulumi.Output.secret(vault_ref) if vault_ref is not None else None,
-                 "observed": None, "exists": None, "status": None},
+                 "observed": None, "exists": None, "status": None, "value": None},
                 pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
-                    additional_secret_outputs=["master_key", "ident", "vault"] if kind == "key"
+                    additional_secret_outputs=["master_key", "ident", "vault", "value"] if kind == "key"
                     else ["master_key", "vault"])),
             )
 
@@ -445,7 +456,8 @@ class Access(pulumi.ComponentResource):
             path = f"{settings.vault_path}/keys/{key.alias}"
             vault.kv.SecretV2(
                 f"{name}-key-{key.alias}-vault", mount=settings.vault.mount, name=path,
-                data_json=pulumi.Output.secret(value.apply(lambda v: json.dumps({KEY_VAULT_FIELD: v}))),
+                # The value in use: after a revocation the provider's new one, not the generated one.
+                data_json=pulumi.Output.secret(self.keys[key.alias].value.apply(lambda v: json.dumps({KEY_VAULT_FIELD: v}))),
                 opts=vault_child,
             )
             policy = vault.Policy(
@@ -456,9 +468,9 @@ class Access(pulumi.ComponentResource):
             self.key_policies[key.alias] = policy.name
 
         # Prometheus's own key: /metrics only (not the master key).
-        self.metrics_key = self._key_value(name, METRICS_KEY_ALIAS)
-        self.metrics = declare(f"{name}-key-{METRICS_KEY_ALIAS}", "key", METRICS_KEY_ALIAS, self.metrics_key,
-                               metrics_key_spec(settings))
+        self.metrics = declare(f"{name}-key-{METRICS_KEY_ALIAS}", "key", METRICS_KEY_ALIAS,
+                               self._key_value(name, METRICS_KEY_ALIAS), metrics_key_spec(settings))
+        self.metrics_key = pulumi.Output.secret(self.metrics.value)
         self.register_outputs({"management_url": self.management_url})
 
     def key_outputs(self) -> dict:

@@ -113,6 +113,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             # LiteLLMObject: the gateway holds exactly what is declared (tested for real in database mode).
             state["observed"] = unwrap_all(args.inputs["spec"])
             state["exists"], state["status"] = True, "in-sync"
+            if unwrap_all(args.inputs.get("kind")) == "key":  # the value in use: the generated one
+                state["value"] = args.inputs.get("ident")
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256:{digest}"
             state["repoDigest"] = f"{unwrap_all(args.inputs['name'])}@sha256:{digest}"

@@ -122,8 +122,8 @@ class Key(AccessLimits):
     """How long the key lives from its creation (`90d`); unset: it does not expire."""
     rotation: int = Field(default=0, ge=0)
     """Bump to give the key a new value: the old one is deleted from LiteLLM and Vault holds the new one
-    (docs/operations.md, "Access control: teams, users, keys and their limits (BACKLOG-005)"). A key revoked in the admin UI is never re-created with its old
-    value: `up` stops and asks for this."""
+    (docs/operations.md, "Access control: teams, users, keys and their limits (BACKLOG-005)"). A key revoked in
+    the admin UI comes back with a new value by itself."""
 
 
 class AccessSettings(Section):

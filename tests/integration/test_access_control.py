@@ -206,16 +206,17 @@ def test_a_deleted_key_is_refused_on_every_replica_within_5_seconds_and_never_co
     print(f"deleted key refused after: {refused}")  # the figure in docs/operations.md
     assert max(refused.values()) <= 5.0, f"refused after {refused} s"
     gone = provider.read("id", created).outs
-    # Deleted behind the stack's back (the admin UI's revoke): drift, and `up` will not bring the
-    # possibly leaked value back; it asks for a rotation (a new value) instead.
+    # Deleted behind the stack's back (the admin UI's revoke): drift, and `up` brings the key back with a
+    # new value, never the possibly leaked one (the stack writes the new one to the key's Vault path).
     assert gone["status"] == "revoked" and provider.diff("id", gone, wanted).changes
-    with pytest.raises(RuntimeError, match=r"was deleted in LiteLLM \(revoked\).*Bump its access.keys\[\].rotation"):
-        provider.update("id", gone, wanted)
-    assert first.chat("qwen-small", "still gone", key=wanted["ident"]).status_code == 401
+    back = provider.update("id", gone, wanted).outs
+    assert back["status"] == "in-sync" and back["value"] != wanted["ident"] and back["value"].startswith("sk-")
+    assert first.chat("qwen-small", "the old value", key=wanted["ident"]).status_code == 401
+    assert first.chat("qwen-small", "the new value", key=back["value"]).status_code == 200
+    refreshed = provider.read("id", back).outs  # and it stays the key's value on refresh
+    assert refreshed["status"] == "in-sync" and refreshed["value"] == back["value"]
     rotated = dict(wanted, ident="sk-" + uuid.uuid4().hex + uuid.uuid4().hex)  # the new value a rotation draws
-    assert provider.diff("id", gone, rotated).replaces == ["ident"], "a rotation replaces the key object"
-    assert provider.create(rotated).outs["status"] == "in-sync"
-    assert first.chat("qwen-small", "rotated", key=rotated["ident"]).status_code == 200
+    assert provider.diff("id", refreshed, rotated).replaces == ["ident"], "a rotation replaces the key object"
 
 
 def test_the_metrics_key_reads_metrics_and_nothing_else(stack):

@@ -109,7 +109,8 @@ def test_teams_users_and_keys_are_declared_after_the_gateway_with_the_master_key
                                  "user_id": "ada", "team_id": "dev-ml", "duration": "30d"}
     assert {"access-user-ada", "access-team-ml"} <= declared.mocks.depends_on_names("access-key-ada-key")
     # The Vault reference carries the dev-mode Vault's token: secret too.
-    assert declared.mocks.options_of("access-key-ada-key").additional_secret_outputs == ["master_key", "ident", "vault"]
+    assert declared.mocks.options_of("access-key-ada-key").additional_secret_outputs == ["master_key", "ident", "vault",
+                                                                                        "value"]
 
 
 def test_each_key_has_its_own_vault_path_and_read_policy(declared):
