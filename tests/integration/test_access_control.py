@@ -13,8 +13,9 @@ import dill
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from components.litellm_access import (LiteLLMObjectProvider, key_spec, metrics_key_spec, pickled_by_value,
-                                       team_id, team_spec, user_spec)
+from components.litellm_access import key_spec, metrics_key_spec, team_id, team_spec, user_spec
+from components.litellm_objects import LiteLLMObjectProvider
+from components.ollama_drift import pickled_by_value
 from config.parse import parse_settings
 from database_mode import declared_gateway, litellm_in_database_mode
 from gateway_helpers import own_dev_config

@@ -14,32 +14,15 @@ import time
 import httpx
 import pytest
 
-from config.parse import parse_settings
-from dns_double import DnsDouble
-from gateway_helpers import own_dev_config
-from renderers.haproxy import Listen, render_haproxy_config
-from servers import free_port, haproxy_server
-from test_request_limits import KEY, REPLICA, RecordingReplica
+from test_request_limits import KEY, balancer_before_a_stand_in
 
 PER_CLIENT, TOTAL = 16, 64
 
 
 @pytest.fixture
 def gateway(tmp_path):
-    raw = own_dev_config()
-    raw["gateway"] = {**raw["gateway"], "loadBalancer": {"maxConnections": TOTAL, "maxConnectionsPerClient": PER_CLIENT}}
-    port = free_port()
-    replica = RecordingReplica(port)
-    dns = DnsDouble()
-    dns.set("litellm", [REPLICA])
-    http, stats = free_port(), free_port()
-    listen = Listen(http=f"127.0.0.1:{http}", stats=f"127.0.0.1:{stats}", nameserver=dns.address,
-                    service="litellm", replica_port=port)
-    with contextlib.ExitStack() as stack:
-        stack.callback(replica.stop)
-        stack.callback(dns.stop)
-        stack.enter_context(haproxy_server(render_haproxy_config(parse_settings(raw), listen), tmp_path,
-                                           f"http://127.0.0.1:{stats}/healthz"))
+    limits = {"maxConnections": TOTAL, "maxConnectionsPerClient": PER_CLIENT}
+    with balancer_before_a_stand_in(limits, tmp_path) as (http, stats, _), contextlib.ExitStack() as stack:
         sockets: list[socket.socket] = []
         stack.callback(lambda: [s.close() for s in sockets])
         gateway = type("Gateway", (), {"port": http, "stats": stats, "sockets": sockets})

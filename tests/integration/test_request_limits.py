@@ -69,11 +69,12 @@ class RecordingReplica:
         self.server.server_close()
 
 
-@pytest.fixture
-def gateway(tmp_path):
+@contextlib.contextmanager
+def balancer_before_a_stand_in(load_balancer: dict, tmp_path):
+    """Debian's HAProxy with the rendered config (gateway.loadBalancer = `load_balancer`) in front of
+    the recording stand-in replica; yields (client port, stats port, replica)."""
     raw = own_dev_config()
-    raw["gateway"] = {**raw["gateway"], "loadBalancer": {"maxRequestBodyMb": 1, "maxUnauthenticatedBodyKb": 8}}
-    settings = parse_settings(raw)
+    raw["gateway"] = {**raw["gateway"], "loadBalancer": load_balancer}
     port = free_port()
     replica = RecordingReplica(port)
     dns = DnsDouble()
@@ -82,14 +83,21 @@ def gateway(tmp_path):
     listen = Listen(http=f"127.0.0.1:{http}", stats=f"127.0.0.1:{stats}", nameserver=dns.address,
                     service="litellm", replica_port=port)
     try:
-        with haproxy_server(render_haproxy_config(settings, listen), tmp_path, f"http://127.0.0.1:{stats}/healthz"):
-            gateway = type("Gateway", (), {"port": http, "replica": replica})
-            assert send(gateway, b"", headers={"Authorization": "Bearer sk-x"}, wait_up=True)[0] == 200
-            replica.bodies.clear()
-            yield gateway
+        with haproxy_server(render_haproxy_config(parse_settings(raw), listen), tmp_path,
+                            f"http://127.0.0.1:{stats}/healthz"):
+            yield http, stats, replica
     finally:
         replica.stop()
         dns.stop()
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    with balancer_before_a_stand_in({"maxRequestBodyMb": 1, "maxUnauthenticatedBodyKb": 8}, tmp_path) as (http, _, replica):
+        gateway = type("Gateway", (), {"port": http, "replica": replica})
+        assert send(gateway, b"", headers={"Authorization": "Bearer sk-x"}, wait_up=True)[0] == 200
+        replica.bodies.clear()
+        yield gateway
 
 
 def send(gateway, body: bytes, headers: dict[str, str], chunked: bool = False, wait_up: bool = False,

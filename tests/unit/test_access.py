@@ -205,7 +205,7 @@ class _Answers:
     """The access provider with its HTTP calls answered from a list (a test of its own decisions)."""
 
     def __new__(cls, answers):
-        from components.litellm_access import LiteLLMObjectProvider
+        from components.litellm_objects import LiteLLMObjectProvider
 
         class Provider(LiteLLMObjectProvider):
             @staticmethod

@@ -44,11 +44,11 @@ def test_serialization_is_deterministic():
 
 
 def test_the_access_provider_unpickles_and_runs_without_this_repository(tmp_path):
-    from components.litellm_access import LiteLLMObjectProvider
+    from components.litellm_objects import LiteLLMObjectProvider
 
     with pickled_by_value(LiteLLMObjectProvider):
         blob = serialize_provider(LiteLLMObjectProvider())
-    assert LiteLLMObjectProvider.__module__ == "components.litellm_access"
+    assert LiteLLMObjectProvider.__module__ == "components.litellm_objects"
     probe = textwrap.dedent(f"""
         import base64, json, sys
         import importlib.util
