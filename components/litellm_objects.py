@@ -151,10 +151,11 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
 
     def fetch(self, props: dict) -> Optional[dict]:
         """The object as the gateway has it (the compared fields), or None when it does not exist."""
-        return self.fetch_with_expiry(props)[0]
+        return self.look_up(props)["fields"]
 
-    def fetch_with_expiry(self, props: dict) -> tuple[Optional[dict], Optional[str]]:
-        """(the compared fields or None, a key's `expires` timestamp; "revoked" for a key LiteLLM deleted)."""
+    def look_up(self, props: dict) -> dict:
+        """{fields: the compared fields or None, expires: a key's expiry timestamp, revoked: LiteLLM has
+        the key as deleted}."""
         import hashlib as _hashlib
 
         path, field = self.ENDPOINTS[props["kind"]]["info"]
@@ -168,14 +169,15 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
             raise PermissionError(f"the LiteLLM gateway at {props['api_base']} refused the master key on {path} "
                                   f"(HTTP {status}): {self.message(answer)}")
         if status in (400, 404):
-            return None, None
+            return {"fields": None, "expires": None, "revoked": False}
         if status != 200:
             raise RuntimeError(f"LiteLLM gateway {props['api_base']}: GET {path} answered HTTP {status}: "
                                f"{self.message(answer)}")
         kind = props["kind"]
         info = answer.get({"team": "team_info", "user": "user_info", "key": "info"}[kind]) or {}
         if kind == "key" and info.get("status") == "deleted":
-            return None, "revoked"  # LiteLLM keeps a record of a deleted key: someone revoked this value
+            # LiteLLM keeps a record of a deleted key: someone revoked this value.
+            return {"fields": None, "expires": None, "revoked": True}
         if kind == "user":
             info = dict(info, teams=sorted(info.get("teams") or []))
         metadata = info.get("metadata") or {}
@@ -187,7 +189,7 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
             if name in ("models", "teams", "allowed_routes"):
                 value = sorted(value or [])
             found[name] = value
-        return found, (info.get("expires") if kind == "key" else None)
+        return {"fields": found, "expires": info.get("expires") if kind == "key" else None, "revoked": False}
 
     @classmethod
     def normalised_spec(cls, spec: dict) -> dict:
@@ -211,13 +213,14 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
         return "expired" if left.total_seconds() <= 0 else ("expiring" if left < _dt.timedelta(days=7) else None)
 
     def state(self, props: dict) -> dict:
-        observed, expires = self.fetch_with_expiry(props)
+        found = self.look_up(props)
+        observed, expires = found["fields"], found["expires"]
         in_sync = observed is not None and all(
             wanted == observed.get(k) or (isinstance(wanted, (int, float)) and observed.get(k) is not None
                                           and float(observed.get(k)) == float(wanted))
             for k, wanted in self.normalised_spec(props["spec"]).items())
         status = "in-sync" if in_sync else ("missing" if observed is None else "drift")
-        if observed is None and expires == "revoked":
+        if found["revoked"]:
             return {"observed": {}, "exists": False, "status": "revoked", "expires": None}
         expiry = self.expiry(expires) if observed is not None else None
         if expiry and (expiry == "expired" or props["spec"].get("renew")):
@@ -228,8 +231,9 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
     def converge(self, props: dict) -> dict:
         """Create, adopt or update the object so it has the declared spec; returns its state."""
         endpoints = self.ENDPOINTS[props["kind"]]
-        observed, marker = self.fetch_with_expiry(props)
-        if observed is None and marker == "revoked":
+        found = self.look_up(props)
+        observed = found["fields"]
+        if found["revoked"]:
             # Revoked (deleted in the admin UI, or by anyone with the master key): its value may have
             # leaked, so it comes back with a new one, which the stack then writes to the key's Vault path.
             import secrets as _secrets

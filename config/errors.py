@@ -8,11 +8,15 @@ from typing import Optional
 from .names import PROJECT
 
 
+class FullKey(str):
+    """A problem's key that is a whole config key (namespace included), printed as it is."""
+
+
 class SettingsError(Exception):
     """Every problem found in a stack's configuration, each as (key path, message).
 
     A key path is relative to the project's namespace (`gateway.replicas`), except a whole config key
-    (`config.stack_file.FullKey`, such as a misspelled namespace), which is printed as it is."""
+    (`FullKey`, such as a misspelled namespace), which is printed as it is."""
 
     def __init__(self, problems: list[tuple[str, str]], labels: Optional[dict[str, str]] = None):
         self.problems = problems
@@ -32,6 +36,4 @@ def _label(key: str, labels: dict[str, str]) -> str:
 
 
 def _full_key(key: str) -> str:
-    from .stack_file import FullKey
-
     return key if isinstance(key, FullKey) else f"{PROJECT}:{key}"

@@ -49,15 +49,13 @@ def raw_stack_config() -> tuple[dict[str, Any], frozenset[str]]:
 def load_settings() -> StackSettings:
     """Parse and validate the stack's config, or stop the program with every problem listed."""
     raw, secret_keys = raw_stack_config()
-    problems, labels = namespace_problems(_merged_config()), {}  # a misspelled namespace would vanish silently
     try:
-        settings = parse_settings(raw, secret_keys, stack=pulumi.get_stack(), other_stacks=stack_names())
+        return parse_settings(raw, secret_keys, stack=pulumi.get_stack(), other_stacks=stack_names(),
+                              # a misspelled namespace would otherwise vanish silently
+                              earlier_problems=namespace_problems(_merged_config()))
     except SettingsError as error:
-        problems, labels = problems + error.problems, error.labels
-    if problems:
         # RunError: Pulumi prints the message without a stack trace, before any resource exists.
-        raise pulumi.RunError(str(SettingsError(problems, labels))) from None
-    return settings
+        raise pulumi.RunError(str(error)) from None
 
 
 __all__ = ["load_settings", "raw_stack_config"]

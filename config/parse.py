@@ -97,15 +97,17 @@ def _validate_section(key: str, kind: Any, value: Any) -> tuple[Any, list[tuple[
 
 
 def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(),
-                   stack: Optional[str] = None, other_stacks: Iterable[str] = ()) -> StackSettings:
+                   stack: Optional[str] = None, other_stacks: Iterable[str] = (),
+                   earlier_problems: Iterable[tuple[str, str]] = ()) -> StackSettings:
     """Validate a stack's raw config (keys without the project prefix) into settings.
 
     `raw` holds decoded values: dicts and lists for structured keys, strings for scalars.
     `secret_keys` names the keys that Pulumi holds encrypted; `stack` is the stack's name when
     known (`environment` must equal it); `other_stacks` names the project's other stacks (their
-    stack files), whose names this one may not take over. Raises SettingsError.
+    stack files), whose names this one may not take over; `earlier_problems` are the stack file's own
+    (duplicate keys, foreign namespaces), reported first with the rest. Raises SettingsError.
     """
-    problems: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = list(earlier_problems)
     parsed = Parsed(other_environments=frozenset(other_stacks))
 
     known = set(SECTIONS_BY_KEY) | set(SCALARS) | set(SECRET_KEYS)

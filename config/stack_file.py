@@ -21,6 +21,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from .errors import FullKey
 from .names import PROJECT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,10 +38,6 @@ _PLACEHOLDERS = {
     "gatewayTlsCertificate": "-----BEGIN CERTIFICATE-----\nencrypted\n-----END CERTIFICATE-----\n",
     "gatewayTlsKey": "-----BEGIN PRIVATE KEY-----\nencrypted\n-----END PRIVATE KEY-----\n",
 }
-
-
-class FullKey(str):
-    """A problem's key that is a whole config key (namespace included), printed as it is."""
 
 
 class StackFileError(Exception):
@@ -62,18 +59,11 @@ class StackFile:
     def settings(self):
         """The validated settings, as `pulumi up` would see them (placeholders for encrypted values);
         raises SettingsError with the file's own problems and the settings' together."""
-        from .errors import SettingsError
         from .parse import parse_settings
 
         raw, secret_keys = self.offline_config()
-        problems, labels = list(self.problems), {}
-        try:
-            settings = parse_settings(raw, secret_keys, stack=self.stack, other_stacks=stack_names(self.path.parent))
-        except SettingsError as error:
-            problems, labels = problems + error.problems, error.labels
-        if problems:
-            raise SettingsError(problems, labels)
-        return settings
+        return parse_settings(raw, secret_keys, stack=self.stack, other_stacks=stack_names(self.path.parent),
+                              earlier_problems=self.problems)
 
 
 def placeholder(key: str) -> str:

@@ -10,54 +10,64 @@ another stack of this project (a stack file beside this one) as a word.
 from __future__ import annotations
 
 import re
-from typing import Optional
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 from ..names import PROJECT, StackNames
 from ..stack import Parsed
 
-_ENV = r"(?P<env>[a-z][a-z0-9-]{0,19})"
-# How the stack derives each overridable name from an environment (config.names.StackNames).
-_DERIVED = {
-    "vault.path": re.compile(rf"{re.escape(PROJECT)}/{_ENV}(/.*)?"),
-    "vault.policyName": re.compile(rf"{re.escape(PROJECT)}-{_ENV}-read"),
-    "postgres.volumeName": re.compile(rf"{re.escape(PROJECT)}-{_ENV}-pgdata"),
-    "backups.volumeName": re.compile(rf"{re.escape(PROJECT)}-{_ENV}-pgbackups"),
-}
 _SEPARATORS = "/._-"
+_WORD_START = "(^|[" + re.escape(_SEPARATORS) + "])"
+_WORD_END = "(?=$|[" + re.escape(_SEPARATORS) + "])"
+_MARK = "\x00"  # stands for the environment in a derived name, to turn it into a pattern
 
 
-def owned_overrides(parsed: Parsed) -> list[tuple[str, Optional[str]]]:
-    """(config key, value) of every setting that names something only this environment may use."""
-    vault, postgres, backups = parsed.vault, parsed.postgres, parsed.backups
-    return [
-        ("vault.path", vault.path if vault else None),
-        ("vault.policyName", vault.policy_name if vault else None),
-        ("postgres.volumeName", postgres.volume_name if postgres else None),
-        ("backups.volumeName", backups.volume_name if backups else None),
-        ("backups.hostPath", backups.host_path if backups else None),
-    ]
+@dataclass(frozen=True)
+class Owned:
+    """A setting that may override a name only this environment may use."""
+
+    key: str
+    what: str
+    value: Callable[[Parsed], Optional[str]]
+    derived: Optional[Callable[[StackNames], str]] = None  # the name the stack derives when it is unset
+    below: bool = False                                     # paths below the derived name belong to it too
+
+    def derived_pattern(self) -> Optional[re.Pattern]:
+        """The derived name for any environment, as a pattern (from config.names, never spelled twice)."""
+        if self.derived is None:
+            return None
+        pattern = re.escape(self.derived(StackNames(_MARK))).replace(re.escape(_MARK), r"(?P<env>[a-z][a-z0-9-]{0,19})")
+        return re.compile(pattern + ("(/.*)?" if self.below else ""))
+
+
+OWNED = (
+    Owned("vault.path", "Vault secret (master key, salt key, passwords)",
+          lambda p: p.vault and p.vault.path, lambda n: n.vault_path, below=True),
+    Owned("vault.policyName", "Vault read policy", lambda p: p.vault and p.vault.policy_name, lambda n: n.vault_policy),
+    Owned("postgres.volumeName", "database volume", lambda p: p.postgres and p.postgres.volume_name,
+          lambda n: n.postgres_volume),
+    Owned("backups.volumeName", "backup volume", lambda p: p.backups and p.backups.volume_name,
+          lambda n: n.backup_volume),
+    Owned("backups.hostPath", "backup directory", lambda p: p.backups and p.backups.host_path),
+)
 
 
 def _names_word(value: str, word: str) -> bool:
-    boundary = "(?:^|[" + re.escape(_SEPARATORS) + "])"
-    end = "(?:$|[" + re.escape(_SEPARATORS) + "])"
-    return re.search(boundary + re.escape(word) + end, value) is not None
+    return re.search(_WORD_START + re.escape(word) + _WORD_END, value) is not None
 
 
 def _without_word(value: str, word: str) -> str:
     """`value` with every occurrence of `word` as a whole word removed (so `dev-alice` does not
     read as naming `dev`)."""
-    pattern = "(^|[" + re.escape(_SEPARATORS) + "])" + re.escape(word) + "(?=$|[" + re.escape(_SEPARATORS) + "])"
-    return re.sub(pattern, r"\1", value)
+    return re.sub(_WORD_START + re.escape(word) + _WORD_END, r"\1", value)
 
 
-def other_environment_named(key: str, value: str, environment: str, others: frozenset[str]) -> Optional[str]:
+def other_environment_named(owned: Owned, value: str, environment: str, others: frozenset[str]) -> Optional[str]:
     """The other environment `value` names, or None."""
-    derived = _DERIVED.get(key)
-    if derived is not None:
-        match = derived.fullmatch(value)
-        if match and match["env"] != environment:
-            return match["env"]
+    pattern = owned.derived_pattern()
+    match = pattern.fullmatch(value) if pattern is not None else None
+    if match and match["env"] != environment:
+        return match["env"]
     rest = _without_word(value, environment)
     for other in sorted(others - {environment}, key=len, reverse=True):
         if _names_word(rest, other):
@@ -69,26 +79,15 @@ def check_ownership(parsed: Parsed, problems) -> None:
     environment = parsed.environment
     if environment is None:
         return
-    own = StackNames(environment)
-    defaults = {"vault.path": own.vault_path, "vault.policyName": own.vault_policy,
-                "postgres.volumeName": own.postgres_volume, "backups.volumeName": own.backup_volume}
-    for key, value in owned_overrides(parsed):
-        if value is None:
+    for owned in OWNED:
+        value = owned.value(parsed)
+        if not value:
             continue
-        other = other_environment_named(key, value, environment, parsed.other_environments)
-        if other is not None:
-            default = defaults.get(key)
-            fix = f"remove it to use this stack's own ({default})" if default else \
-                f"use a directory of {environment}'s own (for example /srv/backups/{PROJECT}/{environment})"
-            problems.append((key, (
-                f"{value!r} names environment '{other}', not '{environment}': a copy of {other}'s stack file would "
-                f"take over {other}'s {_WHAT[key]}; {fix}")))
-
-
-_WHAT = {
-    "vault.path": "Vault secret (master key, salt key, passwords)",
-    "vault.policyName": "Vault read policy",
-    "postgres.volumeName": "database volume",
-    "backups.volumeName": "backup volume",
-    "backups.hostPath": "backup directory",
-}
+        other = other_environment_named(owned, value, environment, parsed.other_environments)
+        if other is None:
+            continue
+        fix = (f"remove it to use this stack's own ({owned.derived(StackNames(environment))})" if owned.derived else
+               f"use a directory of {environment}'s own (for example /srv/backups/{PROJECT}/{environment})")
+        problems.append((owned.key, (
+            f"{value!r} names environment '{other}', not '{environment}': a copy of {other}'s stack file would "
+            f"take over {other}'s {owned.what}; {fix}")))
