@@ -105,7 +105,7 @@ def main() -> int:
         parser.error("--repeats, --requests and --concurrency must be at least 1")
 
     from config.parse import parse_settings
-    from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, own_dev_config
+    from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, gpu_dispatcher, own_dev_config
     from http_load import load, spread
     from ollama_double import OllamaDouble
     from renderers.litellm_config import render_config_dict
@@ -121,7 +121,9 @@ def main() -> int:
     try:
         with contextlib.ExitStack() as stack:
             redis_port = stack.enter_context(redis_server(REDIS_PASSWORD))
-            rendered = render_config_dict(settings, redis_host="127.0.0.1", redis_port=redis_port)
+            # The replicas reach the GPU host through the rendered dispatcher (HAProxy), as deployed.
+            dispatcher = stack.enter_context(gpu_dispatcher(settings))
+            rendered = render_config_dict(settings, redis_host="127.0.0.1", redis_port=redis_port, dispatcher=dispatcher)
             rendered["general_settings"].pop("database_url")  # no database: what the benchmark compares is per request
             configs = {"bare": bare_config(rendered), "bare-priced": priced(bare_config(rendered), rendered),
                        "rendered": rendered}

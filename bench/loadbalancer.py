@@ -81,8 +81,9 @@ def main() -> int:
         with contextlib.ExitStack() as stack:
             redis_port = stack.enter_context(redis_server(REDIS_PASSWORD))
             port = free_port()
+            dispatcher = free_port()  # the first load balancer's: the replica's way to the GPU host
             replica = stack.enter_context(litellm_proxy(
-                config_without_database(settings, redis_port),
+                config_without_database(settings, redis_port, f"http://127.0.0.1:{dispatcher}"),
                 {"LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_PASSWORD": REDIS_PASSWORD,
                  "LITELLM_LOG": settings.gateway.log_level}, host="127.0.0.2", port=port,
                 stop_grace_seconds=settings.gateway.stop_grace_seconds))  # as deployed: the entrypoint, keep-alive 300 s
@@ -102,7 +103,8 @@ def main() -> int:
                 workdir.mkdir()
                 config = (tcp_relay(http, stats, f"127.0.0.2:{port}") if variant is None else render_haproxy_config(
                     variant, Listen(http=f"127.0.0.1:{http}", stats=f"127.0.0.1:{stats}", nameserver=dns.address,
-                                    replica_port=port)))
+                                    replica_port=port,
+                                    dispatcher=f"127.0.0.1:{dispatcher if len(targets) == 1 else free_port()}")))
                 balancers[name] = stack.enter_context(haproxy_server(
                     config, workdir, f"http://127.0.0.1:{stats}/healthz")).process.pid
                 targets[name] = f"http://127.0.0.1:{http}"

@@ -159,10 +159,11 @@ def collect_facts(settings, secrets, gateway, fleet, monitoring=None, backups=No
     litellm_settings = config.get("litellm_settings", {})
     cache_params = litellm_settings.get("cache_params") if litellm_settings.get("cache") else None
     database = gateway.postgres is not None and "database_url" in general
+    # One route per (model, GPU host) the dispatcher sends the model's requests to.
     routes = [
-        {"model": d["model_name"], "host": d["model_info"]["gpu_host"], "deployment": d["model_info"]["id"],
+        {"model": d["model_name"], "host": host, "deployment": d["model_info"]["id"],
          "ollama_model": d["litellm_params"]["model"], "api_base": d["litellm_params"]["api_base"]}
-        for d in config.get("model_list", [])
+        for d in config.get("model_list", []) for host in d["model_info"]["gpu_hosts"]
     ]
 
     def build(resolved: dict) -> DeclaredFacts:

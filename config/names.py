@@ -24,6 +24,9 @@ HAPROXY_HTTP_PORT = 8080     # inside the load balancer's container (it runs as 
 HAPROXY_HTTPS_PORT = 8443
 HAPROXY_STATS_PORT = 8405    # the load balancer's stats, Prometheus exporter and /healthz
 VAULT_PORT = 8200
+# The GPU dispatcher inside the load balancer: the replicas send every Ollama request here (never published).
+DISPATCHER_PORT = 11400
+DISPATCHER_PATH = "/models"   # + /<model slug>: the model's queue and its hosts
 
 # The replicas' shared alias on the gateway network: HAProxy and Prometheus find them through
 # Docker's DNS under this name.

@@ -16,6 +16,7 @@ from .sections.docker import DockerSettings
 from .sections.fleet import GpuHostSettings, GpuSshSettings, ModelPullSettings, ModelSettings
 from .sections.gateway import GatewaySettings
 from .sections.monitoring import MonitoringSettings
+from .sections.router import RouterSettings
 from .sections.secrets import SecretsSettings
 from .sections.vault import VaultSettings
 
@@ -48,6 +49,7 @@ class StackSettings:
     gateway: GatewaySettings
     models: tuple[ModelSettings, ...]
     gpu_hosts: tuple[GpuHostSettings, ...]
+    router: RouterSettings
     redis: RedisSettings
     cache: CacheSettings
     postgres: PostgresSettings
@@ -117,6 +119,12 @@ class StackSettings:
     def ssh_port(self, host: GpuHostSettings) -> int:
         return host.ssh.port or self.gpu_ssh.port
 
+    def model_timeout(self, model: ModelSettings) -> int:
+        return model.timeout_seconds or self.gateway.request_timeout_seconds
+
+    def model_stream_timeout(self, model: ModelSettings) -> int:
+        return model.stream_timeout_seconds or self.router.stream_timeout_seconds or self.model_timeout(model)
+
     def routes(self) -> list[tuple[ModelSettings, GpuHostSettings]]:
         """One (model, host) pair per deployment the gateway routes to, in config order."""
         return [(m, self.host(h)) for m in self.models for h in m.hosts]
@@ -132,6 +140,7 @@ class Parsed:
     gateway: Optional[GatewaySettings] = None
     models: Optional[tuple[ModelSettings, ...]] = None
     gpu_hosts: Optional[tuple[GpuHostSettings, ...]] = None
+    router: Optional[RouterSettings] = None
     redis: Optional[RedisSettings] = None
     cache: Optional[CacheSettings] = None
     postgres: Optional[PostgresSettings] = None

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from config.names import HAPROXY_HTTP_PORT as HTTP_PORT
 from config.names import HAPROXY_HTTPS_PORT as HTTPS_PORT
 from config.names import HAPROXY_STATS_PORT as STATS_PORT
-from config.names import PROXY_PORT, REPLICA_SERVICE
+from config.names import DISPATCHER_PATH, DISPATCHER_PORT, PROXY_PORT, REPLICA_SERVICE
+from config.sections.fleet import ModelSettings
 from config.stack import StackSettings
-from config.values import host_port, local_url
+from config.values import host_port, local_url, slug
 
 CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"
 CERT_PATH = "/usr/local/etc/haproxy/certs/gateway.pem"
@@ -58,6 +59,7 @@ class Listen:
     service: str = REPLICA_SERVICE
     replica_port: int = PROXY_PORT
     cert_path: str = CERT_PATH
+    dispatcher: str = f":{DISPATCHER_PORT}"
 
 
 def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) -> str:
@@ -168,6 +170,7 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
         "resolve-prefer ipv4",
         f"    server-template replica {lb.max_replicas} {listen.service}:{listen.replica_port}",
         "",
+        *dispatcher_lines(settings, listen),
         "frontend stats",
         f"    bind {listen.stats}",
         "    http-request set-log-level silent",
@@ -178,9 +181,85 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
     return "\n".join(lines)
 
 
-def _refuse(status: int, message: str, condition: str) -> str:
-    """An answer from the load balancer itself, shaped like LiteLLM's (OpenAI's) error bodies."""
-    body = '{"error": {"message": "' + message + '", "type": "invalid_request_error", "code": "' + str(status) + '"}}'
+def dispatcher_backend(model: ModelSettings) -> str:
+    return f"model-{slug(model.name)}"
+
+
+def dispatcher_path(model: ModelSettings) -> str:
+    """The model's base path on the dispatcher (LiteLLM's api_base adds /api/chat or /api/embed)."""
+    return f"{DISPATCHER_PATH}/{slug(model.name)}"
+
+
+def dispatcher_lines(settings: StackSettings, listen: Listen) -> list[str]:
+    """The GPU dispatcher: one queue per model in front of its hosts' slots.
+
+    Every replica sends a model's requests to one backend here, whose servers are the model's GPU hosts,
+    each with `maxconn` = the host's `parallel` (its OLLAMA_NUM_PARALLEL). A request goes to the host with
+    the fewest requests per slot; when every slot is taken it waits in the backend's queue and goes to the
+    first slot that frees on any host: a host that answers faster frees its slots sooner and gets more
+    requests. One dispatcher for all replicas, so the slots are counted once, not per replica. A host
+    that refuses connections, times out or answers 5xx `fall` times in a row is taken out at once (and by
+    its failed health checks); its requests are sent again to another host when HAProxy still holds them
+    (bodies up to tune.bufsize), else LiteLLM retries them here. It comes back after `rise` good checks.
+    """
+    router = settings.router
+    health = router.host_health
+    lines = [
+        "frontend dispatcher",
+        "    # Reached by the replicas only (not published): every Ollama request, by model.",
+        f"    bind {listen.dispatcher}",
+        "    option dontlog-normal",
+    ]
+    for model in settings.models:
+        backend, path = dispatcher_backend(model), dispatcher_path(model)
+        lines += [f"    acl {backend} path_beg {path}/",
+                  _refuse(503, f"no GPU host serving {model.name} is up",
+                          f"{backend} {{ nbsrv({backend}) lt 1 }}", ollama=True)]
+        if router.queue.max_waiting is not None:
+            lines.append(_refuse(429, f"{model.name}: every GPU slot is busy and {router.queue.max_waiting} requests "
+                                 "are waiting", f"{backend} {{ queue({backend}) ge {router.queue.max_waiting} }}",
+                                 ollama=True))
+        lines.append(f"    use_backend {backend} if {backend}")
+    lines += ["    default_backend unknown-model", "",
+              "backend unknown-model",
+              _refuse(404, "no such model on the GPU dispatcher", "TRUE", ollama=True), ""]
+    for model in settings.models:
+        backend = dispatcher_backend(model)
+        timeout = settings.model_timeout(model)
+        queue = router.queue.timeout_seconds or timeout
+        lines += [
+            f"backend {backend}",
+            "    balance leastconn",
+            f"    http-request replace-path {dispatcher_path(model)}(/.*) \\1",
+            f"    timeout queue {queue}s",
+            f"    timeout connect {health.connect_timeout_seconds}s",
+            f"    timeout server {max(timeout, settings.model_stream_timeout(model)) + 30}s",
+            "    # A request whose replica gave up (its timeout) leaves the queue instead of taking a slot.",
+            "    option abortonclose",
+            "    # Another host gets the request when the chosen one refuses it, closes without an answer",
+            "    # or answers 5xx, while HAProxy holds the whole request.",
+            "    retry-on conn-failure empty-response junk-response 500 502 503 504",
+            "    option redispatch 1",
+            "    option httpchk",
+            "    http-check send meth GET uri /",
+            "    http-check expect status 200",
+            f"    default-server check inter {health.check_interval_seconds}s fall {health.fall} rise {health.rise} "
+            f"observe layer7 error-limit {health.fall} on-error mark-down init-addr last,libc,none "
+            "resolvers docker resolve-prefer ipv4",
+        ]
+        for host_name in model.hosts:
+            host = settings.host(host_name)
+            lines.append(f"    server {host.name} {host_port(host.address, host.ollama_port)} "
+                         f"maxconn {host.parallel} weight {min(host.parallel, 256)}")
+        lines.append("")
+    return lines
+
+
+def _refuse(status: int, message: str, condition: str, ollama: bool = False) -> str:
+    """An answer from the load balancer itself, shaped like LiteLLM's (OpenAI's) error bodies, or like
+    Ollama's (`{"error": "..."}`) where LiteLLM reads it."""
+    body = ('{"error": "' + message + '"}' if ollama else
+            '{"error": {"message": "' + message + '", "type": "invalid_request_error", "code": "' + str(status) + '"}}')
     return f"    http-request return status {status} content-type application/json string '{body}' if {condition}"
 
 

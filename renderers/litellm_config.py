@@ -10,10 +10,12 @@ from typing import Any
 
 import yaml
 
-from config.names import REDIS_PORT
+from config.names import DISPATCHER_PORT, REDIS_PORT
 from config.sections.access import litellm_limits
+from config.sections.fleet import ModelSettings
 from config.stack import StackSettings
 from config.values import host_port
+from renderers.haproxy import dispatcher_path
 from renderers.monitoring import litellm_metrics_read
 
 # Names of the environment variables the rendered config refers to; the gateway component sets
@@ -28,41 +30,55 @@ def _ref(env_name: str) -> str:
     return f"os.environ/{env_name}"
 
 
-def deployment_id(model_name: str, host_name: str) -> str:
-    return f"{model_name}@{host_name}"
-
-
 def ollama_api_base(address: str, port: int) -> str:
     return f"http://{host_port(address, port)}"
 
 
-def model_list(settings: StackSettings) -> list[dict[str, Any]]:
-    deployments = []
-    for model, host in settings.routes():
-        params: dict[str, Any] = {
-            "model": f"ollama_chat/{model.ollama_tag}",
-            "api_base": ollama_api_base(host.address, host.ollama_port),
+def dispatcher_url(settings: StackSettings) -> str:
+    """Where the replicas reach the GPU dispatcher: the load balancer's container on the gateway network."""
+    return f"http://{settings.names.loadbalancer}:{DISPATCHER_PORT}"
+
+
+def model_params(settings: StackSettings, model: ModelSettings, dispatcher: str) -> dict[str, Any]:
+    provider = "ollama_chat" if model.mode == "chat" else "ollama"
+    params: dict[str, Any] = {
+        "model": f"{provider}/{model.ollama_tag}",
+        # One deployment per model: its GPU hosts sit behind the dispatcher, which hands each request to
+        # the first free slot (renderers/haproxy.py). LiteLLM choosing a host itself ignores capacity.
+        "api_base": dispatcher + dispatcher_path(model),
+        "timeout": settings.model_timeout(model),
+        "stream_timeout": settings.model_stream_timeout(model),
+    }
+    if model.rpm is not None:
+        params["rpm"] = model.rpm
+    if model.tpm is not None:
+        params["tpm"] = model.tpm
+    if model.keep_alive is not None:
+        # Ollama reads a JSON number as seconds and a string as a Go duration ("-1" is not one).
+        params["keep_alive"] = int(model.keep_alive) if model.keep_alive in ("0", "-1") else model.keep_alive
+    # Ollama options: LiteLLM passes a deployment's provider-specific params into Ollama's `options`.
+    params.update(model.options.model_dump(exclude_none=True))
+    params.update(model.extra_litellm_params)
+    return params
+
+
+def model_list(settings: StackSettings, dispatcher: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "model_name": model.name,
+            "litellm_params": model_params(settings, model, dispatcher),
+            # Explicit prices (the stack's own, 0 by default: the GPUs are yours). Without them LiteLLM
+            # 1.108 prices every Ollama response by asking the GPU host (`/api/show`, a blocking call)
+            # and scanning its whole cost map: 40% of a replica's CPU per request. In `model_info`,
+            # not `litellm_params`: the router registers them once, at start; from `litellm_params`
+            # LiteLLM registers them again on every request, which empties its model-info cache and
+            # costs another 15% of the CPU (docs/benchmarks.md).
+            "model_info": {"id": model.name, "mode": model.mode, "gpu_hosts": list(model.hosts),
+                           "input_cost_per_token": model.cost_per_million_input_tokens / 1_000_000,
+                           "output_cost_per_token": model.cost_per_million_output_tokens / 1_000_000},
         }
-        if model.rpm is not None:
-            params["rpm"] = model.rpm
-        if model.tpm is not None:
-            params["tpm"] = model.tpm
-        deployments.append(
-            {
-                "model_name": model.name,
-                "litellm_params": params,
-                # Explicit prices (the stack's own, 0 by default: the GPUs are yours). Without them LiteLLM
-                # 1.108 prices every Ollama response by asking the GPU host (`/api/show`, a blocking call)
-                # and scanning its whole cost map: 40% of a replica's CPU per request. In `model_info`,
-                # not `litellm_params`: the router registers them once, at start; from `litellm_params`
-                # LiteLLM registers them again on every request, which empties its model-info cache and
-                # costs another 15% of the CPU (docs/benchmarks.md).
-                "model_info": {"id": deployment_id(model.name, host.name), "gpu_host": host.name,
-                               "input_cost_per_token": model.cost_per_million_input_tokens / 1_000_000,
-                               "output_cost_per_token": model.cost_per_million_output_tokens / 1_000_000},
-            }
-        )
-    return deployments
+        for model in settings.models
+    ]
 
 
 def prometheus_metrics_config(settings: StackSettings) -> list[dict[str, Any]]:
@@ -77,8 +93,12 @@ def prometheus_metrics_config(settings: StackSettings) -> list[dict[str, Any]]:
     return groups
 
 
-def render_config_dict(settings: StackSettings, redis_host: str, redis_port: int = REDIS_PORT) -> dict[str, Any]:
-    """The config as a dict; `redis_host` is the Redis container's name on the gateway network."""
+def render_config_dict(settings: StackSettings, redis_host: str, redis_port: int = REDIS_PORT,
+                       dispatcher: str | None = None) -> dict[str, Any]:
+    """The config as a dict; `redis_host` is the Redis container's name on the gateway network, `dispatcher`
+    the GPU dispatcher's base URL (a test's; default: the load balancer's container)."""
+    dispatcher = dispatcher or dispatcher_url(settings)
+    router = settings.router
     redis_connection = {"host": redis_host, "port": redis_port, "password": _ref(REDIS_PASSWORD_ENV)}
     litellm_settings: dict[str, Any] = {
         "request_timeout": settings.gateway.request_timeout_seconds,
@@ -107,35 +127,52 @@ def render_config_dict(settings: StackSettings, redis_host: str, redis_port: int
         "redis_host": redis_host,
         "redis_port": redis_port,
         "redis_password": _ref(REDIS_PASSWORD_ENV),
-        "num_retries": 2,
-        "allowed_fails": 3,
-        "cooldown_time": 30,
+        "num_retries": router.retries,
+        # The dispatcher already tried the model's other hosts: a 503 (no host up, or the queue's wait ran
+        # out) or its queue's 429 is not sent again; timeouts, 500s and lost connections are.
+        "retry_policy": {"ServiceUnavailableErrorRetries": 0, "RateLimitErrorRetries": 0},
+        # A model that failed this often in a minute is cooled down, its requests go to its fallbacks
+        # (LiteLLM never cools down a model that has none: it is the only way to serve its requests).
+        "allowed_fails": router.allowed_fails,
+        "cooldown_time": router.cooldown_seconds,
         "timeout": settings.gateway.request_timeout_seconds,
     }
+    if router.stream_timeout_seconds is not None:
+        router_settings["stream_timeout"] = router.stream_timeout_seconds
+    for key, field in (("fallbacks", "fallbacks"), ("context_window_fallbacks", "context_window_fallbacks")):
+        chains = [{m.name: list(getattr(m, field))} for m in settings.models if getattr(m, field)]
+        if chains:
+            router_settings[key] = chains
     if any(m.rpm is not None or m.tpm is not None for m in settings.models):
         # simple-shuffle only weights its choice by rpm/tpm. This check enforces them per minute,
         # counting in the router's Redis (an atomic INCR shared by every replica), and refuses the
         # excess with 429.
         router_settings["optional_pre_call_checks"] = ["enforce_model_rate_limits"]
+    general_settings: dict[str, Any] = {
+        "master_key": _ref(MASTER_KEY_ENV),
+        "database_url": _ref(DATABASE_URL_ENV),
+        "proxy_batch_write_at": 60,
+        "database_connection_pool_limit": 10,
+        "disable_error_logs": True,
+        # Key/user/team rate limits and spend counters shared across replicas.
+        "coordination_redis": dict(redis_connection),
+        # How long a replica trusts its cached key/user/team: a deleted key is refused everywhere
+        # within this time (LiteLLM's default: 60 s).
+        "user_api_key_cache_ttl": settings.access.key_cache_ttl_seconds,
+        # /health/drain turns readiness 503 before the replica stops (renderers/replica_entrypoint.py);
+        # it needs the DRAIN_ENDPOINT_TOKEN the container gets, and the load balancer refuses it.
+        "enable_drain_endpoint": True,
+    }
+    # The escape hatch: keys the stack does not render (config/checks/routing.py refuses the others).
+    extra = router.extra_config
+    litellm_settings.update(extra.litellm_settings)
+    router_settings.update(extra.router_settings)
+    general_settings.update(extra.general_settings)
     return {
-        "model_list": model_list(settings),
+        "model_list": model_list(settings, dispatcher),
         "router_settings": router_settings,
         "litellm_settings": litellm_settings,
-        "general_settings": {
-            "master_key": _ref(MASTER_KEY_ENV),
-            "database_url": _ref(DATABASE_URL_ENV),
-            "proxy_batch_write_at": 60,
-            "database_connection_pool_limit": 10,
-            "disable_error_logs": True,
-            # Key/user/team rate limits and spend counters shared across replicas.
-            "coordination_redis": dict(redis_connection),
-            # How long a replica trusts its cached key/user/team: a deleted key is refused everywhere
-            # within this time (LiteLLM's default: 60 s).
-            "user_api_key_cache_ttl": settings.access.key_cache_ttl_seconds,
-            # /health/drain turns readiness 503 before the replica stops (renderers/replica_entrypoint.py);
-            # it needs the DRAIN_ENDPOINT_TOKEN the container gets, and the load balancer refuses it.
-            "enable_drain_endpoint": True,
-        },
+        "general_settings": general_settings,
     }
 
 
@@ -156,12 +193,13 @@ def access_defaults(settings: StackSettings) -> dict[str, Any]:
 
 
 def render_litellm_config(
-    settings: StackSettings, redis_host: str, redis_port: int = REDIS_PORT, config: dict[str, Any] | None = None
+    settings: StackSettings, redis_host: str, redis_port: int = REDIS_PORT, config: dict[str, Any] | None = None,
+    dispatcher: str | None = None,
 ) -> str:
     """The config.yaml text; pass `config` when render_config_dict already built it."""
     header = (
         f"# Rendered by the {settings.resource_prefix()} Pulumi stack; edit the stack config, not this file.\n"
         "# Secrets are os.environ/ references filled from Vault-held values at container start.\n"
     )
-    config = config if config is not None else render_config_dict(settings, redis_host, redis_port)
+    config = config if config is not None else render_config_dict(settings, redis_host, redis_port, dispatcher)
     return header + yaml.dump(config, sort_keys=False, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper))

@@ -146,6 +146,11 @@ def alert_rules(settings: StackSettings) -> list[dict[str, Any]]:
              "Redis (cache and shared limits) is down", for_="1m"),
         rule("GatewayLoadBalancerDown", 'up{job="loadbalancer"} == 0', "critical",
              "The gateway's load balancer is not answering: clients cannot reach the gateway", for_="1m"),
+        rule("ModelNoGpuHostUp", f'sum by (proxy) (haproxy_server_status{{proxy=~"{DISPATCHER_BACKENDS}", state="UP"}}) < 1',
+             "critical", "No GPU host serving {{ $labels.proxy }} passes its health check: its requests fail",
+             for_="1m"),
+        rule("GpuHostDown", f'haproxy_server_status{{proxy=~"{DISPATCHER_BACKENDS}", state="DOWN"}} == 1', "warning",
+             "GPU host {{ $labels.server }} fails its health checks ({{ $labels.proxy }} is served by its other hosts)"),
         rule("GatewayNoReplicaUp", 'sum(haproxy_server_status{proxy="litellm", state="UP"}) < 1', "critical",
              "The load balancer sees no healthy LiteLLM replica", for_="1m"),
     ]
@@ -204,7 +209,8 @@ def _dashboard(uid: str, title: str, panels: list[tuple[str, dict[str, str], str
     }
 
 
-_HOST_FROM_MODEL_ID = 'label_replace({metric}, "gpu_host", "$1", "model_id", ".*@(.*)")'
+# The GPU dispatcher's backends (renderers/haproxy.py), one per model: its servers are the GPU hosts.
+DISPATCHER_BACKENDS = "model-.*"
 
 
 def dashboards(settings: StackSettings) -> dict[str, dict[str, Any]]:
@@ -238,8 +244,11 @@ def dashboards(settings: StackSettings) -> dict[str, dict[str, Any]]:
         }, "s"),
         ("Cache hit rate", {"hit rate": f"sum(rate(litellm_cache_hits_metric_total{r})) / sum(rate(litellm_proxy_total_requests_metric_total{r}))"}, "percentunit"),
         ("Failures by model", {"{{requested_model}} {{exception_status}}": f"sum by (requested_model, exception_status) (rate(litellm_proxy_failed_requests_metric_total{r}))"}, "reqps"),
-        ("Failures by GPU host", {"{{gpu_host}}": "sum by (gpu_host) (" + _HOST_FROM_MODEL_ID.format(
-            metric=f"rate(litellm_deployment_failure_responses_total{r})") + ")"}, "reqps"),
+        ("Failures by GPU host (5xx and failed connections)", {
+            "{{server}} 5xx": f'sum by (server) (rate(haproxy_server_http_responses_total{{proxy=~"{DISPATCHER_BACKENDS}", code="5xx"}}{r}))',
+            "{{server}} connection errors": f'sum by (server) (rate(haproxy_server_connection_errors_total{{proxy=~"{DISPATCHER_BACKENDS}"}}{r}))',
+        }, "reqps"),
+        ("Waiting for a GPU slot, by model", {"{{proxy}}": f'haproxy_backend_current_queue{{proxy=~"{DISPATCHER_BACKENDS}"}}'}, "short"),
         ("Deployment state (0 healthy, 1 partial, 2 outage)", {"{{model_id}}": "max by (model_id) (litellm_deployment_state)"}, "short"),
         ("In-flight requests", {"{{instance}}": "sum by (instance) (litellm_in_flight_requests)"}, "short"),
         ("Load balancer: replicas up", {"up": 'sum(haproxy_server_status{proxy="litellm", state="UP"})',
@@ -258,8 +267,10 @@ def dashboards(settings: StackSettings) -> dict[str, dict[str, Any]]:
         ("GPU utilisation", {"{{host}} GPU {{gpu}}": 'DCGM_FI_DEV_GPU_UTIL{job="gpu-dcgm"}'}, "percent"),
         ("GPU memory used", {"{{host}} GPU {{gpu}}": 'DCGM_FI_DEV_FB_USED{job="gpu-dcgm"}'}, "decmbytes"),
         ("GPU temperature", {"{{host}} GPU {{gpu}}": 'DCGM_FI_DEV_GPU_TEMP{job="gpu-dcgm"}'}, "celsius"),
-        ("Requests served by GPU host", {"{{gpu_host}}": "sum by (gpu_host) (" + _HOST_FROM_MODEL_ID.format(
-            metric="rate(litellm_deployment_total_requests_total[5m])") + ")"}, "reqps"),
+        ("Requests served by GPU host", {"{{server}} {{proxy}}": f'sum by (server, proxy) (rate(haproxy_server_http_responses_total{{proxy=~"{DISPATCHER_BACKENDS}"}}[5m]))'}, "reqps"),
+        ("GPU slots busy, by host and model", {"{{server}} {{proxy}}": f'haproxy_server_current_sessions{{proxy=~"{DISPATCHER_BACKENDS}"}}',
+                                               "{{server}} {{proxy}} slots": f'haproxy_server_limit_sessions{{proxy=~"{DISPATCHER_BACKENDS}"}}'}, "short"),
+        ("GPU hosts up, by model", {"{{proxy}}": f'sum by (proxy) (haproxy_server_status{{proxy=~"{DISPATCHER_BACKENDS}", state="UP"}})'}, "short"),
     ])
     return {"litellm-usage.json": usage, "litellm-gpu-hosts.json": gpu}
 

@@ -14,13 +14,14 @@ from .gateway import check_gateway, check_management_reach, check_tls_source
 from .images import check_images
 from .monitoring import check_monitoring
 from .network import check_port_clashes
+from .routing import check_routing
 from .ownership import check_ownership
 from .secrets import check_supplied_secret
 from .vault import check_vault
 
 CROSS_CHECKS = (
     check_gateway, check_vault, check_monitoring, check_port_clashes, check_backups, check_redis_room,
-    check_environment, check_ownership, check_fleet, check_access_section, check_management_reach,
+    check_environment, check_ownership, check_fleet, check_routing, check_access_section, check_management_reach,
 )
 SECRET_SOURCE_CHECKS = (check_fleet_access, check_tls_source)
 

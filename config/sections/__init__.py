@@ -18,6 +18,7 @@ from .docker import DockerSettings
 from .fleet import GpuHostSettings, GpuSshSettings, ModelPullSettings, ModelSettings
 from .gateway import GatewaySettings
 from .monitoring import MonitoringSettings
+from .router import RouterSettings
 from .secrets import SecretsSettings
 from .vault import VaultSettings
 
@@ -45,6 +46,8 @@ SECTIONS = (
     SectionSpec("models", "models", tuple[ModelSettings, ...], True,
                 "The models the gateway routes to, and the GPU hosts serving each (BACKLOG-002)."),
     SectionSpec("gpuHosts", "gpu_hosts", tuple[GpuHostSettings, ...], True, "The Ollama GPU hosts."),
+    SectionSpec("router", "router", RouterSettings, False,
+                "How requests reach the GPU hosts: queue, retries, failover, timeouts, extra LiteLLM settings."),
     SectionSpec("redis", "redis", RedisSettings, False,
                 "Redis: the response cache and the counters shared by every replica (BACKLOG-005, BACKLOG-008)."),
     SectionSpec("cache", "cache", CacheSettings, False, "LiteLLM's response cache (BACKLOG-008)."),

@@ -2,13 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import Field
 
-from ..types import HostAddress, HostKey, ModelName, Name, OllamaDigest, OllamaTag, UnixUser
+from ..types import HostAddress, HostKey, ModelName, Name, OllamaDigest, OllamaTag, Text, UnixUser
 from .base import Section
 from .vault import VaultFieldRef
+
+# Ollama's keep_alive: a Go duration ("10m", "1h30m"), "0" (unload at once) or "-1" (keep loaded for ever).
+KeepAlive = Annotated[str, Field(pattern=r"^(-1|0|([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+)$", max_length=32)]
+# An escape-hatch value: what YAML (and LiteLLM's config.yaml) can hold.
+ExtraValue = Any
+
+
+class OllamaOptions(Section):
+    """Ollama's request options (its API's `options`, the Modelfile's PARAMETER names), sent with every request
+    to the model. Unset: the model's own (Modelfile) value; a client's own value for `temperature`, `top_p`,
+    `seed`, `stop` or `max_tokens` (`num_predict`) wins over the one set here."""
+
+    num_ctx: Optional[int] = Field(default=None, ge=256, le=1_048_576)
+    """Context window in tokens. Ollama's default (2048-4096 by version) silently drops the start of a longer
+    prompt: set it to what the model supports and the GPU's memory holds (it costs memory per parallel slot)."""
+    num_predict: Optional[int] = Field(default=None, ge=-2, le=1_048_576)
+    """Most tokens to generate (-1: no limit, -2: fill the context)."""
+    num_batch: Optional[int] = Field(default=None, ge=1, le=65_536)
+    """Prompt-processing batch size."""
+    num_gpu: Optional[int] = Field(default=None, ge=0, le=1024)
+    """Layers to offload to the GPU(s) (0: CPU only)."""
+    num_thread: Optional[int] = Field(default=None, ge=1, le=1024)
+    """CPU threads for the parts that run on the CPU."""
+    temperature: Optional[float] = Field(default=None, ge=0, le=5)
+    """Sampling temperature."""
+    top_k: Optional[int] = Field(default=None, ge=0, le=100_000)
+    """Sample from the k most likely tokens."""
+    top_p: Optional[float] = Field(default=None, ge=0, le=1)
+    """Nucleus sampling."""
+    min_p: Optional[float] = Field(default=None, ge=0, le=1)
+    """Minimum probability of a token, relative to the most likely one."""
+    repeat_penalty: Optional[float] = Field(default=None, ge=0, le=10)
+    """Penalty for repeated tokens."""
+    repeat_last_n: Optional[int] = Field(default=None, ge=-1, le=1_048_576)
+    """How far back repetitions count (-1: the whole context)."""
+    seed: Optional[int] = Field(default=None, ge=0, le=2**63 - 1)
+    """Random seed (the same prompt gives the same answer)."""
+    stop: Optional[tuple[Annotated[Text, Field(min_length=1, max_length=256)], ...]] = Field(default=None, max_length=16)
+    """Stop sequences."""
 
 
 class ModelSettings(Section):
@@ -32,6 +71,30 @@ class ModelSettings(Section):
     digest: Optional[OllamaDigest] = None
     """Pin the model: the ID `ollama list` shows (12 hex characters) or the full `sha256:` digest. A pull that
     yields another digest fails; a host holding another one is reported as drift."""
+    mode: Literal["chat", "embedding"] = "chat"
+    """`chat`: served on `/v1/chat/completions` (LiteLLM's `ollama_chat/`, Ollama's `/api/chat`). `embedding`:
+    served on `/v1/embeddings` (LiteLLM's `ollama/`, Ollama's `/api/embed`)."""
+    options: OllamaOptions = OllamaOptions()
+    """Ollama request options sent with every request to this model (`models[].options.*`)."""
+    keep_alive: Optional[KeepAlive] = None
+    """How long Ollama keeps the model loaded after a request (`10m`, `1h`, `"0"` to unload at once, `"-1"`
+    for ever; Ollama's default is 5 minutes, then the next request pays the load)."""
+    timeout_seconds: Optional[int] = Field(default=None, ge=1, le=86400)
+    """LiteLLM's timeout for a request to this model, time queued for a free GPU slot included. Unset:
+    `gateway.requestTimeoutSeconds`."""
+    stream_timeout_seconds: Optional[int] = Field(default=None, ge=1, le=86400)
+    """LiteLLM's timeout for a streamed request to this model. Unset: `router.streamTimeoutSeconds`, else the
+    model's `timeoutSeconds`."""
+    fallbacks: tuple[ModelName, ...] = ()
+    """Models (names from `models`) tried in order when this one still fails after `router.retries` (every
+    host down or failing, timed out, or refused with 429 by `router.queue.maxWaiting`). No loops."""
+    context_window_fallbacks: tuple[ModelName, ...] = ()
+    """Models tried in order when a prompt is longer than this model's context window (LiteLLM's
+    ContextWindowExceededError)."""
+    extra_litellm_params: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")], ExtraValue] = Field(
+        default_factory=dict, max_length=64)
+    """Extra keys for this model's `litellm_params` in LiteLLM's config.yaml, for settings the typed ones lack.
+    Keys the stack renders (`model`, `api_base`, `rpm`, `tpm`, `timeout`, ...) are refused."""
 
 
 class LocalOllamaContainer(Section):
@@ -64,6 +127,11 @@ class GpuHostSettings(Section):
     """IP address (v4 or v6) or DNS name the gateway reaches Ollama on; a URL, a port or `user@` is refused."""
     ollama_port: int = Field(default=11434, ge=1, le=65535)
     """Ollama's port."""
+    parallel: int = Field(default=1, ge=1, le=1024)
+    """Requests the host serves at once per model: its `OLLAMA_NUM_PARALLEL` (Ollama's default is 1, or 4
+    with enough memory: set it on the host and here alike). The gateway sends a host at most this many
+    requests of a model at once and keeps the rest queued for the first free slot on any of the model's hosts:
+    traffic follows capacity."""
     ssh: HostSshSettings = HostSshSettings()
     """Per-host SSH settings (`user`, `port`, `hostKey`)."""
     exporters: HostExporters = HostExporters()

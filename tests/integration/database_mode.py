@@ -20,7 +20,8 @@ from typing import Iterator, Optional
 import httpx
 import yaml
 
-from gateway_helpers import own_dev_config
+from config.parse import parse_settings
+from gateway_helpers import gpu_dispatcher, on_dispatcher, own_dev_config
 from harness import ROOT, run_stack
 from servers import litellm_proxy, postgres_cluster
 
@@ -48,17 +49,24 @@ def declared_gateway(raw: Optional[dict] = None) -> Declared:
     return Declared(yaml.safe_load(upload["content"]), env, raw)
 
 
-def rewrite_addresses(config: dict, redis_port: int, hosts: dict[str, str]) -> dict:
-    """The rendered config with Redis on loopback and each GPU host's api_base replaced."""
+def rewrite_addresses(config: dict, redis_port: int) -> dict:
+    """The rendered config with Redis on loopback."""
     config = copy.deepcopy(config)
     for section in (config["router_settings"], config["litellm_settings"].get("cache_params") or {},
                     config["general_settings"].get("coordination_redis") or {}):
         for host_key, port_key in (("redis_host", "redis_port"), ("host", "port")):
             if host_key in section:
                 section[host_key], section[port_key] = "127.0.0.1", redis_port
-    for deployment in config["model_list"]:
-        deployment["litellm_params"]["api_base"] = hosts[deployment["model_info"]["gpu_host"]]
     return config
+
+
+def settings_on(raw: dict, hosts: dict[str, str]):
+    """The declared stack's settings with each GPU host at its double's URL (`http://127.0.0.1:<port>`)."""
+    raw = copy.deepcopy(raw)
+    for host in raw["gpuHosts"]:
+        address, port = hosts[host["name"]].removeprefix("http://").rsplit(":", 1)
+        host.update(address=address, ollamaPort=int(port))
+    return parse_settings(raw)
 
 
 class DatabaseServer:
@@ -102,15 +110,18 @@ def database_server() -> Iterator[DatabaseServer]:
 def litellm_in_database_mode(declared: Declared, database_url: str, redis_port: int, hosts: dict[str, str],
                              env_overrides: Optional[dict[str, str]] = None, migrate: bool = False,
                              host: str = "127.0.0.1", port: Optional[int] = None) -> Iterator["DbProxy"]:
-    """The real proxy with the declared config and environment, on `database_url`."""
-    config = rewrite_addresses(declared.config, redis_port, hosts)
+    """The real proxy with the declared config and environment, on `database_url`; the GPU hosts (`hosts`:
+    host name -> the double's URL) behind the stack's rendered dispatcher (Debian's HAProxy)."""
+    settings = settings_on(declared.settings_raw, hosts)
     env = dict(declared.env)
     env.update(prisma_shim.environment())
     env["DATABASE_URL"] = database_url
     env["DISABLE_SCHEMA_UPDATE"] = "true"  # the schema comes from the migrations (no schema engine here)
     env.update(env_overrides or {})
-    with litellm_proxy(yaml.safe_dump(config, sort_keys=False), env, timeout=180, host=host, port=port) as proxy:
-        yield DbProxy(proxy, env)
+    with gpu_dispatcher(settings) as dispatcher:
+        config = on_dispatcher(rewrite_addresses(declared.config, redis_port), settings, dispatcher)
+        with litellm_proxy(yaml.safe_dump(config, sort_keys=False), env, timeout=180, host=host, port=port) as proxy:
+            yield DbProxy(proxy, env)
 
 
 class DbProxy:

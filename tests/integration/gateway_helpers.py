@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
+from typing import Iterator
 
 import httpx
 import yaml
@@ -11,17 +16,47 @@ import yaml
 from config.parse import parse_settings
 from harness import stack_file_config
 from ollama_double import OllamaDouble
-from renderers.litellm_config import render_config_dict
+from renderers.haproxy import Listen, render_haproxy_config
+from renderers.litellm_config import dispatcher_url, render_config_dict
+from servers import free_port, haproxy_server
 
 MASTER_KEY = "sk-" + uuid.uuid4().hex + uuid.uuid4().hex
 REDIS_PASSWORD = uuid.uuid4().hex
 UI_PASSWORD = uuid.uuid4().hex  # the admin UI password the stack generates into Vault
 
 
-def config_without_database(settings, redis_port: int) -> str:
-    config = render_config_dict(settings, redis_host="127.0.0.1", redis_port=redis_port)
+def config_without_database(settings, redis_port: int, dispatcher: str) -> str:
+    """The rendered LiteLLM config on loopback: Redis at `redis_port`, the GPU dispatcher at `dispatcher`."""
+    config = render_config_dict(settings, redis_host="127.0.0.1", redis_port=redis_port, dispatcher=dispatcher)
     assert config["general_settings"].pop("database_url") == "os.environ/DATABASE_URL"
     return yaml.safe_dump(config, sort_keys=False)
+
+
+@contextlib.contextmanager
+def gpu_dispatcher(settings, port: int | None = None) -> Iterator[str]:
+    """Debian's HAProxy with the stack's rendered haproxy.cfg, for its GPU dispatcher: the replicas' only way to
+    the GPU hosts (`settings`' hosts: the tests' doubles). Yields the base URL of the models' api_base."""
+    workdir = Path(tempfile.mkdtemp(prefix="dispatcher-"))
+    port = port or free_port()
+    stats = free_port()
+    listen = Listen(http=f"127.0.0.1:{free_port()}", https=f"127.0.0.1:{free_port()}", stats=f"127.0.0.1:{stats}",
+                    nameserver="127.0.0.1:9", dispatcher=f"127.0.0.1:{port}")
+    try:
+        with haproxy_server(render_haproxy_config(settings, listen), workdir, f"http://127.0.0.1:{stats}/healthz"):
+            yield f"http://127.0.0.1:{port}"
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def on_dispatcher(config: dict, settings, dispatcher: str) -> dict:
+    """A config the program declared, its models' api_base moved from the load balancer's container to a test's
+    dispatcher."""
+    config = copy.deepcopy(config)
+    for deployment in config["model_list"]:
+        params = deployment["litellm_params"]
+        assert params["api_base"].startswith(dispatcher_url(settings)), params["api_base"]
+        params["api_base"] = dispatcher + params["api_base"].removeprefix(dispatcher_url(settings))
+    return config
 
 
 def settings_on_doubles(stack: str, doubles: dict[str, OllamaDouble]):

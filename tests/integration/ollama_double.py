@@ -2,8 +2,8 @@
 
 Serves the parts of Ollama's HTTP API that LiteLLM's `ollama_chat/` provider uses, with the same
 shapes and status codes as Ollama (https://github.com/ollama/ollama/blob/main/docs/api.md):
-POST /api/chat (streaming NDJSON or a single JSON object), POST /api/show, GET /api/tags,
-GET /api/version. A model that is not pulled answers 404 like Ollama does. Each double records
+POST /api/chat (streaming NDJSON or a single JSON object), POST /api/embed (`input` a string or a
+list; one vector per input, `prompt_eval_count`), POST /api/show, GET /api/tags, GET /api/version. A model that is not pulled answers 404 like Ollama does. Each double records
 the chat requests it received, so tests can see where LiteLLM routed them. Like Ollama (Go's
 net/http) it speaks HTTP/1.1 with keep-alive connections, and streams with chunked transfer encoding:
 LiteLLM keeps its connections to Ollama open, and a double that closed them would make every
@@ -45,6 +45,13 @@ class _Server(ThreadingHTTPServer):
             self.connections.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request, client_address):
+        # A client (LiteLLM, HAProxy's checks) closing its connection mid-request is normal, as for Ollama.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
     def close_connections(self) -> None:
         with self._connections_lock:
             connections = list(self.connections)
@@ -56,15 +63,23 @@ class _Server(ThreadingHTTPServer):
 
 
 class OllamaDouble:
-    def __init__(self, host_name: str, models: list[str], stream_chunks: int = 1, chunk_delay: float = 0.0):
+    def __init__(self, host_name: str, models: list[str], stream_chunks: int = 1, chunk_delay: float = 0.0,
+                 slots: int | None = None, service_seconds: float = 0.0, port: int = 0):
         self.host_name = host_name
         self.models = list(models)
+        # Like a GPU: `slots` requests of a model at once (OLLAMA_NUM_PARALLEL), each taking `service_seconds`;
+        # the rest wait in the host's own queue, as Ollama's scheduler queues them. None: no limit.
+        self.service_seconds = service_seconds
+        self._slots = {m: threading.BoundedSemaphore(slots) for m in self.models} if slots else {}
+        self.in_service: dict[str, int] = {}
+        self.most_in_service: dict[str, int] = {}
         # A streamed answer comes in `stream_chunks` pieces, `chunk_delay` seconds apart (like a GPU).
         self.stream_chunks = stream_chunks
         self.chunk_delay = chunk_delay
         self.chat_requests: list[dict] = []
+        self.embed_requests: list[dict] = []
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", port), self._handler())  # port: a restarted host's own
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -79,6 +94,11 @@ class OllamaDouble:
         self._server.shutdown()
         self._server.server_close()
         self._server.close_connections()
+
+    def _count(self, model: str, step: int) -> None:
+        with self._lock:
+            self.in_service[model] = self.in_service.get(model, 0) + step
+            self.most_in_service[model] = max(self.most_in_service.get(model, 0), self.in_service[model])
 
     def chats_for(self, model: str) -> list[dict]:
         with self._lock:
@@ -121,6 +141,25 @@ class OllamaDouble:
                 length = int(self.headers.get("Content-Length") or 0)
                 return json.loads(self.rfile.read(length) or b"{}")
 
+            def _embed(self, body: dict, model) -> None:
+                with double._lock:
+                    double.embed_requests.append(body)
+                if model not in double.models:
+                    return self._send(404, {"error": f'model "{model}" not found, try pulling it first'})
+                inputs = body.get("input")
+                inputs = [inputs] if isinstance(inputs, str) else inputs
+                if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
+                    return self._send(400, {"error": "invalid input type"})
+                # A deterministic unit-length vector per input (the real one is the model's).
+                vectors = []
+                for text in inputs:
+                    digest = hashlib.sha256(text.encode()).digest()[:8]
+                    raw = [b - 127.5 for b in digest]
+                    norm = sum(v * v for v in raw) ** 0.5
+                    vectors.append([v / norm for v in raw])
+                self._send(200, {"model": model, "embeddings": vectors, "total_duration": 1000000,
+                                 "load_duration": 1000, "prompt_eval_count": sum(len(t.split()) for t in inputs)})
+
             def do_GET(self):
                 if self.path == "/api/version":
                     self._send(200, {"version": OLLAMA_VERSION})
@@ -143,12 +182,24 @@ class OllamaDouble:
                         "model_info": {"general.architecture": "qwen2", "qwen2.context_length": 32768},
                         "capabilities": ["completion"],
                     })
+                if self.path == "/api/embed":
+                    return self._embed(body, model)
                 if self.path != "/api/chat":
                     return self._send(404, {"error": "404 page not found"})
                 with double._lock:
                     double.chat_requests.append(body)
                 if model not in double.models:
                     return self._send(404, {"error": f'model "{model}" not found, try pulling it first'})
+                slot = double._slots.get(model)
+                if slot is not None:
+                    with slot:
+                        double._count(model, +1)
+                        try:
+                            time.sleep(double.service_seconds)
+                        finally:
+                            double._count(model, -1)
+                elif double.service_seconds:
+                    time.sleep(double.service_seconds)
                 text = f"reply from {double.host_name} ({model})"
                 now = datetime.now(timezone.utc).isoformat()
                 final = {"model": model, "created_at": now, "message": {"role": "assistant", "content": ""},

@@ -15,7 +15,8 @@ import pytest
 import redis as redis_client
 
 from config.parse import parse_settings
-from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, UI_PASSWORD, chat, config_without_database, settings_on_doubles
+from gateway_helpers import (MASTER_KEY, REDIS_PASSWORD, UI_PASSWORD, chat, config_without_database, gpu_dispatcher,
+                             settings_on_doubles)
 from harness import stack_file_config
 from ollama_double import OllamaDouble
 from renderers.redis_conf import render_redis_conf, with_password
@@ -41,7 +42,8 @@ def gateway_on_doubles(stack: str, redis_port: int):
     env = {"LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_PASSWORD": REDIS_PASSWORD,
            "UI_USERNAME": settings.gateway.ui_username, "UI_PASSWORD": UI_PASSWORD}
     try:
-        with litellm_proxy(config_without_database(settings, redis_port), env) as proxy:
+        with gpu_dispatcher(settings) as dispatcher, litellm_proxy(
+                config_without_database(settings, redis_port, dispatcher), env) as proxy:
             yield proxy, doubles, settings
     finally:
         for double in doubles.values():
@@ -75,7 +77,7 @@ def test_the_master_key_is_accepted_and_the_model_answers(dev_gateway):
     response = chat(proxy, "qwen-small", f"hello {uuid.uuid4()}")
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["message"]["content"] == "reply from ollama-dev (qwen2.5:0.5b)"
-    assert response.headers["x-litellm-model-id"] == "qwen-small@ollama-dev"
+    assert response.headers["x-litellm-model-id"] == "qwen-small"  # one deployment per model: the dispatcher picks the host
 
 
 def test_an_unknown_model_is_rejected_by_the_gateway(dev_gateway):
@@ -113,15 +115,15 @@ def test_metrics_need_a_bearer_key(dev_gateway):
 
 def test_each_model_is_routed_only_to_the_api_base_of_its_hosts(prod_gateway):
     proxy, doubles, settings = prod_gateway
-    port_to_host = {d.port: name for name, d in doubles.items()}
     for model in settings.models:
         hosts_hit = set()
         for _ in range(16):  # distinct prompts, so the cache does not answer
             response = chat(proxy, model.name, f"{model.name} {uuid.uuid4()}")
             assert response.status_code == 200, response.text
-            api_base = response.headers["x-litellm-model-api-base"]
-            hosts_hit.add(port_to_host[int(api_base.rsplit(":", 1)[1])])
-            assert response.json()["choices"][0]["message"]["content"].endswith(f"({model.ollama_tag})")
+            # "reply from <host> (<tag>)": the double that answered (the dispatcher chose it).
+            reply = response.json()["choices"][0]["message"]["content"]
+            assert reply.endswith(f"({model.ollama_tag})"), reply
+            hosts_hit.add(reply.removeprefix("reply from ").split(" ", 1)[0])
         assert hosts_hit == set(model.hosts), f"{model.name} went to {hosts_hit}, expected {model.hosts}"
     # The doubles agree: no host received a model the gateway does not route to it.
     for name, double in doubles.items():
@@ -157,7 +159,8 @@ def test_the_admin_ui_is_served_and_checks_its_credentials(dev_gateway):
 def test_the_proxy_refuses_to_boot_with_a_weak_master_key(redis_port, weak_key):
     settings = settings_on_doubles("dev", {"ollama-dev": OllamaDouble("ollama-dev", [])})
     env = {"LITELLM_MASTER_KEY": weak_key, "REDIS_PASSWORD": REDIS_PASSWORD}
-    code, output = run_litellm_until_exit(config_without_database(settings, redis_port), env)
+    # It must refuse before it reaches any GPU host: no dispatcher listens at port 9.
+    code, output = run_litellm_until_exit(config_without_database(settings, redis_port, "http://127.0.0.1:9"), env)
     assert code is not None, "the proxy kept running with a weak master key"
     assert code != 0
     assert "master key" in output.lower() or "master_key" in output.lower()

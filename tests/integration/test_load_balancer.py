@@ -147,7 +147,9 @@ class Fleet:
         settings = parse_settings(raw)
         self.stop_grace_seconds = settings.gateway.stop_grace_seconds
         redis_port = stack.enter_context(redis_server(REDIS_PASSWORD))
-        self.config_text = config_without_database(settings, redis_port)
+        # The same HAProxy is the replicas' GPU dispatcher, as in the load balancer's container.
+        dispatcher = free_port()
+        self.config_text = config_without_database(settings, redis_port, f"http://127.0.0.1:{dispatcher}")
         self.port = free_port()
         self.dns = DnsDouble()
         stack.callback(self.dns.stop)
@@ -156,7 +158,7 @@ class Fleet:
         self._managers: dict[str, contextlib.AbstractContextManager] = {}
         http, stats = free_port(), free_port()
         listen = Listen(http=f"127.0.0.1:{http}", stats=f"127.0.0.1:{stats}", nameserver=self.dns.address,
-                        service="litellm", replica_port=self.port)
+                        service="litellm", replica_port=self.port, dispatcher=f"127.0.0.1:{dispatcher}")
         self.url = f"http://127.0.0.1:{http}"
         self.stats = f"http://127.0.0.1:{stats}"
         haproxy = stack.enter_context(haproxy_server(render_haproxy_config(settings, listen), tmp,
@@ -303,14 +305,15 @@ def test_tls_is_terminated_with_the_stacks_certificate_and_plain_http_only_redir
         with contextlib.ExitStack() as stack:
             redis_port = stack.enter_context(redis_server(REDIS_PASSWORD))
             port = free_port()
-            stack.enter_context(litellm_proxy(config_without_database(settings, redis_port),
+            dispatcher = free_port()
+            stack.enter_context(litellm_proxy(config_without_database(settings, redis_port, f"http://127.0.0.1:{dispatcher}"),
                                               {"LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_PASSWORD": REDIS_PASSWORD},
                                               host="127.0.0.2", port=port))
             dns.set("litellm", ["127.0.0.2"])
             https, http, stats = free_port(), free_port(), free_port()
             stack.enter_context(haproxy_server(render_haproxy_config(settings, Listen(
                 https=f"127.0.0.1:{https}", http=f"127.0.0.1:{http}", stats=f"127.0.0.1:{stats}",
-                nameserver=dns.address, replica_port=port, cert_path=str(pem))), tmp_path,
+                nameserver=dns.address, replica_port=port, cert_path=str(pem), dispatcher=f"127.0.0.1:{dispatcher}")), tmp_path,
                 f"http://127.0.0.1:{stats}/healthz"))
             deadline, answer = time.monotonic() + 30, None
             while time.monotonic() < deadline:

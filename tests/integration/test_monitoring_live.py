@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from config.parse import parse_settings
-from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, chat, config_without_database
+from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, chat, config_without_database, gpu_dispatcher
 from harness import stack_file_config
 from ollama_double import OllamaDouble
 from renderers.monitoring import (
@@ -157,8 +157,8 @@ def scraped_gateway(tmp_path_factory):
     settings = parse_settings({**raw, "gpuHosts": [dict(raw["gpuHosts"][0], address="127.0.0.1", ollamaPort=double.port)]})
     tmp = tmp_path_factory.mktemp("prometheus")
     try:
-        with redis_server(REDIS_PASSWORD) as redis_port, litellm_proxy(
-            config_without_database(settings, redis_port),
+        with redis_server(REDIS_PASSWORD) as redis_port, gpu_dispatcher(settings) as dispatcher, litellm_proxy(
+            config_without_database(settings, redis_port, dispatcher),
             {"LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_PASSWORD": REDIS_PASSWORD},
         ) as proxy:
             config = rendered_files(tmp, settings, litellm_targets=[f"127.0.0.1:{proxy.port}"])

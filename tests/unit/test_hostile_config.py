@@ -161,8 +161,9 @@ def test_ipv6_addresses_are_bracketed_wherever_a_port_follows():
     assert models["llama3.1-8b"]["served_by"]["gpu-01"] == "http://[fd00:20::11]:11434"
     assert run.outputs["gatewayUrl"] == "http://[fd00::10]:4000"
     assert run.outputs["prometheusUrl"].startswith("http://[fd00::10]:")
-    config_text = run.mocks.named("gateway-litellm-0").plain("uploads")[0]["content"]
-    assert "api_base: http://[fd00:20::11]:11434" in config_text
+    # The GPU dispatcher in the load balancer reaches the host; the replicas reach the dispatcher.
+    haproxy_cfg = run.mocks.named("gateway-lb").plain("uploads")[0]["content"]
+    assert "server gpu-01 [fd00:20::11]:11434 " in haproxy_cfg
     prometheus_yml = run.mocks.named("monitoring-prometheus").plain("uploads")[0]["content"]
     assert "[fd00:20::11]:9100" in prometheus_yml
 

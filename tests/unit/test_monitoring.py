@@ -110,7 +110,8 @@ def test_backlog_evidence_for_monitoring_and_analytics(prod_run):
     backlog = prod_run.outputs["backlog"]
     evidence = backlog["BACKLOG-003"]["evidence"]
     assert backlog["BACKLOG-003"]["status"] == "done"
-    assert evidence["alert_rules"] == 8
+    # docs/operations.md's alert list: the gateway's 4, exporters, Redis, load balancer, replicas, GPU hosts 2.
+    assert evidence["alert_rules"] == 10
     assert evidence["scrape_jobs"]["litellm"] == ["dns:litellm:4000"]
     assert backlog["BACKLOG-007"]["status"] == "done"
     assert backlog["BACKLOG-007"]["evidence"]["dashboards"] == ["LiteLLM usage", "GPU hosts"]
@@ -186,7 +187,8 @@ def test_usage_dashboard_covers_what_analytics_needs():
     exprs = " ".join(q for _, _, q in dashboard_queries(boards))
     for metric in ("litellm_proxy_total_requests_metric_total", "litellm_spend_metric_total",
                    "litellm_total_tokens_metric_total", "litellm_request_total_latency_metric_bucket",
-                   "litellm_cache_hits_metric_total", "litellm_deployment_failure_responses_total"):
+                   "litellm_cache_hits_metric_total", "haproxy_server_http_responses_total",
+                   "haproxy_backend_current_queue"):
         assert metric in exprs, metric
 
 

@@ -16,18 +16,18 @@ def prod_settings(**cache):
     return parse_settings(raw)
 
 
-def test_one_deployment_per_model_and_host_with_its_api_base_and_limits():
+def test_one_deployment_per_model_through_the_dispatcher_with_its_limits():
     config = render_config_dict(prod_settings(), redis_host="redis")
     deployments = [
         (d["model_name"], d["litellm_params"]["model"], d["litellm_params"]["api_base"],
          d["litellm_params"].get("rpm"), d["litellm_params"].get("tpm"))
         for d in config["model_list"]
     ]
+    lb = "http://litellm-gateway-prod-lb:11400"
     assert deployments == [
-        ("llama3.1-8b", "ollama_chat/llama3.1:8b", "http://10.20.1.11:11434", 600, 400000),
-        ("llama3.1-8b", "ollama_chat/llama3.1:8b", "http://10.20.1.12:11434", 600, 400000),
-        ("qwen-coder", "ollama_chat/qwen2.5-coder:32b", "http://10.20.1.13:11434", 120, None),
-        ("mistral-7b", "ollama_chat/mistral:7b", "http://10.20.1.11:11434", None, None),
+        ("llama3.1-8b", "ollama_chat/llama3.1:8b", f"{lb}/models/llama3-1-8b", 600, 400000),
+        ("qwen-coder", "ollama_chat/qwen2.5-coder:32b", f"{lb}/models/qwen-coder", 120, None),
+        ("mistral-7b", "ollama_chat/mistral:7b", f"{lb}/models/mistral-7b", None, None),
     ]
     ids = [d["model_info"]["id"] for d in config["model_list"]]
     assert len(set(ids)) == len(ids)
@@ -216,3 +216,52 @@ def test_the_whole_stop_sequence_fits_the_grace_period_even_when_a_request_outla
     finally:
         process.kill()
         hanging.close()
+
+
+def test_the_dispatcher_gives_each_host_its_slots_and_each_model_its_queue():
+    from renderers.haproxy import render_haproxy_config
+
+    text = render_haproxy_config(prod_settings())
+    backend = text[text.index("\nbackend model-llama3-1-8b"):].split("\n\n", 1)[0]
+    # The fixture's gpu-01 has parallel 4, gpu-02 parallel 2 (docs: gpuHosts[].parallel).
+    assert "    server gpu-01 10.20.1.11:11434 maxconn 4 weight 4" in backend
+    assert "    server gpu-02 10.20.1.12:11434 maxconn 2 weight 2" in backend
+    assert "balance leastconn" in backend and "timeout queue 600s" in backend
+    assert "    http-request replace-path /models/llama3-1-8b(/.*) \\1" in backend
+    assert "gpu-03" not in backend
+    assert "use_backend model-qwen-coder if model-qwen-coder" in text
+
+
+def test_router_settings_fallbacks_and_options_are_rendered():
+    raw = stack_file_config("prod")
+    raw["models"][2]["fallbacks"] = ["llama3.1-8b"]
+    raw["models"][1].update(options={"numCtx": 16384, "topK": 20}, keepAlive="-1", timeoutSeconds=120,
+                            contextWindowFallbacks=["llama3.1-8b"], extraLitellmParams={"mirostat": 2})
+    raw["router"] = {"retries": 4, "allowedFails": 5, "cooldownSeconds": 12, "streamTimeoutSeconds": 90,
+                     "extraConfig": {"litellmSettings": {"max_budget": 10}}}
+    config = render_config_dict(parse_settings(raw), redis_host="r")
+    router = config["router_settings"]
+    assert (router["num_retries"], router["allowed_fails"], router["cooldown_time"], router["stream_timeout"]) == (4, 5, 12, 90)
+    assert router["fallbacks"] == [{"mistral-7b": ["llama3.1-8b"]}]
+    assert router["context_window_fallbacks"] == [{"qwen-coder": ["llama3.1-8b"]}]
+    qwen = config["model_list"][1]["litellm_params"]
+    assert (qwen["num_ctx"], qwen["top_k"], qwen["keep_alive"], qwen["timeout"], qwen["mirostat"]) == (16384, 20, -1, 120, 2)
+    assert qwen["stream_timeout"] == 90  # the stack's, as the model sets none
+    assert config["litellm_settings"]["max_budget"] == 10
+
+
+def test_every_key_the_renderer_writes_is_owned_by_the_stack():
+    """The escape hatch refuses what the stack renders: every rendered key is in the owned lists, for a
+    config with every optional section on."""
+    from config.sections.router import OWNED_EXTRA, OWNED_LITELLM_PARAMS
+
+    raw = stack_file_config("prod")
+    raw["models"][2].update(fallbacks=["llama3.1-8b"], contextWindowFallbacks=["llama3.1-8b"], keepAlive="5m")
+    raw["router"] = {"streamTimeoutSeconds": 30}
+    raw.setdefault("access", {})["defaults"] = {"keyGenerate": {"rpm": 5}, "upperBound": {"rpm": 5000},
+                                                "internalUser": {"maxBudget": 3}}
+    config = render_config_dict(parse_settings(raw), redis_host="r")
+    for section, owned in OWNED_EXTRA.items():
+        assert set(config[section]) <= set(owned), set(config[section]) - set(owned)
+    for deployment in config["model_list"]:
+        assert set(deployment["litellm_params"]) <= set(OWNED_LITELLM_PARAMS), deployment["litellm_params"]
