@@ -39,6 +39,7 @@ for path in (ROOT, ROOT / "bench", ROOT / "tests", ROOT / "tests" / "unit", ROOT
     sys.path.insert(0, str(path))
 
 SERVICE = 0.2  # seconds a request holds a slot on the reference GPU
+VARIANTS = ["gateway", "litellm-shuffle", "litellm-least-busy", "perfect"]
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--fleets", nargs="+", default=list(fleets()), choices=list(fleets()))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS,
+                        help="the variants to run (perfect always runs: it is the reference)")
     args = parser.parse_args()
     if args.repeats < 1 or args.requests < 1:
         parser.error("--repeats and --requests must be at least 1")
@@ -209,6 +212,7 @@ def main() -> int:
     from ollama_double import OllamaDouble
     from renderers.haproxy import Listen, render_haproxy_config
     from renderers.litellm_config import render_config_dict
+    from http_load import cpu_seconds, process_tree
     from servers import free_port, haproxy_server, litellm_proxy, redis_server
 
     chosen = [fleets()[name] for name in args.fleets]
@@ -223,7 +227,8 @@ def main() -> int:
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"gpu-fleet-{uuid.uuid4().hex[:6]}"
     work.mkdir()
     results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
-    variants = ["gateway", "litellm-shuffle", "litellm-least-busy", "perfect"]
+    variants = [v for v in VARIANTS if v in args.variants or v == "perfect"]
+    cpu: dict[tuple[str, str], list[float]] = {}  # (fleet, variant) -> the replicas' CPU ms per request
     try:
         with contextlib.ExitStack() as stack:
             redis_port = stack.enter_context(redis_server(REDIS_PASSWORD))
@@ -240,15 +245,18 @@ def main() -> int:
             configs = {"gateway": rendered,
                        "litellm-shuffle": per_host_config(rendered, settings, "simple-shuffle"),
                        "litellm-least-busy": per_host_config(rendered, settings, "least-busy")}
+            pids: dict[str, list[int]] = {}
             for variant, addresses in names.items():
+                if variant not in variants:
+                    continue
                 service = f"replicas-{variant}"
                 dns.set(service, addresses)
                 for address in addresses:
-                    stack.enter_context(litellm_proxy(
+                    pids.setdefault(variant, []).append(stack.enter_context(litellm_proxy(
                         yaml.safe_dump(configs[variant], sort_keys=False),
                         {"LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_PASSWORD": REDIS_PASSWORD,
                          "LITELLM_LOG": settings.gateway.log_level}, host=address, port=replica_port,
-                        stop_grace_seconds=settings.gateway.stop_grace_seconds))
+                        stop_grace_seconds=settings.gateway.stop_grace_seconds)).process.pid)
                 http, stats = free_port(), free_port()
                 workdir = work / variant
                 workdir.mkdir()
@@ -278,8 +286,12 @@ def main() -> int:
                         if variant == "perfect":
                             rate, latencies = asyncio.run(perfect(fleet, doubles, models, args.requests, clients))
                         else:
+                            tree = [p for pid in pids[variant] for p in process_tree(pid)]
+                            before = sum(map(cpu_seconds, tree))
                             rate, latencies = asyncio.run(
                                 through_gateway(urls[variant], MASTER_KEY, models, args.requests, clients))
+                            cpu.setdefault((fleet.name, variant), []).append(
+                                1000 * (sum(map(cpu_seconds, tree)) - before) / args.requests)
                         results.setdefault((fleet.name, variant), []).append(
                             (rate, quantile(latencies, 0.5), quantile(latencies, 0.95)))
                         print(f"# {fleet.name} round {round_ + 1} {variant}: {rate:.1f} req/s, "
@@ -299,7 +311,8 @@ def main() -> int:
             print(f"  {variant:19s} served/capacity {spread([r[0] / fleet.capacity for r in runs])}"
                   f"  /perfect {spread([p[0] for p in paired])}"
                   f"  p50 s {spread([r[1] for r in runs])}  p95 s {spread([r[2] for r in runs])}"
-                  f"  p95/perfect {spread([p[1] for p in paired])}")
+                  f"  p95/perfect {spread([p[1] for p in paired])}"
+                  + (f"  replicas' CPU ms/request {spread(cpu[(fleet.name, variant)])}" if (fleet.name, variant) in cpu else ""))
     return 0
 
 

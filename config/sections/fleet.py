@@ -19,7 +19,7 @@ ExtraValue = Any
 class OllamaOptions(Section):
     """Ollama's request options (its API's `options`, the Modelfile's PARAMETER names), sent with every request
     to the model. Unset: the model's own (Modelfile) value; a client's own value for `temperature`, `top_p`,
-    `seed`, `stop` or `max_tokens` (`num_predict`) wins over the one set here."""
+    `seed` or `stop` wins over the one set here."""
 
     num_ctx: Optional[int] = Field(default=None, ge=256, le=1_048_576)
     """Context window in tokens. Ollama's default (2048-4096 by version) silently drops the start of a longer
@@ -57,12 +57,13 @@ class ModelSettings(Section):
     """Ollama tag (`llama3.1:8b`), routed as `ollama_chat/<tag>`. Two models may not pull the same tag on one
     host (`x` and `x:latest` are the same): pruning one would delete the weights the other serves."""
     hosts: tuple[Name, ...] = Field(min_length=1)
-    """GPU hosts serving it (names from `gpuHosts`); one LiteLLM deployment per host."""
+    """GPU hosts serving it (names from `gpuHosts`): the GPU dispatcher sends each request to the first free
+    slot among them (`gpuHosts[].parallel`)."""
     rpm: Optional[int] = Field(default=None, ge=1)
-    """Requests per minute per deployment, shared by every replica through Redis; the excess is refused with
-    429."""
+    """Requests per minute for the model, all its hosts together, shared by every replica through Redis; the
+    excess is refused with 429 (and goes to its `fallbacks`)."""
     tpm: Optional[int] = Field(default=None, ge=1)
-    """Tokens per minute per deployment, shared like `rpm`."""
+    """Tokens per minute for the model, shared like `rpm`."""
     cost_per_million_input_tokens: float = Field(default=0.0, ge=0, le=1_000_000)
     """What a million input tokens cost (USD), for spend tracking and budgets (`maxBudget`); 0: the GPUs
     are yours. Also spares LiteLLM a price lookup on the GPU host per request."""
