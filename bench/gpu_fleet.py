@@ -59,11 +59,14 @@ class Fleet:
 
     @property
     def capacity(self) -> float:
-        return sum(h.slots / h.service for h in self.hosts)
+        """Requests per second with every slot busy: a host's slots count once per model it serves."""
+        hosts = {h.name: h for h in self.hosts}
+        return sum(hosts[n].slots / hosts[n].service for names in self.models.values() for n in names)
 
     @property
     def slots(self) -> int:
-        return sum(h.slots for h in self.hosts)
+        hosts = {h.name: h for h in self.hosts}
+        return sum(hosts[n].slots for names in self.models.values() for n in names)
 
 
 def fleets() -> dict[str, Fleet]:
@@ -77,11 +80,6 @@ def fleets() -> dict[str, Fleet]:
         # Two models sharing a host (Ollama's slots are per model: OLLAMA_NUM_PARALLEL each).
         Fleet("shared", (Host("a", 2, s), Host("b", 2, s), Host("c", 1, s)), {"m": ("a", "b"), "n": ("b", "c")}),
     )}
-
-
-def model_capacity(fleet: Fleet, model: str) -> float:
-    hosts = {h.name: h for h in fleet.hosts}
-    return sum(hosts[h].slots / hosts[h].service for h in fleet.models[model])
 
 
 def stack_config(fleets_run: list[Fleet], doubles: dict[tuple[str, str], object]) -> dict:
