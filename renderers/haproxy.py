@@ -29,7 +29,7 @@ from config.names import HAPROXY_STATS_PORT as STATS_PORT
 from config.names import DISPATCHER_PATH, DISPATCHER_PORT, PROXY_PORT, REPLICA_SERVICE
 from config.sections.fleet import ModelSettings
 from config.stack import StackSettings
-from config.values import host_port, local_url, slug
+from config.values import host_port, ip_or_none, local_url, slug
 
 CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"
 CERT_PATH = "/usr/local/etc/haproxy/certs/gateway.pem"
@@ -219,7 +219,8 @@ def dispatcher_lines(settings: StackSettings, listen: Listen) -> list[str]:
             lines.append(_refuse(429, f"{model.name}: every GPU slot is busy and {router.queue.max_waiting} requests "
                                  "are waiting", f"{backend} {{ queue({backend}) ge {router.queue.max_waiting} }}",
                                  ollama=True))
-        lines.append(f"    use_backend {backend} if {backend}")
+    # HAProxy runs every http-request rule before any use_backend: they come first, as they run.
+    lines += [f"    use_backend {dispatcher_backend(m)} if {dispatcher_backend(m)}" for m in settings.models]
     lines += ["    default_backend unknown-model", "",
               "backend unknown-model",
               _refuse(404, "no such model on the GPU dispatcher", "TRUE", ollama=True), ""]
@@ -244,13 +245,15 @@ def dispatcher_lines(settings: StackSettings, listen: Listen) -> list[str]:
             "    http-check send meth GET uri /",
             "    http-check expect status 200",
             f"    default-server check inter {health.check_interval_seconds}s fall {health.fall} rise {health.rise} "
-            f"observe layer7 error-limit {health.fall} on-error mark-down init-addr last,libc,none "
-            "resolvers docker resolve-prefer ipv4",
+            f"observe layer7 error-limit {health.fall} on-error mark-down",
         ]
         for host_name in model.hosts:
             host = settings.host(host_name)
+            # A host name is looked up through Docker's DNS (which forwards other names to the host's
+            # resolvers) once HAProxy runs, and again as it changes; an IP address needs no lookup.
+            lookup = "" if ip_or_none(host.address) is not None else " init-addr none resolvers docker resolve-prefer ipv4"
             lines.append(f"    server {host.name} {host_port(host.address, host.ollama_port)} "
-                         f"maxconn {host.parallel} weight {min(host.parallel, 256)}")
+                         f"maxconn {host.parallel} weight {min(host.parallel, 256)}{lookup}")
         lines.append("")
     return lines
 

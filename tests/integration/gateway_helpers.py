@@ -82,7 +82,8 @@ def own_dev_config() -> dict:
     """The dev stack file with a GPU host and a model the tests own: users edit the example file,
     the gateway tests must not depend on what they put there (only on its other sections)."""
     raw = copy.deepcopy(stack_file_config("dev"))
-    raw["gpuHosts"] = [{"name": "ollama-dev", "address": "ollama-dev", "ollamaPort": 11434,
+    # The double has no slot limit (unless a test gives it one): declare as many as a test sends at once.
+    raw["gpuHosts"] = [{"name": "ollama-dev", "address": "ollama-dev", "ollamaPort": 11434, "parallel": 64,
                         "localContainer": {"image": "ollama/ollama:0.12.6"}}]
     raw["models"] = [{"name": "qwen-small", "ollamaTag": "qwen2.5:0.5b", "hosts": ["ollama-dev"]}]
     raw.pop("access", None)
