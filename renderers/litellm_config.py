@@ -73,7 +73,13 @@ def model_list(settings: StackSettings, dispatcher: str) -> list[dict[str, Any]]
             # not `litellm_params`: the router registers them once, at start; from `litellm_params`
             # LiteLLM registers them again on every request, which empties its model-info cache and
             # costs another 15% of the CPU (docs/benchmarks.md).
+            # `litellm_provider` files the entry under the provider in LiteLLM's cost map: without it
+            # LiteLLM's own look-up of the model (its pre-call context check) finds nothing.
             "model_info": {"id": model.name, "mode": model.mode, "gpu_hosts": list(model.hosts),
+                           "litellm_provider": model_params(settings, model, dispatcher)["model"].split("/", 1)[0],
+                           # Ollama's context is num_ctx: LiteLLM's pre-call check refuses (and sends to the
+                           # contextWindowFallbacks) a prompt longer than this, where Ollama would cut it.
+                           **({"max_input_tokens": model.options.num_ctx} if model.options.num_ctx else {}),
                            "input_cost_per_token": model.cost_per_million_input_tokens / 1_000_000,
                            "output_cost_per_token": model.cost_per_million_output_tokens / 1_000_000},
         }
@@ -143,6 +149,10 @@ def render_config_dict(settings: StackSettings, redis_host: str, redis_port: int
         chains = [{m.name: list(getattr(m, field))} for m in settings.models if getattr(m, field)]
         if chains:
             router_settings[key] = chains
+    if any(m.context_window_fallbacks for m in settings.models):
+        # Counts a prompt's tokens against each model's max_input_tokens before the call (Ollama itself
+        # never refuses a long prompt: it drops its start).
+        router_settings["enable_pre_call_checks"] = True
     if any(m.rpm is not None or m.tpm is not None for m in settings.models):
         # simple-shuffle only weights its choice by rpm/tpm. This check enforces them per minute,
         # counting in the router's Redis (an atomic INCR shared by every replica), and refuses the

@@ -44,6 +44,10 @@ def check_routing(parsed: Parsed, problems) -> None:
                                      f"{model.mode} requests; a fallback must serve the same kind"))
             if len(set(names)) != len(names):
                 problems.append((key, "a model is listed twice"))
+        if model.context_window_fallbacks and model.options.num_ctx is None:
+            problems.append((f"models[{i}].contextWindowFallbacks", (
+                f"set models[{i}].options.numCtx too: Ollama never refuses a long prompt (it drops its start), "
+                "so the gateway can only send it to a fallback by counting it against the model's context window")))
     for field in ("fallbacks", "context_window_fallbacks"):
         cycle = _cycle({m.name: [n for n in getattr(m, field) if n in by_name and n != m.name] for m in models})
         if cycle:

@@ -90,8 +90,9 @@ class ModelSettings(Section):
     """Models (names from `models`) tried in order when this one still fails after `router.retries` (every
     host down or failing, timed out, or refused with 429 by `router.queue.maxWaiting`). No loops."""
     context_window_fallbacks: tuple[ModelName, ...] = ()
-    """Models tried in order when a prompt is longer than this model's context window (LiteLLM's
-    ContextWindowExceededError)."""
+    """Models tried in order when a prompt is longer than this model's context window: `options.numCtx`,
+    required with it (LiteLLM counts the prompt's tokens before the call; Ollama itself would drop the
+    prompt's start)."""
     extra_litellm_params: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")], ExtraValue] = Field(
         default_factory=dict, max_length=64)
     """Extra keys for this model's `litellm_params` in LiteLLM's config.yaml, for settings the typed ones lack.

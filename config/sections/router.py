@@ -90,7 +90,7 @@ OWNED_ROUTER_SETTINGS = {
     "cooldown_time": "router.cooldownSeconds", "timeout": "gateway.requestTimeoutSeconds",
     "stream_timeout": "router.streamTimeoutSeconds", "optional_pre_call_checks": "models[].rpm",
     "fallbacks": "models[].fallbacks", "context_window_fallbacks": "models[].contextWindowFallbacks",
-    "retry_policy": "router.retries", "model_list": "models",
+    "retry_policy": "router.retries", "model_list": "models", "enable_pre_call_checks": "models[].contextWindowFallbacks",
 }
 OWNED_GENERAL_SETTINGS = {
     "master_key": "gateway.masterKeyRotation", "database_url": "postgres", "proxy_batch_write_at": None,

@@ -31,7 +31,7 @@ HOSTS = {  # name: (parallel, models it serves)
     "big": (3, ["spread:1b"]), "small": (1, ["spread:1b"]),
     "pair-a": (2, ["pair:1b"]), "pair-b": (2, ["pair:1b"]),
     "lone": (1, ["lonely:1b", "orphan:1b"]),
-    "tools": (4, ["embed:1b", "tuned:1b"]),
+    "tools": (4, ["embed:1b", "tuned:1b", "short:1b"]),
 }
 
 
@@ -49,6 +49,8 @@ def raw_config(ports: dict[str, int]) -> dict:
         {"name": "tuned", "ollamaTag": "tuned:1b", "hosts": ["tools"], "keepAlive": "30m",
          "options": {"numCtx": 8192, "temperature": 0.25, "stop": ["</answer>"]},
          "extraLitellmParams": {"mirostat": 1}},
+        {"name": "short", "ollamaTag": "short:1b", "hosts": ["tools"], "options": {"numCtx": 256},
+         "contextWindowFallbacks": ["pair"]},
     ]
     raw["cache"] = {"enabled": False}
     raw["router"] = {"hostHealth": {"checkIntervalSeconds": 1, "fall": 1, "rise": 1},
@@ -109,7 +111,13 @@ async def _load(fleet, model: str, requests: int, clients: int) -> list[tuple[in
 
 
 def load(fleet, model: str, requests: int, clients: int) -> list[tuple[int, float, str]]:
-    return asyncio.run(_load(fleet, model, requests, clients))
+    # A loop of its own, not asyncio.run: that leaves the main thread without a current event loop, which
+    # the Pulumi mocks of later tests need.
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(_load(fleet, model, requests, clients))
+    finally:
+        loop.close()
 
 
 def test_traffic_follows_each_hosts_slots_across_both_replicas(fleet):
@@ -161,6 +169,17 @@ def test_a_model_without_a_live_host_fails_fast_and_a_fallback_answers(fleet):
         assert answered.json()["choices"][0]["message"]["content"].endswith("(pair:1b)")
     finally:
         fleet.doubles["lone"] = OllamaDouble("lone", HOSTS["lone"][1], slots=1, port=fleet.ports["lone"]).start()
+
+
+def test_a_prompt_longer_than_the_models_context_goes_to_its_context_window_fallback(fleet):
+    fitting = chat(fleet, "short")
+    assert fitting.status_code == 200 and fitting.json()["choices"][0]["message"]["content"].endswith("(short:1b)")
+    long_prompt = " ".join(f"word{i}" for i in range(600))  # well above 256 tokens
+    answer = post(fleet, "/v1/chat/completions", {"model": "short", "messages": [{"role": "user", "content": long_prompt}]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["choices"][0]["message"]["content"].endswith("(pair:1b)")
+    assert not [r for r in fleet.doubles["tools"].chats_for("short:1b") if long_prompt in str(r)], \
+        "the long prompt reached the model whose context would have cut it"
 
 
 def test_embeddings_are_served_on_v1_embeddings(fleet):

@@ -44,7 +44,7 @@ def test_promtool_accepts_the_rendered_config_and_rules(tmp_path, stack):
     assert "SUCCESS" in checked.stdout + checked.stderr
     rules = promtool("check", "rules", str(tmp_path / "rules.yml"))
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "8 rules found" in rules.stdout + rules.stderr
+    assert "10 rules found" in rules.stdout + rules.stderr
 
 
 def _alert(name, labels, annotations):
@@ -89,6 +89,18 @@ def test_every_alert_fires_and_stays_quiet_when_it_should(tmp_path):
         ({"haproxy_server_status{proxy='litellm', server='replica1', state='UP'}": "0x20",
           "haproxy_server_status{proxy='litellm', server='replica2', state='UP'}": "0x20"},
          [_alert("GatewayNoReplicaUp", {"severity": "critical", **env}, {"summary": summaries["GatewayNoReplicaUp"]})]),
+        # Both GPU hosts of a model down in the dispatcher (HAProxy reports each state as its own series).
+        ({"haproxy_server_status{proxy='model-llama3-1-8b', server='gpu-01', state='UP'}": "0x20",
+          "haproxy_server_status{proxy='model-llama3-1-8b', server='gpu-02', state='UP'}": "0x20",
+          "haproxy_server_status{proxy='model-llama3-1-8b', server='gpu-01', state='DOWN'}": "1x20",
+          "haproxy_server_status{proxy='model-llama3-1-8b', server='gpu-02', state='DOWN'}": "1x20"},
+         [_alert("ModelNoGpuHostUp", {"severity": "critical", **env, "proxy": "model-llama3-1-8b"},
+                 {"summary": summaries["ModelNoGpuHostUp"].replace("{{ $labels.proxy }}", "model-llama3-1-8b")}),
+          {"alertname": "GpuHostDown", "exp_alerts": [
+              {"exp_labels": {"severity": "warning", **env, "proxy": "model-llama3-1-8b", "server": host, "state": "DOWN"},
+               "exp_annotations": {"summary": summaries["GpuHostDown"].replace("{{ $labels.server }}", host)
+                                   .replace("{{ $labels.proxy }}", "model-llama3-1-8b")}}
+              for host in ("gpu-01", "gpu-02")]}]),
     ]
     quiet = [
         ({"up{job='litellm', host='litellm-0', instance='a'}": "1x20"}, ["LiteLLMGatewayDown"]),
@@ -102,6 +114,11 @@ def test_every_alert_fires_and_stays_quiet_when_it_should(tmp_path):
         ({"up{job='loadbalancer', instance='lb'}": "1x20"}, ["GatewayLoadBalancerDown"]),
         ({"haproxy_server_status{proxy='litellm', server='replica1', state='UP'}": "1x20",
           "haproxy_server_status{proxy='litellm', server='replica2', state='UP'}": "0x20"}, ["GatewayNoReplicaUp"]),
+        # One host of the model up and none reported DOWN: neither alert.
+        ({"haproxy_server_status{proxy='model-llama3-1-8b', server='gpu-01', state='UP'}": "1x20",
+          "haproxy_server_status{proxy='model-llama3-1-8b', server='gpu-01', state='DOWN'}": "0x20",
+          "haproxy_server_status{proxy='model-llama3-1-8b', server='gpu-02', state='UP'}": "0x20"},
+         ["ModelNoGpuHostUp", "GpuHostDown"]),
     ]
     tests = []
     for series, expectations in firing:

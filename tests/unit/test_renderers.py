@@ -244,6 +244,9 @@ def test_router_settings_fallbacks_and_options_are_rendered():
     assert (router["num_retries"], router["allowed_fails"], router["cooldown_time"], router["stream_timeout"]) == (4, 5, 12, 90)
     assert router["fallbacks"] == [{"mistral-7b": ["llama3.1-8b"]}]
     assert router["context_window_fallbacks"] == [{"qwen-coder": ["llama3.1-8b"]}]
+    # LiteLLM can only see a prompt too long for Ollama by counting it against the model's num_ctx.
+    assert router["enable_pre_call_checks"] is True
+    assert config["model_list"][1]["model_info"]["max_input_tokens"] == 16384
     qwen = config["model_list"][1]["litellm_params"]
     assert (qwen["num_ctx"], qwen["top_k"], qwen["keep_alive"], qwen["timeout"], qwen["mirostat"]) == (16384, 20, -1, 120, 2)
     assert qwen["stream_timeout"] == 90  # the stack's, as the model sets none
@@ -253,10 +256,12 @@ def test_router_settings_fallbacks_and_options_are_rendered():
 def test_every_key_the_renderer_writes_is_owned_by_the_stack():
     """The escape hatch refuses what the stack renders: every rendered key is in the owned lists, for a
     config with every optional section on."""
+    from config.sections.fleet import OllamaOptions
     from config.sections.router import OWNED_EXTRA, OWNED_LITELLM_PARAMS
 
     raw = stack_file_config("prod")
-    raw["models"][2].update(fallbacks=["llama3.1-8b"], contextWindowFallbacks=["llama3.1-8b"], keepAlive="5m")
+    raw["models"][2].update(fallbacks=["llama3.1-8b"], contextWindowFallbacks=["llama3.1-8b"], keepAlive="5m",
+                            options={"numCtx": 8192})
     raw["router"] = {"streamTimeoutSeconds": 30}
     raw.setdefault("access", {})["defaults"] = {"keyGenerate": {"rpm": 5}, "upperBound": {"rpm": 5000},
                                                 "internalUser": {"maxBudget": 3}}
@@ -264,4 +269,6 @@ def test_every_key_the_renderer_writes_is_owned_by_the_stack():
     for section, owned in OWNED_EXTRA.items():
         assert set(config[section]) <= set(owned), set(config[section]) - set(owned)
     for deployment in config["model_list"]:
-        assert set(deployment["litellm_params"]) <= set(OWNED_LITELLM_PARAMS), deployment["litellm_params"]
+        # The Ollama options are refused as extra params by their typed names (models[].options.*).
+        owned = set(OWNED_LITELLM_PARAMS) | set(OllamaOptions.model_fields)
+        assert set(deployment["litellm_params"]) <= owned, deployment["litellm_params"]

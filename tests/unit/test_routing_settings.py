@@ -36,8 +36,14 @@ def test_a_fallback_to_an_unknown_model_is_refused():
 
 
 def test_a_model_cannot_fall_back_to_itself():
-    found = problems(lambda raw: model(raw, "mistral-7b").update(contextWindowFallbacks=["mistral-7b"]))
+    found = problems(lambda raw: model(raw, "mistral-7b").update(contextWindowFallbacks=["mistral-7b"],
+                                                                 options={"numCtx": 4096}))
     assert "is the model itself" in found["models[2].contextWindowFallbacks"], found
+
+
+def test_context_window_fallbacks_need_the_models_context_window():
+    found = problems(lambda raw: model(raw, "mistral-7b").update(contextWindowFallbacks=["llama3.1-8b"]))
+    assert "options.numCtx" in found["models[2].contextWindowFallbacks"], found
 
 
 def test_a_fallback_loop_is_refused_with_its_path():
