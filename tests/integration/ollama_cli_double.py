@@ -12,6 +12,9 @@ state file (OLLAMA_DOUBLE_STATE) and mimics the real client's output and exit co
 Failure modes the tests switch on in the state file ("fail"): "down" (server not running),
 "transient" (the next N pulls fail with a network error), "disk-full", "hang" (pull never ends).
 A tag missing from the state's "registry" fails like an unknown tag does.
+The client reaches its server where OLLAMA_HOST says, resolved as Ollama's envconfig.Host does (a
+scheme, host and port each optional: default http, 127.0.0.1, 11434); a server listening elsewhere (the
+state's "listen", default 127.0.0.1:11434) is not reached, as with the real client.
 """
 
 import json
@@ -38,6 +41,21 @@ def full(tag):
     return tag if ":" in tag else tag + ":latest"
 
 
+def server_address(value):
+    """host:port the client connects to, from OLLAMA_HOST (Ollama's envconfig.Host, simplified to IPv4
+    and names)."""
+    value = (value or "").strip().strip("\"'")
+    for scheme in ("http://", "https://"):
+        if value.startswith(scheme):
+            value = value[len(scheme):]
+    value = value.split("/", 1)[0]
+    host, _, port = value.rpartition(":") if ":" in value else (value, "", "")
+    host = host or "127.0.0.1"
+    if host == "0.0.0.0":  # a listen-everywhere address, dialled on this host
+        host = "127.0.0.1"
+    return f"{host}:{port or '11434'}"
+
+
 def err(message, code=1):
     print(f"Error: {message}", file=sys.stderr)
     sys.exit(code)
@@ -50,7 +68,7 @@ def main(argv):
     state.setdefault("calls", []).append(argv)
     save(state)
     fail = state.get("fail") or {}
-    if fail.get("mode") == "down":
+    if fail.get("mode") == "down" or server_address(os.environ.get("OLLAMA_HOST")) != state.get("listen", "127.0.0.1:11434"):
         err("could not connect to ollama server, run 'ollama serve' to start it")
     if not argv:
         print("Usage:\n  ollama [flags]\n  ollama [command]")

@@ -165,8 +165,13 @@ class OllamaDouble:
                     self._send(200, {"version": OLLAMA_VERSION})
                 elif self.path == "/api/tags":
                     self._send(200, double._tags())
-                elif self.path == "/":
-                    self._send(200, "Ollama is running")
+                elif self.path == "/":  # Ollama answers its root in plain text
+                    data = b"Ollama is running"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain; charset=utf-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                 else:
                     self._send(404, {"error": "404 page not found"})
 
@@ -178,7 +183,7 @@ class OllamaDouble:
                         return self._send(404, {"error": f"model '{model}' not found"})
                     return self._send(200, {
                         "modelfile": "", "parameters": "", "template": "{{ .Prompt }}",
-                        "details": double._tags()["models"][0]["details"],
+                        "details": next(m["details"] for m in double._tags()["models"] if m["name"] == model),
                         "model_info": {"general.architecture": "qwen2", "qwen2.context_length": 32768},
                         "capabilities": ["completion"],
                     })

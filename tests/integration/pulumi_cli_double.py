@@ -4,9 +4,15 @@ and the documentation run, with the CLI's arguments and behaviour, recording eac
     pulumi version                               PULUMI_DOUBLE_VERSION (default v3.272.0)
     pulumi config --stack S --json               the stack's config as JSON (secrets shown as "[secret]")
     pulumi config set --secret --stack S KEY     the value from stdin, as `pulumi config set` takes a pipe
-    pulumi stack export --stack S --file F       a version-3 deployment document
+    pulumi stack export --stack S --file F       a version-3 deployment document; with --version N only on
+                                                 Pulumi Cloud (https://): the file/S3/GCS/Azure (DIY) backends
+                                                 refuse it with the CLI's message (pkg/cmd/pulumi/stack/
+                                                 stack_export.go: no SpecificDeploymentExporter)
+    pulumi stack import --stack S --file F       refuses a file that is not {"version", "deployment": {...}}
+                                                 (a DIY history checkpoint is {"version", "checkpoint"}); the
+                                                 CLI's own message there is Go's JSON error, this one names it
     pulumi stack select S [--create]             remembered per backend, as the CLI's workspace does
-    install, preview, up, refresh, destroy, stack output/ls/history/import, state, cancel, config get/rm:
+    install, preview, up, refresh, destroy, stack output/ls/history, state, cancel, config get/rm:
                                                  recorded only
 
 Which backend a command reaches is resolved as the CLI does (pkg/workspace GetCurrentCloudURL): the
@@ -30,7 +36,7 @@ from pathlib import Path
 import yaml
 
 RECORDED_ONLY = {("install",), ("preview",), ("up",), ("refresh",), ("destroy",), ("stack", "output"),
-                 ("stack", "ls"), ("stack", "history"), ("stack", "import"), ("stack", "init"), ("state",),
+                 ("stack", "ls"), ("stack", "history"), ("stack", "init"), ("state",),
                  ("cancel",), ("config", "get"), ("config", "rm"), ("import",)}
 
 
@@ -109,6 +115,25 @@ def main(args: list[str]) -> int:
         value = positional[1] if len(positional) > 1 else sys.stdin.read()
         call["value_on_stdin"] = len(positional) == 1
         state["config"].setdefault(stack, {})[key] = {"value": value, "secret": "--secret" in args}
+    elif args[:2] == ["stack", "export"] and _option(args, "--version") and not backend.startswith("https://"):
+        import socket
+
+        print(f"error: the current backend ({socket.gethostname() or 'diy'}) does not provide the ability to "
+              "export previous deployments", file=sys.stderr)
+        code = 255
+    elif args[:2] == ["stack", "import"]:
+        try:
+            document = json.loads(Path(_option(args, "--file")).read_text()) if _option(args, "--file") else None
+        except (OSError, ValueError) as error:
+            document, reason = None, str(error)
+        else:
+            reason = "not a deployment: {\"version\", \"deployment\": {...}} expected"
+        if not (isinstance(document, dict) and isinstance(document.get("deployment"), dict)
+                and isinstance(document.get("version"), int)):
+            print(f"error: could not read deployment: {reason}", file=sys.stderr)
+            code = 255
+        else:
+            call["imported"] = document
     elif args[:2] == ["stack", "export"]:
         document = json.dumps({"version": 3, "deployment": {"resources": []}})
         if _option(args, "--file"):

@@ -137,7 +137,7 @@ V2 = secret_version("sk-v2" + "b" * 40)
 
 @pytest.fixture
 def vault():
-    double = VaultDouble(token="test-root-token", read_only_tokens=("read-only-token",))
+    double = VaultDouble(token="test-root-token", read_only_tokens={"read-only-token": ("litellm-gateway/dev",)})
     double.put("litellm-gateway/dev", V1)
     double.put("litellm-gateway/dev", V2)
     yield double

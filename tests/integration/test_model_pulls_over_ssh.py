@@ -32,8 +32,8 @@ def host():
         yield gpu
 
 
-def run_script(host, command, pulls=FAST, name="gpu-test"):
-    script = render_host_script(name, 11434, pulls)
+def run_script(host, command, pulls=FAST, name="gpu-test", ollama_port=11434):
+    script = render_host_script(name, ollama_port, pulls)
     return provider.run(host.transport(name), command, script, timeout=120)
 
 
@@ -108,6 +108,15 @@ def test_ollama_not_running(host):
     assert code == EXIT_CODES["ollama-not-running"]
     line = failure_line(err)
     assert "host=gpu-test model=llama3.1:8b cause=ollama-not-running" in line and "ollama serve" in line
+
+
+def test_the_pull_reaches_ollama_on_the_hosts_declared_port_only(host):
+    """The script sets OLLAMA_HOST=127.0.0.1:<ollamaPort>; the client double dials it as Ollama's does."""
+    host.set_state(listen="127.0.0.1:11500")
+    code, _, err = run_script(host, stdin_command("pull", "llama3.1:8b"))  # declared 11434: not there
+    assert code == EXIT_CODES["ollama-not-running"], err
+    code, _, err = run_script(host, stdin_command("pull", "llama3.1:8b"), ollama_port=11500)
+    assert code == 0, err
 
 
 def test_ollama_not_installed(host):

@@ -5,8 +5,11 @@ Serves what the backup and restore scripts use, with Vault's response shapes
 /v1/<mount>/data/<path> (each write is a new version; ?version=N reads an older one), and the token
 checks a careful client makes first: GET /v1/auth/token/lookup-self and POST
 /v1/sys/capabilities-self (https://developer.hashicorp.com/vault/api-docs/system/capabilities-self).
-Requests without a known X-Vault-Token get 403 like Vault's permission denied; a read-only token
-reads but gets 403 on writes.
+Requests without a known X-Vault-Token get 403 like Vault's permission denied. A read-only token is
+given the KV paths its policy grants `read` on (`read_only_tokens={token: (path, ...)}`, as the
+stack's rendered read policy does for one path): it reads those, gets 403 on any other path and on
+writes, and capabilities-self answers "deny" for the others, as Vault does. A version that does not
+exist answers 404, as Vault's KV v2 does.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from urllib.parse import parse_qs, urlparse
 
 
 class VaultDouble:
-    def __init__(self, token: str, mount: str = "secret", read_only_tokens: tuple[str, ...] = ()):
+    def __init__(self, token: str, mount: str = "secret", read_only_tokens: dict[str, tuple[str, ...]] | None = None):
         self.token = token
-        self.read_only_tokens = set(read_only_tokens)
+        self.read_only_tokens = dict(read_only_tokens or {})
         self.mount = mount
         self.versions: dict[str, list[dict]] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -54,23 +57,27 @@ class VaultDouble:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def _capabilities(self) -> list[str]:
+            def _capabilities(self, path: str | None = None) -> list[str]:
+                """The token's capabilities on KV `path` (None: whether the token is known at all)."""
                 token = self.headers.get("X-Vault-Token")
                 if token == double.token:
                     return ["root"]
-                return ["read"] if token in double.read_only_tokens else []
+                if token not in double.read_only_tokens:
+                    return []
+                return ["read"] if path is None or path in double.read_only_tokens[token] else ["deny"]
 
             def _path(self, write: bool = False):
                 url = urlparse(self.path)
                 prefix = f"/v1/{double.mount}/data/"
-                capabilities = self._capabilities()
-                if not capabilities or (write and "root" not in capabilities):
+                path = url.path[len(prefix):] if url.path.startswith(prefix) else None
+                capabilities = self._capabilities(path)
+                if not capabilities or "deny" in capabilities or (write and "root" not in capabilities):
                     self._send(403, {"errors": ["1 error occurred:\n\t* permission denied\n\n"]})
                     return None, None
-                if not url.path.startswith(prefix):
+                if path is None:
                     self._send(404, {"errors": []})
                     return None, None
-                return url.path[len(prefix):], parse_qs(url.query)
+                return path, parse_qs(url.query)
 
             def _metadata(self, version):
                 return {"created_time": datetime.now(timezone.utc).isoformat(), "custom_metadata": None,
@@ -90,6 +97,8 @@ class VaultDouble:
                 if not history:
                     return self._send(404, {"errors": []})
                 version = int(query.get("version", [len(history)])[0])
+                if not 1 <= version <= len(history):  # Vault: 404 with no data for a version it never had
+                    return self._send(404, {"errors": []})
                 self._send(200, {"data": {"data": history[version - 1], "metadata": self._metadata(version)}})
 
             def do_POST(self):
@@ -98,8 +107,10 @@ class VaultDouble:
                     if not capabilities:
                         return self._send(403, {"errors": ["permission denied"]})
                     body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-                    by_path = {p: capabilities for p in body["paths"]}
-                    return self._send(200, {**by_path, "capabilities": capabilities, "data": by_path})
+                    kv = f"{double.mount}/data/"
+                    by_path = {p: self._capabilities(p[len(kv):] if p.startswith(kv) else "") for p in body["paths"]}
+                    first = by_path[body["paths"][0]] if body["paths"] else []
+                    return self._send(200, {**by_path, "capabilities": first, "data": by_path})
                 path, _ = self._path(write=True)
                 if path is None:
                     return

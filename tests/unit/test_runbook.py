@@ -52,6 +52,8 @@ def test_every_command_is_a_script_or_a_documented_cli_command():
             assert tuple(words[1:2]) in PULUMI_COMMANDS or tuple(words[1:3]) in PULUMI_COMMANDS, command
         elif words[0] == "vault":
             assert tuple(words[1:3]) in VAULT_COMMANDS, command
+        elif words[:3] == ["python3", "-m", "operations.state_history"]:
+            assert words[3] in ("list", "extract"), command
         elif words[0] == "cd":
             assert command.endswith("&& sha256sum -c SHA256SUMS"), command
         else:
