@@ -214,7 +214,10 @@ def test_one_tag_on_two_different_hosts_is_fine():
     raw = config("prod")
     raw["models"][2]["ollamaTag"] = raw["models"][1]["ollamaTag"]  # same tag, gpu-01 vs gpu-03
     raw["gpuHosts"][2]["models"] = [raw["models"][1]["name"]]
-    parse_settings(raw)
+    settings = parse_settings(raw)
+    # Both models keep their hosts: the shared tag is pulled once on each host.
+    assert settings.models[2].ollama_tag == settings.models[1].ollama_tag
+    assert [m.hosts for m in settings.models[1:]] == [tuple(raw["models"][1]["hosts"]), tuple(raw["models"][2]["hosts"])]
 
 
 def test_full_ollama_tag():
@@ -283,12 +286,13 @@ def test_ports_clash_across_services_on_the_same_or_the_wildcard_address():
 def test_dev_only_features_are_fine_in_dev_stacks():
     raw = config("dev")
     raw["vault"]["skipTlsVerify"] = True
-    parse_settings(raw)
+    assert parse_settings(raw).vault.skip_tls_verify is True
     # (without the fixture's spelled dev names, which a dev-alice copy may not take over)
     own = {**raw, "environment": "dev-alice", "vault": {k: v for k, v in raw["vault"].items() if k != "path"},
            "postgres": {k: v for k, v in raw["postgres"].items() if k != "volumeName"},
            "backups": {k: v for k, v in raw["backups"].items() if k != "volumeName"}}
-    parse_settings(own, stack="dev-alice")
+    alice = parse_settings(own, stack="dev-alice")
+    assert alice.environment == "dev-alice" and alice.vault_path.endswith("dev-alice")
 
 
 def test_the_environment_must_be_the_stack_name():
@@ -342,7 +346,7 @@ def test_a_backup_host_path_that_belongs_to_someone_else_is_refused(path):
 def test_a_backup_host_path_of_its_own_is_accepted(path):
     raw = config("dev")
     raw["backups"] = {k: v for k, v in raw["backups"].items() if k != "volumeName"} | {"hostPath": path}
-    parse_settings(raw)
+    assert parse_settings(raw).backups.host_path == path
 
 
 def _prod_without_waiver() -> dict:
