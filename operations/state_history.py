@@ -38,8 +38,11 @@ class HistoryError(Exception):
 def backend_directory(cwd: Path = ROOT) -> Path:
     url = os.environ.get("PULUMI_BACKEND_URL") or (
         (yaml.safe_load((cwd / "Pulumi.yaml").read_text()) or {}).get("backend") or {}).get("url")
+    if url and url.split("://", 1)[0] in ("s3", "gs", "azblob"):
+        raise HistoryError(f"the backend {url} keeps the same history in its bucket: copy its .pulumi/history "
+                           "directory to <dir>/.pulumi/history and run this with PULUMI_BACKEND_URL=file://<dir>")
     if not url or not url.startswith("file://"):
-        raise HistoryError(f"the backend is {url or 'not set'}, not a file:// backend: there, "
+        raise HistoryError(f"the backend is {url or 'not set'}, not a file:// backend: on Pulumi Cloud, "
                            "`pulumi stack export --stack <stack> --version <N>` exports an earlier state")
     path = url[len("file://"):].split("?", 1)[0]
     return Path(os.path.abspath(os.path.join(cwd, os.path.expanduser(path))))

@@ -93,3 +93,10 @@ def test_bad_requests_are_named(backend, args, message):
 def test_on_pulumi_cloud_it_points_to_the_clis_own_export(backend):
     done = backend(sys.executable, "-m", "operations.state_history", "list", STACK, PULUMI_BACKEND_URL="https://api.pulumi.com")
     assert done.returncode == 1 and "pulumi stack export --stack <stack> --version <N>" in done.stderr
+
+
+def test_on_a_bucket_backend_it_says_how_to_read_the_same_history(backend):
+    done = backend(sys.executable, "-m", "operations.state_history", "list", STACK, PULUMI_BACKEND_URL="s3://team/state")
+    assert done.returncode == 1 and "copy its .pulumi/history" in done.stderr, done.stderr
+    refused = backend("pulumi", "stack", "export", "--stack", STACK, "--version", "2", PULUMI_BACKEND_URL="s3://team/state")
+    assert refused.returncode == 255  # S3 is the same DIY backend: no earlier versions through the CLI
