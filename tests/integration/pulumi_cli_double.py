@@ -12,7 +12,11 @@ and the documentation run, with the CLI's arguments and behaviour, recording eac
                                                  (a DIY history checkpoint is {"version", "checkpoint"}); the
                                                  CLI's own message there is Go's JSON error, this one names it
     pulumi stack select S [--create]             remembered per backend, as the CLI's workspace does
-    install, preview, up, refresh, destroy, stack output/ls/history, state, cancel, config get/rm:
+    pulumi preview [--expect-no-changes]         exit 0; with PULUMI_DOUBLE_PREVIEW=changes and
+                                                 --expect-no-changes the CLI's exit 7 and message, with
+                                                 PULUMI_DOUBLE_PREVIEW=fails exit 1 (exit_codes.go's
+                                                 ExitNoChanges / ExitCodeError)
+    install, up, refresh, destroy, stack output/ls/history, state, cancel, config get/rm:
                                                  recorded only
 
 Which backend a command reaches is resolved as the CLI does (pkg/workspace GetCurrentCloudURL): the
@@ -120,7 +124,7 @@ def main(args: list[str]) -> int:
 
         print(f"error: the current backend ({socket.gethostname() or 'diy'}) does not provide the ability to "
               "export previous deployments", file=sys.stderr)
-        code = 255
+        code = 1  # cmdutil.ExitCodeError: an unclassified error
     elif args[:2] == ["stack", "import"]:
         try:
             document = json.loads(Path(_option(args, "--file")).read_text()) if _option(args, "--file") else None
@@ -131,9 +135,16 @@ def main(args: list[str]) -> int:
         if not (isinstance(document, dict) and isinstance(document.get("deployment"), dict)
                 and isinstance(document.get("version"), int)):
             print(f"error: could not read deployment: {reason}", file=sys.stderr)
-            code = 255
+            code = 1
         else:
             call["imported"] = document
+    elif args[:1] == ["preview"] and os.environ.get("PULUMI_DOUBLE_PREVIEW") == "fails":
+        print("error: preview failed", file=sys.stderr)  # a program or provider error
+        code = 1
+    elif args[:1] == ["preview"] and "--expect-no-changes" in args and os.environ.get("PULUMI_DOUBLE_PREVIEW") == "changes":
+        # pkg/cmd/pulumi/operations/preview.go: backenderr.NoChangesExpectedError, exit_codes.go: ExitNoChanges
+        print("error: no changes were expected but changes were proposed", file=sys.stderr)
+        code = 7
     elif args[:2] == ["stack", "export"]:
         document = json.dumps({"version": 3, "deployment": {"resources": []}})
         if _option(args, "--file"):

@@ -185,3 +185,17 @@ def test_missing_environments_are_installed_and_the_installs_are_shown(project):
     assert done.returncode == 0, done.stderr
     assert "installing the program's Python dependencies into ./venv" in done.stderr
     assert ["install"] in [c["args"] for c in project.calls()]
+
+
+@pytest.mark.parametrize("preview, code, message", [
+    ("", 0, "no drift: stack 'prod' matches its resources"),
+    ("changes", 7, "DRIFT: stack 'prod' differs from what is running"),
+    ("fails", 1, "failed with exit 1 (an error, not a drift verdict)"),
+])
+def test_the_drift_check_maps_the_clis_exit_codes(project, preview, code, message):
+    """`./scripts/stack drift` as docs/operations.md promises: 0 no drift, 7 drift (the CLI's ExitNoChanges
+    for --expect-no-changes), anything else an error and never a drift verdict."""
+    done = project.run("./scripts/stack drift prod", PULUMI_DOUBLE_PREVIEW=preview)
+    assert done.returncode == code, done.stderr
+    assert message in done.stdout + done.stderr
+    assert "--expect-no-changes" in project.calls()[-1]["args"]
