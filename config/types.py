@@ -6,7 +6,7 @@ what was wrong, in words, with the value.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
@@ -88,6 +88,10 @@ HttpUrl = Annotated[str, full(r"https?://[^\s/]+(/[^\s]*)?", "{value!r} must be 
 VaultAddress = HttpUrl
 Text = Annotated[str, no_problem(control_character_problem)]
 OllamaDigest = Annotated[str, full(r"(sha256:)?[0-9a-f]{12,64}", "{value!r} is not an Ollama model ID (12 to 64 hex characters)")]
+
+# The escape hatch's keys (LiteLLM's config.yaml keys are snake_case identifiers) and values (any YAML).
+ExtraKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+Extra = dict[ExtraKey, Any]
 
 # A named waiver: why a safe default does not apply here (written for the reviewer of the stack file).
 Waiver = Annotated[str, Field(min_length=10, max_length=300), no_problem(control_character_problem)]

@@ -39,10 +39,14 @@ def dispatcher_url(settings: StackSettings) -> str:
     return f"http://{settings.names.loadbalancer}:{DISPATCHER_PORT}"
 
 
+def provider(model: ModelSettings) -> str:
+    """LiteLLM's provider for the model: Ollama's chat API, or its embedding API."""
+    return "ollama_chat" if model.mode == "chat" else "ollama"
+
+
 def model_params(settings: StackSettings, model: ModelSettings, dispatcher: str) -> dict[str, Any]:
-    provider = "ollama_chat" if model.mode == "chat" else "ollama"
     params: dict[str, Any] = {
-        "model": f"{provider}/{model.ollama_tag}",
+        "model": f"{provider(model)}/{model.ollama_tag}",
         # One deployment per model: its GPU hosts sit behind the dispatcher, which hands each request to
         # the first free slot (renderers/haproxy.py). LiteLLM choosing a host itself ignores capacity.
         "api_base": dispatcher + dispatcher_path(model),
@@ -76,7 +80,7 @@ def model_list(settings: StackSettings, dispatcher: str) -> list[dict[str, Any]]
             # `litellm_provider` files the entry under the provider in LiteLLM's cost map: without it
             # LiteLLM's own look-up of the model (its pre-call context check) finds nothing.
             "model_info": {"id": model.name, "mode": model.mode, "gpu_hosts": list(model.hosts),
-                           "litellm_provider": model_params(settings, model, dispatcher)["model"].split("/", 1)[0],
+                           "litellm_provider": provider(model),
                            # Ollama's context is num_ctx: LiteLLM's pre-call check refuses (and sends to the
                            # contextWindowFallbacks) a prompt longer than this, where Ollama would cut it.
                            **({"max_input_tokens": model.options.num_ctx} if model.options.num_ctx else {}),

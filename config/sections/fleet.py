@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field
 
-from ..types import HostAddress, HostKey, ModelName, Name, OllamaDigest, OllamaTag, Text, UnixUser
+from ..types import Extra, HostAddress, HostKey, ModelName, Name, OllamaDigest, OllamaTag, Text, UnixUser
 from .base import Section
 from .vault import VaultFieldRef
 
 # Ollama's keep_alive: a Go duration ("10m", "1h30m"), "0" (unload at once) or "-1" (keep loaded for ever).
 KeepAlive = Annotated[str, Field(pattern=r"^(-1|0|([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+)$", max_length=32)]
-# An escape-hatch value: what YAML (and LiteLLM's config.yaml) can hold.
-ExtraValue = Any
 
 
 class OllamaOptions(Section):
@@ -93,8 +91,7 @@ class ModelSettings(Section):
     """Models tried in order when a prompt is longer than this model's context window: `options.numCtx`,
     required with it (LiteLLM counts the prompt's tokens before the call; Ollama itself would drop the
     prompt's start)."""
-    extra_litellm_params: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")], ExtraValue] = Field(
-        default_factory=dict, max_length=64)
+    extra_litellm_params: Extra = Field(default_factory=dict, max_length=64)
     """Extra keys for this model's `litellm_params` in LiteLLM's config.yaml, for settings the typed ones lack.
     Keys the stack renders (`model`, `api_base`, `rpm`, `tpm`, `timeout`, ...) are refused."""
 

@@ -3,14 +3,12 @@ of the hosts' slots, the hosts' health checks, and the escape hatch for LiteLLM 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Optional
 
 from pydantic import Field
 
+from ..types import Extra
 from .base import Section
-
-ExtraKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-Extra = dict[ExtraKey, Any]
 
 
 class QueueSettings(Section):
