@@ -16,6 +16,18 @@ and the documentation run, with the CLI's arguments and behaviour, recording eac
                                                  --expect-no-changes the CLI's exit 7 and message, with
                                                  PULUMI_DOUBLE_PREVIEW=fails exit 1 (exit_codes.go's
                                                  ExitNoChanges / ExitCodeError)
+    preview/up --policy-pack DIR                 with PULUMI_DOUBLE_POLICY_VIOLATION=<policy>, the CLI's
+                                                 "Policy Violations" block for a mandatory policy and exit 1
+                                                 (a mandatory violation fails the update; exit_codes.go has
+                                                 not wired ExitPolicyViolation yet, so it is ExitCodeError);
+                                                 without --policy-pack no policy runs, as in the CLI
+    secrets                                      a command that opens the stack's secrets (preview, up,
+                                                 refresh, destroy, import, config set --secret, config
+                                                 --show-secrets) on a self-managed backend fails with
+                                                 exit 1 and the CLI's message
+                                                 unless PULUMI_CONFIG_PASSPHRASE is set (even empty) or
+                                                 PULUMI_CONFIG_PASSPHRASE_FILE names a readable file
+                                                 (pkg/secrets/passphrase/manager.go, non-interactive)
     install, up, refresh, destroy, stack output/ls/history, state, cancel, config get/rm:
                                                  recorded only
 
@@ -82,6 +94,37 @@ def resolve_backend(cwd: Path) -> tuple[str | None, str]:
     return url, source
 
 
+SECRETS_COMMANDS = {("preview",), ("up",), ("refresh",), ("destroy",), ("stack", "import")}
+
+
+def opens_secrets(args: list[str]) -> bool:
+    """Whether the CLI creates the stack's secrets manager for this command: the engine's commands and
+    import (a deployment's secrets are decrypted), `config set --secret`, and listing config only with
+    --show-secrets (pkg/cmd/pulumi/config/config.go uses a blinding decrypter otherwise)."""
+    if args[:2] == ["config", "set"]:
+        return "--secret" in args
+    if args[:1] == ["config"] and (len(args) == 1 or args[1].startswith("-")):
+        return "--show-secrets" in args
+    return tuple(args[:1]) in SECRETS_COMMANDS or tuple(args[:2]) in SECRETS_COMMANDS
+
+
+def passphrase_problem(args: list[str], backend: str) -> str | None:
+    """The passphrase secrets manager's error for a command that needs it, or None."""
+    if backend.startswith("https://"):
+        return None  # Pulumi Cloud's own secrets manager
+    if not opens_secrets(args) or "PULUMI_CONFIG_PASSPHRASE" in os.environ:
+        return None
+    phrase_file = os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE", "")
+    if phrase_file:
+        try:
+            Path(phrase_file).resolve().read_text()
+        except OSError as error:
+            return f"getting secrets manager: unable to read PULUMI_CONFIG_PASSPHRASE_FILE: {error}"
+        return None
+    return ("getting secrets manager: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or "
+            "PULUMI_CONFIG_PASSPHRASE_FILE environment variables")
+
+
 def main(args: list[str]) -> int:
     state_path = Path(os.environ["PULUMI_DOUBLE_STATE"])
     state = json.loads(state_path.read_text())
@@ -108,6 +151,17 @@ def main(args: list[str]) -> int:
     elif stack is None:
         print("error: no stack selected; use `pulumi stack select` or --stack", file=sys.stderr)
         code = 255
+    elif problem := passphrase_problem(args, backend):
+        print(f"error: {problem}", file=sys.stderr)
+        code = 1
+    elif (args[:1] in (["preview"], ["up"]) and "--policy-pack" in args
+          and os.environ.get("PULUMI_DOUBLE_POLICY_VIOLATION")):
+        pack = Path(_option(args, "--policy-pack")).name
+        print("Policy Violations:\n"
+              f"    [mandatory]  {pack} v0.0.1  {os.environ['PULUMI_DOUBLE_POLICY_VIOLATION']}"
+              f" (urn:pulumi:{stack}::litellm-gateway::x)", file=sys.stdout)
+        print("error: preview failed" if args[0] == "preview" else "error: update failed", file=sys.stderr)
+        code = 1
     elif args[:1] == ["config"] and (len(args) == 1 or args[1].startswith("-")):
         shown = {f"litellm-gateway:{k}": ({"value": "[secret]", "secret": True} if v["secret"] else
                                           {"value": v["value"], "secret": False})

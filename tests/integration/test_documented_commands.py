@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from docker_cli_double import __file__ as DOCKER_DOUBLE
 from harness import ROOT
@@ -199,3 +200,72 @@ def test_the_drift_check_maps_the_clis_exit_codes(project, preview, code, messag
     assert done.returncode == code, done.stderr
     assert message in done.stdout + done.stderr
     assert "--expect-no-changes" in project.calls()[-1]["args"]
+
+
+def test_without_a_passphrase_the_cli_cannot_open_a_self_managed_stacks_secrets(project):
+    """The double refuses what the CLI's passphrase secrets manager refuses when non-interactive."""
+    refused = project.run("unset PULUMI_CONFIG_PASSPHRASE; pulumi preview --stack prod")
+    assert refused.returncode == 1
+    assert "passphrase must be set with PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE" in refused.stderr
+    unreadable = project.run("unset PULUMI_CONFIG_PASSPHRASE; PULUMI_CONFIG_PASSPHRASE_FILE=./no-such-file pulumi up --stack prod")
+    assert unreadable.returncode == 1 and "unable to read PULUMI_CONFIG_PASSPHRASE_FILE" in unreadable.stderr
+    (project.root / "phrase.txt").write_text("from a file\n")
+    for allowed in ("PULUMI_CONFIG_PASSPHRASE= pulumi preview --stack prod",  # set, even empty
+                    "unset PULUMI_CONFIG_PASSPHRASE; PULUMI_CONFIG_PASSPHRASE_FILE=phrase.txt pulumi refresh --stack prod",
+                    "unset PULUMI_CONFIG_PASSPHRASE; PULUMI_BACKEND_URL=https://api.pulumi.com pulumi preview --stack prod",
+                    "unset PULUMI_CONFIG_PASSPHRASE; pulumi stack ls",  # opens no secrets
+                    "unset PULUMI_CONFIG_PASSPHRASE; pulumi config --stack prod --json",  # secrets blinded
+                    "unset PULUMI_CONFIG_PASSPHRASE; pulumi config set --stack prod gateway.replicas 2"):
+        done = project.run(allowed)
+        assert done.returncode == 0, f"{allowed}: {done.stderr}"
+    for refused in ("pulumi config set --secret --stack prod k v", "pulumi config --stack prod --show-secrets"):
+        assert project.run(f"unset PULUMI_CONFIG_PASSPHRASE; {refused}").returncode == 1, refused
+
+
+def test_a_passphrase_the_cli_cannot_read_is_an_error_to_the_drift_check_not_drift(project):
+    """scripts/stack sees PULUMI_CONFIG_PASSPHRASE_FILE set and lets the CLI read it; the CLI's failure
+    must come out as an error, never as drift or no drift."""
+    done = project.run("unset PULUMI_CONFIG_PASSPHRASE; PULUMI_CONFIG_PASSPHRASE_FILE=/nonexistent ./scripts/stack drift prod")
+    assert done.returncode == 1, done.stderr
+    assert "unable to read PULUMI_CONFIG_PASSPHRASE_FILE" in done.stderr
+    assert "failed with exit 1 (an error, not a drift verdict)" in done.stderr
+    assert "no drift" not in done.stdout + done.stderr and "DRIFT" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("command", ["preview", "up"])
+def test_a_mandatory_policy_violation_fails_preview_and_up_through_the_scripts(project, command):
+    """scripts/stack passes the policy pack to preview and up, so a violation fails them; the bare CLI
+    without --policy-pack runs no policy (the double, like the CLI, only sees the packs it is given)."""
+    done = project.run(f"./scripts/stack {command} prod", PULUMI_DOUBLE_POLICY_VIOLATION="pinned-images")
+    assert done.returncode == 1, done.stderr
+    assert "Policy Violations:" in done.stdout and "[mandatory]  policy v0.0.1  pinned-images" in done.stdout
+    assert f"{command} failed" in done.stderr or "update failed" in done.stderr
+    bare = project.run(f"pulumi {command} --stack prod", PULUMI_DOUBLE_POLICY_VIOLATION="pinned-images")
+    assert bare.returncode == 0
+
+
+def drift_step_script() -> str:
+    workflow = yaml.safe_load((ROOT / ".github/workflows/drift.yml").read_text())
+    [step] = [s for s in workflow["jobs"]["drift"]["steps"] if s.get("name") == "Drift check"]
+    return step["run"]
+
+
+@pytest.mark.parametrize("preview, unset_passphrase, code, summary", [
+    ("", False, 0, "### Stack `prod`: no drift"),
+    ("changes", False, 7, "### Stack `prod` drifted"),
+    ("fails", False, 1, "### Drift check of `prod` failed (exit 1): an error, not drift"),
+    ("", True, 1, "### Drift check of `prod` failed (exit 1): an error, not drift"),
+])
+def test_the_drift_workflows_step_maps_the_exit_codes_it_runs(project, tmp_path, preview, unset_passphrase, code, summary):
+    """The nightly workflow's "Drift check" step, run as GitHub runs it (bash -e), through scripts/stack
+    and the CLI double: its exit status and its run-summary line for no drift, drift, a failing
+    preview and a secret the CLI cannot open (the passphrase file the secret names does not exist)."""
+    script = tmp_path / "drift-step.sh"
+    script.write_text(drift_step_script())
+    summary_file = tmp_path / "summary.md"
+    prefix = "unset PULUMI_CONFIG_PASSPHRASE; export PULUMI_CONFIG_PASSPHRASE_FILE=/nonexistent; " if unset_passphrase else ""
+    done = project.run(f"{prefix}bash -e {script}", PULUMI_DOUBLE_PREVIEW=preview, STACK="prod",
+                       GITHUB_STEP_SUMMARY=str(summary_file))
+    assert done.returncode == code, done.stdout + done.stderr
+    assert summary_file.read_text().splitlines()[0] == summary
+    assert (project.root / "drift.log").is_file()  # the step keeps the CLI's output

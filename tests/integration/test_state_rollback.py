@@ -40,7 +40,8 @@ def backend(tmp_path):
     bin_dir.mkdir()
     double_state = tmp_path / "double.json"
     install_pulumi_double(bin_dir, double_state)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PULUMI_BACKEND_URL": f"file://{state}"}
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PULUMI_BACKEND_URL": f"file://{state}",
+           "PULUMI_CONFIG_PASSPHRASE": "test-passphrase"}
 
     def run(*args, **more):
         return subprocess.run(list(args), cwd=ROOT, env={**env, **more}, capture_output=True, text=True, timeout=60)
