@@ -2,6 +2,7 @@
 
 import copy
 import json
+import re
 
 import pulumi
 import pulumi_docker as docker
@@ -11,10 +12,9 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components.gateway import Gateway, GatewayArgs, GatewaySecretValues, private_network
 from components.secrets import GatewaySecrets, GatewaySecretsArgs
-from config.secret_keys import VAULT_FIELDS
 from components.vault_access import VaultAccess, VaultAccessArgs
 from config.parse import parse_settings
-from harness import SECRET_MARKER, run_under_mocks, stack_file_config, walk_plain
+from harness import ROOT, SECRET_MARKER, run_under_mocks, stack_file_config, walk_plain
 
 
 def settings_for(stack="dev", **changes):
@@ -27,6 +27,17 @@ def settings_for(stack="dev", **changes):
 def declare_secrets(settings):
     provider = vault.Provider("vault-provider", address="http://127.0.0.1:8200", token="test")
     return GatewaySecrets("secrets", GatewaySecretsArgs(settings, provider))
+
+
+# The fields docs/operations.md promises in the stack's Vault secret (runbooks and consumers read them).
+DOCUMENTED_VAULT_FIELDS = ("LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "UI_PASSWORD", "POSTGRES_PASSWORD",
+                           "REDIS_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "PROMETHEUS_PASSWORD")
+
+
+def test_the_docs_list_the_same_vault_fields():
+    secrets_section = (ROOT / "docs" / "operations.md").read_text().split("## Secrets", 1)[1].split("\n## ", 1)[0]
+    listed = re.search(r"seven fields: (.*?)\. ", " ".join(secrets_section.split())).group(1)
+    assert re.findall(r"`([A-Z_]+)`", listed) == list(DOCUMENTED_VAULT_FIELDS)
 
 
 # --- GatewaySecrets ------------------------------------------------------------------------------
@@ -42,14 +53,17 @@ def test_secrets_are_generated_and_stored_in_one_kv_v2_secret():
 
     run = run_under_mocks(body)
     passwords = {r.name: r for r in run.mocks.of_type("randomPassword:RandomPassword")}
-    assert set(passwords) == {f"secrets-{k}" for k in VAULT_FIELDS}
+    # Written from docs/operations.md ("Secrets"), not from the code's VAULT_FIELDS: dropping or renaming
+    # a documented field must fail here.
+    assert set(passwords) == {"secrets-masterKey", "secrets-saltKey", "secrets-uiPassword", "secrets-postgresPassword",
+                              "secrets-redisPassword", "secrets-grafanaAdminPassword", "secrets-prometheusPassword"}
     assert all(p.plain("special") is False for p in passwords.values())
     assert passwords["secrets-masterKey"].plain("length") >= 32
     kv = run.mocks.named("secrets-kv")
     assert (kv.plain("mount"), kv.plain("name")) == ("secret", "litellm-gateway/dev")
     assert kv.is_secret("dataJson")
     data = json.loads(kv.plain("dataJson"))
-    assert sorted(data) == sorted(VAULT_FIELDS.values())
+    assert sorted(data) == sorted(DOCUMENTED_VAULT_FIELDS)
     assert data["LITELLM_MASTER_KEY"].startswith("sk-" + SECRET_MARKER)
     assert run.outputs["master"] == data["LITELLM_MASTER_KEY"]
     assert "master" in run.secret_outputs, "the master key Output must be secret even under mocks"
