@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 
@@ -49,16 +49,14 @@ def _static(targets: list[str], labels: dict[str, str]) -> dict[str, Any]:
     return {"targets": targets, "labels": labels}
 
 
-def scrape_jobs(settings: StackSettings, litellm: Optional[list[str]] = None) -> dict[str, list[dict[str, Any]]]:
-    """job name -> static_configs. `litellm` overrides the replicas' addresses (tests)."""
+def scrape_jobs(settings: StackSettings) -> dict[str, list[dict[str, Any]]]:
+    """job name -> static_configs (the replicas' job: what DNS service discovery looks up)."""
     env = settings.environment
     names = settings.names
     monitoring = settings.monitoring
     jobs: dict[str, list[dict[str, Any]]] = {
-        "litellm": [
-            _static([target], {"environment": env, "role": "gateway", "host": f"litellm-{i}"})
-            for i, target in enumerate(litellm if litellm is not None else litellm_targets())
-        ],
+        # Each replica's `host` label is the address DNS returns for it (relabelled from __address__).
+        "litellm": [_static(litellm_targets(), {"environment": env, "role": "gateway", "host": "__address__"})],
         "loadbalancer": [_static([loadbalancer_target(settings)],
                                  {"environment": env, "role": "loadbalancer", "host": names.loadbalancer})],
     }
@@ -81,13 +79,12 @@ def scrape_jobs(settings: StackSettings, litellm: Optional[list[str]] = None) ->
     return jobs
 
 
-def render_prometheus_config(settings: StackSettings, paths: PrometheusPaths = PrometheusPaths(),
-                             litellm: Optional[list[str]] = None) -> str:
+def render_prometheus_config(settings: StackSettings, paths: PrometheusPaths = PrometheusPaths()) -> str:
     monitoring = settings.monitoring
     scrape_configs = []
-    for job, static_configs in scrape_jobs(settings, litellm).items():
+    for job, static_configs in scrape_jobs(settings).items():
         config: dict[str, Any] = {"job_name": job, "static_configs": static_configs}
-        if job == "litellm" and litellm is None:
+        if job == "litellm":
             # The replicas by DNS: one target per address the alias resolves to, as they come and go.
             config = {"job_name": job, "dns_sd_configs": [
                 {"names": [REPLICA_SERVICE], "type": "A", "port": PROXY_PORT, "refresh_interval": "5s"}],
@@ -95,11 +92,10 @@ def render_prometheus_config(settings: StackSettings, paths: PrometheusPaths = P
                     {"target_label": "environment", "replacement": settings.environment},
                     {"target_label": "role", "replacement": "gateway"},
                     {"source_labels": ["__address__"], "target_label": "host"},
-                ]}
-        if job == "litellm":
-            # LiteLLM's /metrics needs a bearer key; it is read from a file, never written here.
-            config["metrics_path"] = "/metrics/"
-            config["authorization"] = {"type": "Bearer", "credentials_file": paths.credentials_file}
+                ],
+                # LiteLLM's /metrics needs a bearer key; it is read from a file, never written here.
+                "metrics_path": "/metrics/",
+                "authorization": {"type": "Bearer", "credentials_file": paths.credentials_file}}
         if job == "prometheus":
             config["basic_auth"] = {"username": PROMETHEUS_WEB_USER, "password_file": paths.web_password_file}
         scrape_configs.append(config)

@@ -12,12 +12,13 @@ import threading
 
 
 class DnsDouble:
-    def __init__(self, ttl: int = 1):
+    def __init__(self, ttl: int = 1, host: str = "127.0.0.1", port: int = 0):
+        """On `host`:`port` (a free port by default; a resolver named in resolv.conf is on port 53)."""
         self.ttl = ttl
         self.records: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._socket.bind(("127.0.0.1", 0))
+        self._socket.bind((host, port))
         self._running = True
         threading.Thread(target=self._serve, daemon=True).start()
 

@@ -267,18 +267,27 @@ def ssh_host(ollama_double: Path, registry: dict, models: Optional[dict] = None)
 
 @contextlib.contextmanager
 def prometheus_server(config_file: Path, data_dir: Path, web_config: Optional[Path] = None,
-                      auth: Optional[tuple[str, str]] = None, port: Optional[int] = None) -> Iterator[str]:
-    """Debian's Prometheus on a free loopback port with the given config; yields its URL."""
+                      auth: Optional[tuple[str, str]] = None, port: Optional[int] = None,
+                      resolver: Optional[str] = None) -> Iterator[str]:
+    """Debian's Prometheus on a free loopback port with the given config; yields its URL.
+
+    With `resolver` (an address whose port 53 answers DNS, such as a DnsDouble's), Prometheus runs in
+    its own mount namespace where /etc/resolv.conf names only that resolver, as a container's names
+    Docker's embedded DNS: its DNS service discovery (which reads /etc/resolv.conf itself) and its name
+    lookups ask that server. The machine's own resolv.conf is not touched."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / "prometheus.log"
+    command = [require_program("prometheus"), f"--config.file={config_file}", f"--storage.tsdb.path={data_dir}",
+               f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
+               *([f"--web.config.file={web_config}"] if web_config else [])]
+    if resolver is not None:
+        resolv_conf = data_dir.parent / "resolv.conf"
+        resolv_conf.write_text(f"nameserver {resolver}\noptions timeout:1 attempts:1\n")
+        command = [require_program("unshare"), "--mount", "--propagation", "private", "sh", "-c",
+                   'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(resolv_conf), *command]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [require_program("prometheus"), f"--config.file={config_file}", f"--storage.tsdb.path={data_dir}",
-             f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
-             *([f"--web.config.file={web_config}"] if web_config else [])],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_ready("prometheus", process, f"{url}/-/ready", log_path, timeout=60, auth=auth)

@@ -4,6 +4,7 @@ Prometheus (Debian's) scraping the real LiteLLM proxy booted with the rendered L
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import time
 import uuid
@@ -13,7 +14,9 @@ import httpx
 import pytest
 import yaml
 
+from config.names import PROXY_PORT, REPLICA_SERVICE
 from config.parse import parse_settings
+from dns_double import DnsDouble
 from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, chat, config_without_database, gpu_dispatcher
 from harness import stack_file_config
 from ollama_double import OllamaDouble
@@ -23,12 +26,12 @@ from renderers.monitoring import (
 from servers import free_port, litellm_proxy, prometheus_server, redis_server, require_program
 
 
-def rendered_files(tmp: Path, settings, litellm_targets=None) -> Path:
+def rendered_files(tmp: Path, settings) -> Path:
     paths = PrometheusPaths(rules_file=str(tmp / "rules.yml"), credentials_file=str(tmp / "metrics-key"),
                             config_file=str(tmp / "prometheus.yml"))
     Path(paths.rules_file).write_text(render_alert_rules(settings))
     Path(paths.credentials_file).write_text(MASTER_KEY)
-    Path(paths.config_file).write_text(render_prometheus_config(settings, paths, litellm=litellm_targets))
+    Path(paths.config_file).write_text(render_prometheus_config(settings, paths))
     return Path(paths.config_file)
 
 
@@ -64,9 +67,9 @@ def test_every_alert_fires_and_stays_quiet_when_it_should(tmp_path):
     eval_at = f"{thresholds.for_minutes + 10}m"
     firing = [
         # Gateway down for good, and one that is up.
-        ({"up{job='litellm', host='litellm-0', instance='a'}": "0x20", "up{job='litellm', host='litellm-1', instance='b'}": "1x20"},
-         [_alert("LiteLLMGatewayDown", {"severity": "critical", **env, "job": "litellm", "host": "litellm-0", "instance": "a"},
-                 {"summary": summaries["LiteLLMGatewayDown"].replace("{{ $labels.host }}", "litellm-0")})]),
+        ({"up{job='litellm', host='172.18.0.5:4000', instance='a'}": "0x20", "up{job='litellm', host='172.18.0.6:4000', instance='b'}": "1x20"},
+         [_alert("LiteLLMGatewayDown", {"severity": "critical", **env, "job": "litellm", "host": "172.18.0.5:4000", "instance": "a"},
+                 {"summary": summaries["LiteLLMGatewayDown"].replace("{{ $labels.host }}", "172.18.0.5:4000")})]),
         # 10 % of requests fail (threshold 5 %).
         ({"litellm_proxy_total_requests_metric_total": "0+100x30", "litellm_proxy_failed_requests_metric_total": "0+10x30"},
          [_alert("LiteLLMHighErrorRatio", {"severity": "warning", **env}, {"summary": summaries["LiteLLMHighErrorRatio"]})]),
@@ -103,7 +106,7 @@ def test_every_alert_fires_and_stays_quiet_when_it_should(tmp_path):
               for host in ("gpu-01", "gpu-02")]}]),
     ]
     quiet = [
-        ({"up{job='litellm', host='litellm-0', instance='a'}": "1x20"}, ["LiteLLMGatewayDown"]),
+        ({"up{job='litellm', host='172.18.0.5:4000', instance='a'}": "1x20"}, ["LiteLLMGatewayDown"]),
         ({"litellm_proxy_total_requests_metric_total": "0+100x30", "litellm_proxy_failed_requests_metric_total": "0+1x30"},
          ["LiteLLMHighErrorRatio"]),
         ({"litellm_request_total_latency_metric_bucket{le='1.0'}": "0+10x30",
@@ -164,8 +167,18 @@ def wait_for(prometheus_url: str, promql: str, predicate, timeout: float = 60):
     raise AssertionError(f"{promql} never satisfied the check; last answer: {last}")
 
 
+# Two replicas where Docker's network gives them addresses of their own, on the port the rendered config
+# asks DNS service discovery for (4000), and a resolver on port 53 standing in for Docker's embedded DNS.
+# All on loopback addresses of this machine's 127.0.0.0/8, chosen per run.
+SUBNET = f"127.{os.getpid() % 200 + 20}.{uuid.uuid4().int % 200 + 20}"
+REPLICAS = [f"{SUBNET}.2", f"{SUBNET}.3"]
+
+
 @pytest.fixture(scope="module")
 def scraped_gateway(tmp_path_factory):
+    """The rendered Prometheus config as the stack deploys it (no address overridden): Prometheus finds
+    the replicas by looking up the network alias `litellm`, here in a DNS double on port 53 that
+    answers with the two replicas' addresses."""
     raw = copy.deepcopy(stack_file_config("dev"))
     raw["monitoring"].update(scrapeIntervalSeconds=1, evaluationIntervalSeconds=1)
     double = OllamaDouble("ollama-dev", [m["ollamaTag"] for m in raw["models"]]).start()
@@ -173,28 +186,57 @@ def scraped_gateway(tmp_path_factory):
     raw["models"] = raw["models"] + [{"name": "not-pulled", "ollamaTag": "missing:1b", "hosts": ["ollama-dev"]}]
     settings = parse_settings({**raw, "gpuHosts": [dict(raw["gpuHosts"][0], address="127.0.0.1", ollamaPort=double.port)]})
     tmp = tmp_path_factory.mktemp("prometheus")
+    dns = DnsDouble(host=f"{SUBNET}.53", port=53)
+    dns.set(REPLICA_SERVICE, REPLICAS)
+    env = {"LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_PASSWORD": REDIS_PASSWORD}
     try:
-        with redis_server(REDIS_PASSWORD) as redis_port, gpu_dispatcher(settings) as dispatcher, litellm_proxy(
-            config_without_database(settings, redis_port, dispatcher),
-            {"LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_PASSWORD": REDIS_PASSWORD},
-        ) as proxy:
-            config = rendered_files(tmp, settings, litellm_targets=[f"127.0.0.1:{proxy.port}"])
-            with prometheus_server(config, tmp / "data") as prometheus_url:
-                yield proxy, prometheus_url, settings
+        with redis_server(REDIS_PASSWORD) as redis_port, gpu_dispatcher(settings) as dispatcher:
+            config_text = config_without_database(settings, redis_port, dispatcher)
+            with litellm_proxy(config_text, env, host=REPLICAS[0], port=PROXY_PORT) as proxy, \
+                    litellm_proxy(config_text, env, host=REPLICAS[1], port=PROXY_PORT):
+                config = rendered_files(tmp, settings)
+                with prometheus_server(config, tmp / "data", resolver=f"{SUBNET}.53") as prometheus_url:
+                    yield proxy, prometheus_url, settings, dns
     finally:
+        dns.stop()
         double.stop()
 
 
-def test_prometheus_scrapes_litellm_with_the_bearer_key(scraped_gateway):
-    proxy, prometheus_url, settings = scraped_gateway
-    up = wait_for(prometheus_url, 'up{job="litellm"}', lambda r: r and r[0]["value"][1] == "1")
-    assert up[0]["metric"]["environment"] == "dev"
-    assert up[0]["metric"]["role"] == "gateway" and up[0]["metric"]["host"] == "litellm-0"
+def replicas_up(result) -> bool:
+    return len(result) == len(REPLICAS) and all(r["value"][1] == "1" for r in result)
+
+
+def test_prometheus_finds_both_replicas_by_dns_and_scrapes_them_with_the_bearer_key(scraped_gateway):
+    _, prometheus_url, _, _ = scraped_gateway
+    up = wait_for(prometheus_url, 'up{job="litellm"}', replicas_up)
+    # The labels prod gets: its environment, the role, and the address DNS gave as the host.
+    assert sorted(r["metric"]["host"] for r in up) == sorted(f"{a}:{PROXY_PORT}" for a in REPLICAS)
+    assert {(r["metric"]["environment"], r["metric"]["role"]) for r in up} == {("dev", "gateway")}
+
+
+def test_a_replica_that_leaves_the_alias_leaves_the_targets_and_a_new_one_joins(scraped_gateway):
+    """docs: a replica that replaces another is scraped without a config change (refresh every 5 s)."""
+    _, prometheus_url, _, dns = scraped_gateway
+    wait_for(prometheus_url, 'up{job="litellm"}', replicas_up)
+
+    def targets():
+        answer = httpx.get(f"{prometheus_url}/api/v1/targets", params={"state": "active"}, timeout=10).json()
+        return sorted(t["labels"]["host"] for t in answer["data"]["activeTargets"] if t["labels"]["job"] == "litellm")
+
+    try:
+        dns.set(REPLICA_SERVICE, REPLICAS[1:])
+        deadline = time.monotonic() + 30
+        while targets() != [f"{REPLICAS[1]}:{PROXY_PORT}"] and time.monotonic() < deadline:
+            time.sleep(1)
+        assert targets() == [f"{REPLICAS[1]}:{PROXY_PORT}"]
+    finally:
+        dns.set(REPLICA_SERVICE, REPLICAS)
+    wait_for(prometheus_url, 'up{job="litellm"}', replicas_up, timeout=30)
 
 
 def test_the_request_counter_rises_with_traffic(scraped_gateway):
-    proxy, prometheus_url, _ = scraped_gateway
-    wait_for(prometheus_url, 'up{job="litellm"}', lambda r: r and r[0]["value"][1] == "1")
+    proxy, prometheus_url, _, _ = scraped_gateway
+    wait_for(prometheus_url, 'up{job="litellm"}', replicas_up)
     counter = "sum(litellm_proxy_total_requests_metric_total)"
     before_result = query(prometheus_url, counter)["data"]["result"]
     before = float(before_result[0]["value"][1]) if before_result else 0.0
@@ -204,7 +246,7 @@ def test_the_request_counter_rises_with_traffic(scraped_gateway):
 
 
 def test_alert_rules_are_loaded(scraped_gateway):
-    _, prometheus_url, settings = scraped_gateway
+    _, prometheus_url, settings, _ = scraped_gateway
     groups = httpx.get(f"{prometheus_url}/api/v1/rules", timeout=10).json()["data"]["groups"]
     loaded = {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}
     assert set(loaded) == {r["alert"] for r in alert_rules(settings)}
@@ -217,7 +259,7 @@ def test_alert_rules_are_loaded(scraped_gateway):
 
 
 def test_every_dashboard_query_runs_on_prometheus(scraped_gateway):
-    proxy, prometheus_url, settings = scraped_gateway
+    proxy, prometheus_url, settings, _ = scraped_gateway
     chat(proxy, "qwen-small", "dashboard traffic")
     wait_for(prometheus_url, "sum(litellm_proxy_total_requests_metric_total)", lambda r: bool(r))
     queries = dashboard_queries(dashboards(settings))
@@ -239,7 +281,7 @@ def test_every_litellm_metric_the_dashboards_and_rules_use_is_exposed_by_the_pro
     """A wrong metric name would only give an empty panel: check each against the live /metrics."""
     import re
 
-    proxy, _, settings = scraped_gateway
+    proxy, _, settings, _ = scraped_gateway
     same = f"cache me {uuid.uuid4()}"
     assert chat(proxy, "qwen-small", same).status_code == 200
     assert chat(proxy, "qwen-small", same).status_code == 200          # a cache hit
