@@ -33,17 +33,18 @@ def config_without_database(settings, redis_port: int, dispatcher: str) -> str:
 
 
 @contextlib.contextmanager
-def gpu_dispatcher(settings, port: int | None = None) -> Iterator[str]:
+def gpu_dispatcher(settings, port: int | None = None, address: str = "127.0.0.1", **listen) -> Iterator[str]:
     """Debian's HAProxy with the stack's rendered haproxy.cfg, for its GPU dispatcher: the replicas' only way to
-    the GPU hosts (`settings`' hosts: the tests' doubles). Yields the base URL of the models' api_base."""
+    the GPU hosts (`settings`' hosts: the tests' doubles). Yields the base URL of the models' api_base.
+    `listen` overrides where the rest of the load balancer listens and finds replicas (renderers.haproxy.Listen)."""
     workdir = Path(tempfile.mkdtemp(prefix="dispatcher-"))
     port = port or free_port()
-    stats = free_port()
-    listen = Listen(http=f"127.0.0.1:{free_port()}", https=f"127.0.0.1:{free_port()}", stats=f"127.0.0.1:{stats}",
-                    nameserver="127.0.0.1:9", dispatcher=f"127.0.0.1:{port}")
+    where = {"http": f"{address}:{free_port()}", "https": f"{address}:{free_port()}",
+             "stats": f"{address}:{free_port()}", "nameserver": "127.0.0.1:9", **listen}
     try:
-        with haproxy_server(render_haproxy_config(settings, listen), workdir, f"http://127.0.0.1:{stats}/healthz"):
-            yield f"http://127.0.0.1:{port}"
+        with haproxy_server(render_haproxy_config(settings, Listen(**where, dispatcher=f"{address}:{port}")), workdir,
+                            f"http://{where['stats']}/healthz"):
+            yield f"http://{address}:{port}"
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

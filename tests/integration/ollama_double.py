@@ -64,7 +64,7 @@ class _Server(ThreadingHTTPServer):
 
 class OllamaDouble:
     def __init__(self, host_name: str, models: list[str], stream_chunks: int = 1, chunk_delay: float = 0.0,
-                 slots: int | None = None, service_seconds: float = 0.0, port: int = 0):
+                 slots: int | None = None, service_seconds: float = 0.0, port: int = 0, address: str = "127.0.0.1"):
         self.host_name = host_name
         self.models = list(models)
         # Like a GPU: `slots` requests of a model at once (OLLAMA_NUM_PARALLEL), each taking `service_seconds`;
@@ -79,7 +79,7 @@ class OllamaDouble:
         self.chat_requests: list[dict] = []
         self.embed_requests: list[dict] = []
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", port), self._handler())  # port: a restarted host's own
+        self._server = _Server((address, port), self._handler())  # port: a restarted host's own
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

@@ -296,6 +296,26 @@ def prometheus_server(config_file: Path, data_dir: Path, web_config: Optional[Pa
         _stop(process)
 
 
+@contextlib.contextmanager
+def exporter_server(program: str, listen: str, args: list[str], env: Optional[dict[str, str]] = None,
+                    timeout: float = 30) -> Iterator[str]:
+    """A Prometheus exporter from Debian (prometheus-node-exporter, prometheus-redis-exporter) on
+    `listen` (host:port); yields its /metrics URL once it answers."""
+    workdir = Path(tempfile.mkdtemp(prefix="exporter-"))
+    log_path = workdir / "exporter.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([require_program(program), f"--web.listen-address={listen}", *args],
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env={"PATH": "/usr/bin:/bin", **(env or {})})
+    url = f"http://{listen}/metrics"
+    try:
+        _wait_until_ready(program, process, url, log_path, timeout=timeout)
+        yield url
+    finally:
+        _stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def _postgres_bin(program: str) -> str:
     candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{program}"), key=lambda p: int(p.parts[-3]))
     if not candidates:

@@ -3,6 +3,7 @@ Prometheus (Debian's) scraping the real LiteLLM proxy booted with the rendered L
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import subprocess
@@ -14,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from config.names import PROXY_PORT, REPLICA_SERVICE
+from config.names import DISPATCHER_PORT, HAPROXY_HTTP_PORT, HAPROXY_STATS_PORT, PROXY_PORT, REDIS_EXPORTER_PORT, REPLICA_SERVICE
 from config.parse import parse_settings
 from dns_double import DnsDouble
 from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, chat, config_without_database, gpu_dispatcher
@@ -23,7 +24,7 @@ from ollama_double import OllamaDouble
 from renderers.monitoring import (
     PrometheusPaths, alert_rules, dashboard_queries, dashboards, render_alert_rules, render_prometheus_config,
 )
-from servers import free_port, litellm_proxy, prometheus_server, redis_server, require_program
+from servers import exporter_server, free_port, litellm_proxy, prometheus_server, redis_server, require_program
 
 
 def rendered_files(tmp: Path, settings) -> Path:
@@ -167,36 +168,55 @@ def wait_for(prometheus_url: str, promql: str, predicate, timeout: float = 60):
     raise AssertionError(f"{promql} never satisfied the check; last answer: {last}")
 
 
-# Two replicas where Docker's network gives them addresses of their own, on the port the rendered config
-# asks DNS service discovery for (4000), and a resolver on port 53 standing in for Docker's embedded DNS.
-# All on loopback addresses of this machine's 127.0.0.0/8, chosen per run.
+# Each container the stack scrapes gets an address of its own, as on the gateway network, and the port the
+# rendered config names; a resolver on port 53 stands in for Docker's embedded DNS. All on loopback
+# addresses of this machine's 127.0.0.0/8, chosen per run.
 SUBNET = f"127.{os.getpid() % 200 + 20}.{uuid.uuid4().int % 200 + 20}"
 REPLICAS = [f"{SUBNET}.2", f"{SUBNET}.3"]
+LOAD_BALANCER, GPU_HOST, REDIS_EXPORTER, RESOLVER = f"{SUBNET}.10", f"{SUBNET}.20", f"{SUBNET}.30", f"{SUBNET}.53"
 
 
 @pytest.fixture(scope="module")
 def scraped_gateway(tmp_path_factory):
-    """The rendered Prometheus config as the stack deploys it (no address overridden): Prometheus finds
-    the replicas by looking up the network alias `litellm`, here in a DNS double on port 53 that
-    answers with the two replicas' addresses."""
+    """The rendered Prometheus config as the stack deploys it (no address overridden), scraping what the
+    dev stack runs: two real LiteLLM replicas found by DNS service discovery of the alias `litellm`, the
+    rendered load balancer (Debian's HAProxy: the gateway, its stats and the GPU dispatcher), Debian's
+    redis exporter in front of a real Redis, and a GPU host with Debian's node exporter beside an Ollama
+    double. Names resolve through a DNS double on port 53, Prometheus's only resolver."""
     raw = copy.deepcopy(stack_file_config("dev"))
     raw["monitoring"].update(scrapeIntervalSeconds=1, evaluationIntervalSeconds=1)
-    double = OllamaDouble("ollama-dev", [m["ollamaTag"] for m in raw["models"]]).start()
+    double = OllamaDouble("ollama-dev", [m["ollamaTag"] for m in raw["models"]], address=GPU_HOST).start()
     # A model the host has not pulled: its requests fail, so the failure metrics exist too.
     raw["models"] = raw["models"] + [{"name": "not-pulled", "ollamaTag": "missing:1b", "hosts": ["ollama-dev"]}]
-    settings = parse_settings({**raw, "gpuHosts": [dict(raw["gpuHosts"][0], address="127.0.0.1", ollamaPort=double.port)]})
+    settings = parse_settings({**raw, "gpuHosts": [dict(raw["gpuHosts"][0], address=GPU_HOST, ollamaPort=double.port,
+                                                        exporters={"nodeExporterPort": 9100})]})
     tmp = tmp_path_factory.mktemp("prometheus")
-    dns = DnsDouble(host=f"{SUBNET}.53", port=53)
+    dns = DnsDouble(host=RESOLVER, port=53)
     dns.set(REPLICA_SERVICE, REPLICAS)
+    dns.set(settings.names.loadbalancer, [LOAD_BALANCER])
+    dns.set(settings.names.redis_exporter, [REDIS_EXPORTER])
     env = {"LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_PASSWORD": REDIS_PASSWORD}
     try:
-        with redis_server(REDIS_PASSWORD) as redis_port, gpu_dispatcher(settings) as dispatcher:
+        with contextlib.ExitStack() as stack:
+            redis_port = stack.enter_context(redis_server(REDIS_PASSWORD))
+            dispatcher = stack.enter_context(gpu_dispatcher(
+                settings, port=DISPATCHER_PORT, address=LOAD_BALANCER, stats=f"{LOAD_BALANCER}:{HAPROXY_STATS_PORT}",
+                http=f"{LOAD_BALANCER}:{HAPROXY_HTTP_PORT}", nameserver=f"{RESOLVER}:53"))
             config_text = config_without_database(settings, redis_port, dispatcher)
-            with litellm_proxy(config_text, env, host=REPLICAS[0], port=PROXY_PORT) as proxy, \
-                    litellm_proxy(config_text, env, host=REPLICAS[1], port=PROXY_PORT):
-                config = rendered_files(tmp, settings)
-                with prometheus_server(config, tmp / "data", resolver=f"{SUBNET}.53") as prometheus_url:
-                    yield proxy, prometheus_url, settings, dns
+            proxy = stack.enter_context(litellm_proxy(config_text, env, host=REPLICAS[0], port=PROXY_PORT))
+            stack.enter_context(litellm_proxy(config_text, env, host=REPLICAS[1], port=PROXY_PORT))
+            # The exporters as the stack runs them: the redis exporter with the container's REDIS_ADDR and
+            # REDIS_PASSWORD (components/monitoring.py), the node exporter as a GPU host runs it. This
+            # machine's / is an overlay file system, which the node exporter skips by default; a GPU host's
+            # is not, so the test lets it report / to check the dashboard's mountpoint="/" series.
+            stack.enter_context(exporter_server("prometheus-redis-exporter", f"{REDIS_EXPORTER}:{REDIS_EXPORTER_PORT}", [],
+                                                env={"REDIS_ADDR": f"redis://127.0.0.1:{redis_port}",
+                                                     "REDIS_PASSWORD": REDIS_PASSWORD}))
+            stack.enter_context(exporter_server("prometheus-node-exporter", f"{GPU_HOST}:9100",
+                                                ["--collector.filesystem.fs-types-exclude=^(proc|sysfs|tmpfs)$"]))
+            config = rendered_files(tmp, settings)
+            prometheus_url = stack.enter_context(prometheus_server(config, tmp / "data", resolver=RESOLVER))
+            yield proxy, prometheus_url, settings, dns
     finally:
         dns.stop()
         double.stop()
@@ -258,23 +278,56 @@ def test_alert_rules_are_loaded(scraped_gateway):
     assert set(loaded.values()) == {"ok"}, loaded
 
 
-def test_every_dashboard_query_runs_on_prometheus(scraped_gateway):
-    proxy, prometheus_url, settings, _ = scraped_gateway
-    chat(proxy, "qwen-small", "dashboard traffic")
-    wait_for(prometheus_url, "sum(litellm_proxy_total_requests_metric_total)", lambda r: bool(r))
+class LoadBalancer:
+    url = f"http://{LOAD_BALANCER}:{HAPROXY_HTTP_PORT}"
+
+
+# The DCGM exporter needs an NVIDIA GPU and its driver, which no machine here has: its panels stay empty,
+# and their metric names are checked against the exporter's default counters instead
+# (NVIDIA/dcgm-exporter etc/default-counters.csv, commit 00d6d344ea4a39112b211b9ff5af3d97e0bb51c2).
+DCGM_DEFAULT_COUNTERS = {
+    "DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_MEM_CLOCK", "DCGM_FI_DEV_MEMORY_TEMP", "DCGM_FI_DEV_GPU_TEMP",
+    "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_PCIE_TX_THROUGHPUT",
+    "DCGM_FI_DEV_PCIE_RX_THROUGHPUT", "DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "DCGM_FI_DEV_GPU_UTIL",
+    "DCGM_FI_DEV_MEM_COPY_UTIL", "DCGM_FI_DEV_ENC_UTIL", "DCGM_FI_DEV_DEC_UTIL", "DCGM_FI_DEV_XID_ERRORS",
+    "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL",
+    "DCGM_FI_DEV_VGPU_LICENSE_STATUS", "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
+    "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "DCGM_FI_DEV_ROW_REMAP_FAILURE",
+}
+
+
+def test_every_dashboard_panel_shows_data_from_what_the_stack_runs(scraped_gateway):
+    """Each query of both dashboards runs, and after traffic through the load balancer (a miss, a cache hit,
+    a failure) each one returns series: a wrong metric name, label or job would leave a panel empty.
+    Only the DCGM panels are empty here (no GPU); their names are checked against the exporter's list."""
+    import re
+
+    _, prometheus_url, settings, _ = scraped_gateway
+    same = f"dashboard traffic {uuid.uuid4()}"
+    assert chat(LoadBalancer, "qwen-small", same).status_code == 200
+    assert chat(LoadBalancer, "qwen-small", same).status_code == 200       # a cache hit
+    assert chat(LoadBalancer, "not-pulled", "fails").status_code >= 400     # a failure
     queries = dashboard_queries(dashboards(settings))
-    assert len(queries) >= 20
-    failures = []
+    assert len(queries) >= 30
+    failures, empty = [], []
     for board, panel, promql in queries:
         answer = query(prometheus_url, promql)
         if answer.get("status") != "success":
             failures.append(f"{board} / {panel}: {promql}: {answer.get('error')}")
     assert failures == []
-    # The usage panels find real series after traffic (the GPU ones need exporters, absent here). rate()
-    # needs two samples of a series, so this waits for a second scrape (1 s apart) rather than reading
-    # the panel right after the first one.
-    assert queries[0][1] == "Requests by model"
-    wait_for(prometheus_url, queries[0][2], lambda r: bool(r))
+    gpu_only = [q for q in queries if "DCGM_" in q[2]]
+    assert {m for _, _, q in gpu_only for m in re.findall(r"\bDCGM_[A-Z_]+", q)} <= DCGM_DEFAULT_COUNTERS
+    assert [p for _, p, _ in gpu_only] == ["GPU utilisation", "GPU memory used", "GPU temperature"]
+    # rate() and increase() need two samples of a series after the traffic: wait for them, 30 s at most.
+    deadline = time.monotonic() + 30
+    for board, panel, promql in queries:
+        if (board, panel, promql) in gpu_only:
+            continue
+        while not query(prometheus_url, promql)["data"]["result"] and time.monotonic() < deadline:
+            time.sleep(1)
+        if not query(prometheus_url, promql)["data"]["result"]:
+            empty.append(f"{board} / {panel}: {promql}")
+    assert empty == [], "panels with no data:\n" + "\n".join(empty)
 
 
 def test_every_litellm_metric_the_dashboards_and_rules_use_is_exposed_by_the_proxy(scraped_gateway):
