@@ -83,6 +83,9 @@ def main(argv):
         tag = full(args[0])
         print("pulling manifest", file=sys.stderr)
         if fail.get("mode") == "hang":
+            state = load()
+            state.setdefault("hanging", []).append({"pid": os.getpid(), "since": time.time()})
+            save(state)
             time.sleep(3600)
         if fail.get("mode") == "transient" and fail.get("remaining", 0) > 0:
             state = load()

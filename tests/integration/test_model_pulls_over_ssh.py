@@ -94,12 +94,22 @@ def test_full_disk_fails_naming_the_cause(host):
 def test_a_hanging_pull_is_stopped_by_the_overall_timeout(host):
     host.set_state(fail={"mode": "hang"})
     pulls = ModelPullSettings(retries=5, backoff_seconds=0, attempt_timeout_seconds=10, timeout_seconds=14)
-    started = time.monotonic()
+    started, wall_started = time.monotonic(), time.time()
     code, _, err = run_script(host, stdin_command("pull", "llama3.1:8b"), pulls=pulls)
     elapsed = time.monotonic() - started
     assert code == EXIT_CODES["timeout"]
     assert "host=gpu-test model=llama3.1:8b cause=timeout" in failure_line(err)
     assert elapsed < 14 + 25, f"took {elapsed:.0f} s"
+    # Each attempt hung until its own timeout stopped it (10 s), then the overall one (14 s) stopped the
+    # second: two pulls started in this run, both after it began, and no hung pull is left on the host.
+    hanging = host.state()["hanging"]
+    assert len(hanging) == 2, hanging
+    assert all(h["since"] >= wall_started for h in hanging)
+    assert hanging[1]["since"] - hanging[0]["since"] >= 10 - 1
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{h['pid']}").exists() for h in hanging) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [h["pid"] for h in hanging if Path(f"/proc/{h['pid']}").exists()], "a timed-out pull still runs"
 
 
 def test_ollama_not_running(host):
