@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -18,10 +19,43 @@ from typing import Iterator, Optional
 import httpx
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port for a server a test starts, which binds it itself a moment later.
+
+    Port 0 would pick from the kernel's ephemeral range, where every outgoing connection on the machine
+    also takes its source port: between this check and the server's bind, one could take it. So the port
+    comes from below that range (never used as a source port), is checked to be free on TCP and UDP, and
+    is never handed out twice by this test run."""
+    low, high = _ephemeral_range()
+    top = min(low, 65536) - 1
+    if top < 4096:  # a machine whose ephemeral range covers nearly everything: the kernel's pick
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    for _ in range(200):
+        port = random.randint(max(1024, top - 12000), top)
+        if port in _handed_out:
+            continue
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(socket.AF_INET, kind) as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port below the ephemeral range ({low}-{high})")
 
 
 def require_program(name: str) -> str:

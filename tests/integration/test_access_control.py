@@ -21,7 +21,7 @@ from database_mode import declared_gateway, litellm_in_database_mode
 from gateway_helpers import own_dev_config
 from ollama_double import OllamaDouble
 from servers import free_port, redis_server
-from test_database_mode import start_together, wait_for_a_fresh_minute
+from test_database_mode import burst_within_one_minute, start_together
 
 ACCESS = {
     "defaults": {"upperBound": {"rpm": 100, "maxBudget": 50}, "keyGenerate": {"rpm": 10, "maxBudget": 5}},
@@ -110,10 +110,13 @@ def test_declared_team_user_and_key_exist_with_their_limits_and_the_key_works(st
 def test_a_burst_above_the_keys_rpm_is_refused_across_replicas(stack):
     settings, first, second = stack
     provider = host_provider()
-    wanted = key_props(settings, first, f"burst-{uuid.uuid4().hex[:6]}", rpm=3)
-    provider.create(wanted)
-    wait_for_a_fresh_minute(20)
-    codes = burst([first, second], wanted["ident"], 7)
+
+    def attempt(_):
+        wanted = key_props(settings, first, f"burst-{uuid.uuid4().hex[:6]}", rpm=3)
+        provider.create(wanted)
+        return burst([first, second], wanted["ident"], 7)
+
+    codes = burst_within_one_minute(attempt)
     assert codes.count(200) == 3 and codes.count(429) == 4, codes
 
 
@@ -121,11 +124,15 @@ def test_a_user_limit_holds_across_that_users_two_keys(stack):
     settings, first, second = stack
     provider = host_provider()
     declare_team_and_users(settings, first, provider)  # idempotent: adopts what exists
-    keys = [key_props(settings, first, f"bob-{i}-{uuid.uuid4().hex[:4]}", user="bob") for i in range(2)]
-    for wanted in keys:
-        provider.create(wanted)
-    wait_for_a_fresh_minute(20)
-    codes = [(first, second)[i % 2].chat("qwen-small", f"u{i}", key=keys[i % 2]["ident"]).status_code for i in range(8)]
+
+    def attempt(n):
+        keys = [key_props(settings, first, f"bob-{i}-{uuid.uuid4().hex[:4]}", user="bob") for i in range(2)]
+        for wanted in keys:
+            provider.create(wanted)
+        return [(first, second)[i % 2].chat("qwen-small", f"u{n}-{i}", key=keys[i % 2]["ident"]).status_code
+                for i in range(8)]
+
+    codes = burst_within_one_minute(attempt)
     assert codes.count(200) == 4 and codes.count(429) == 4, codes
 
 
@@ -157,18 +164,21 @@ def test_an_exceeded_budget_is_refused(stack):
 def test_an_update_of_limits_keeps_the_key_and_takes_effect(stack):
     settings, first, _ = stack
     provider = host_provider()
-    olds = key_props(settings, first, f"grow-{uuid.uuid4().hex[:6]}", rpm=2)
-    created = provider.create(olds).outs
-    news = dict(olds, spec=dict(olds["spec"], rpm_limit=5))
-    diff = provider.diff("id", created, news)
-    assert diff.changes and diff.replaces == [], "a new limit is an update in place, never a new key"
-    wait_for_a_fresh_minute(25)
-    assert burst([first], olds["ident"], 3) == [200, 200, 429]
-    updated = provider.update("id", created, news).outs
-    assert updated["ident"] == olds["ident"] and updated["observed"]["rpm_limit"] == 5
-    # LiteLLM counts a refused request in the window too: 3 of 5 used, so 2 more pass (with the
-    # old limit of 2, none would).
-    assert burst([first], olds["ident"], 4) == [200, 200, 429, 429]
+
+    def attempt(_):  # both bursts and the update in one counting window
+        olds = key_props(settings, first, f"grow-{uuid.uuid4().hex[:6]}", rpm=2)
+        created = provider.create(olds).outs
+        news = dict(olds, spec=dict(olds["spec"], rpm_limit=5))
+        diff = provider.diff("id", created, news)
+        assert diff.changes and diff.replaces == [], "a new limit is an update in place, never a new key"
+        before = burst([first], olds["ident"], 3)
+        updated = provider.update("id", created, news).outs
+        assert updated["ident"] == olds["ident"] and updated["observed"]["rpm_limit"] == 5
+        return before + burst([first], olds["ident"], 4)
+
+    # LiteLLM counts a refused request in the window too: 3 of 5 used, so 2 more pass after the update
+    # (with the old limit of 2, none would).
+    assert burst_within_one_minute(attempt) == [200, 200, 429] + [200, 200, 429, 429]
 
 
 def test_a_limit_changed_behind_the_stacks_back_is_drift_and_update_puts_it_back(stack):
@@ -187,8 +197,13 @@ def test_a_limit_changed_behind_the_stacks_back_is_drift_and_update_puts_it_back
     assert first.call("GET", "/key/info", params={"key": wanted["ident"]}).json()["info"]["rpm_limit"] == 7
 
 
-def test_a_deleted_key_is_refused_on_every_replica_within_5_seconds_and_never_comes_back_with_its_value(stack):
+def test_a_deleted_key_is_refused_on_every_replica_within_the_key_cache_ttl_and_never_comes_back_with_its_value(stack):
+    """docs/operations.md: replicas trust a cached key for access.keyCacheTtlSeconds (3 s), so a deleted key
+    is refused by every replica within that time. Measured by when each request *started*: every request
+    begun more than the TTL after the deletion returned must be refused (round trips do not count)."""
     settings, first, second = stack
+    ttl = settings.access.key_cache_ttl_seconds
+    assert ttl == 3
     provider = host_provider()
     # The polling below sends many requests: give the key the upper bound, not the default rpm of 10.
     wanted = key_props(settings, first, f"gone-{uuid.uuid4().hex[:6]}", rpm=100)
@@ -196,16 +211,19 @@ def test_a_deleted_key_is_refused_on_every_replica_within_5_seconds_and_never_co
     for replica in (first, second):  # both replicas have the key cached
         assert replica.chat("qwen-small", "cache me", key=wanted["ident"]).status_code == 200
     provider.delete("id", created)
-    started = time.monotonic()
-    refused = {}
-    while len(refused) < 2 and time.monotonic() - started < 30:
+    deleted = time.monotonic()
+    answers = {"first": [], "second": []}  # (seconds after the deletion the request started, status)
+    while time.monotonic() - deleted < ttl + 2:
         for name, replica in (("first", first), ("second", second)):
-            if name not in refused and replica.chat("qwen-small", "still?", key=wanted["ident"]).status_code == 401:
-                refused[name] = time.monotonic() - started
+            began = time.monotonic() - deleted
+            answers[name].append((began, replica.chat("qwen-small", "still?", key=wanted["ident"]).status_code))
         time.sleep(0.2)
-    assert set(refused) == {"first", "second"}, refused
-    print(f"deleted key refused after: {refused}")  # the figure in docs/operations.md
-    assert max(refused.values()) <= 5.0, f"refused after {refused} s"
+    last_accepted = {name: max([t for t, code in got if code == 200], default=None) for name, got in answers.items()}
+    print(f"deleted key last accepted (s after the deletion): {last_accepted}")  # the figure in docs/operations.md
+    for name, got in answers.items():
+        assert {code for _, code in got} <= {200, 401}, got
+        late = [(t, code) for t, code in got if t > ttl + 0.5]
+        assert late and all(code == 401 for _, code in late), f"{name}: {got}"
     gone = provider.read("id", created).outs
     # Deleted behind the stack's back (the admin UI's revoke): drift, and `up` brings the key back with a
     # new value, never the possibly leaked one (the stack writes the new one to the key's Vault path).
