@@ -48,9 +48,13 @@ class StackConfig:
     def check(self) -> None:
         require_cli(": it is needed to give the containers the restored values (or pass --no-pulumi-config "
                     "and run scripts/adopt-vault-secret later)")
-        done = _pulumi("config", "--stack", self.stack, "--json")
+        # --show-secrets opens the stack's secrets manager, as `config set --secret` will after the Vault
+        # write: a missing or wrong PULUMI_CONFIG_PASSPHRASE is refused here, before any change. The
+        # decrypted values stay in this process's memory and are dropped; only stderr is reported.
+        done = _pulumi("config", "--stack", self.stack, "--show-secrets", "--json")
         if done.returncode != 0:
-            raise Refused(f"`pulumi config --stack {self.stack}` failed: {done.stderr.strip()[:300]}")
+            raise Refused(f"`pulumi config --stack {self.stack}` cannot open the stack's secrets: "
+                          f"{done.stderr.strip()[:300]}; nothing was changed")
 
     def set_secret(self, key: str, value: str) -> None:
         done = _pulumi("config", "set", "--secret", "--stack", self.stack, key, stdin=value)

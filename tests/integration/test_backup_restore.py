@@ -152,6 +152,9 @@ def pulumi_cli(tmp_path, monkeypatch):
     state = tmp_path / "pulumi-double.json"
     install_pulumi_double(bin_dir, state)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    # As an operator has it: the stack's secrets (file backend, passphrase provider) open with it.
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "operator-passphrase")
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
     return lambda: json.loads(state.read_text())
 
 
@@ -863,3 +866,82 @@ def test_a_config_set_that_fails_half_way_says_what_was_set(tmp_path):
     message = str(error.value)
     assert f"was set for {', '.join(config.set)} and NOT for" in message, message
     assert "NOT updated" not in message
+
+
+# --- what the runbook says restore refuses or reports (docs/RUNBOOK.md, step 3) -----------------------
+
+def reseal_manifest(folder: Path, change) -> None:
+    """The backup folder with its manifest changed and SHA256SUMS updated to match, as a backup written
+    that way would be (the files' own digests are unchanged)."""
+    import hashlib
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    change(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    digest = hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
+    sums = [line for line in (folder / "SHA256SUMS").read_text().splitlines() if not line.endswith("  manifest.json")]
+    (folder / "SHA256SUMS").write_text("\n".join(sorted([*sums, f"{digest}  manifest.json"],
+                                                        key=lambda line: line.split("  ", 1)[1])) + "\n")
+    assert subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=folder).returncode == 0
+
+
+def test_a_dump_from_a_newer_postgres_is_refused_before_anything_changes(database, tmp_path, vault):
+    """Only PostgreSQL 15 runs here: the backup is made to say it came from PostgreSQL 16."""
+    folder = take_backup(database, tmp_path, vault)
+    reseal_manifest(folder, lambda m: m["database"].update(server_major=16, server_version_num=160004))
+    psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
+    changed = fingerprint(database)
+    refused = restore(str(folder), "--stack", "dev", "--database-url", database, "--yes")
+    assert refused.returncode == 3, refused.stderr
+    assert "restore refused: the dump comes from PostgreSQL 16, the target runs 15" in refused.stderr
+    assert "nothing was changed" in refused.stderr
+    assert fingerprint(database) == changed
+
+
+def test_row_counts_that_differ_from_the_manifest_fail_the_restore_loudly(database, tmp_path, vault):
+    folder = take_backup(database, tmp_path, vault)
+    reseal_manifest(folder, lambda m: m["database"]["row_counts"].update({"LiteLLM_SpendLogs": 501}))
+    done = restore(str(folder), "--stack", "dev", "--database-url", database, "--yes")
+    assert done.returncode == 1, done.stderr
+    assert "restore failed: restored, but row counts differ from the backup" in done.stderr
+    assert "'LiteLLM_SpendLogs': (501, 500)" in done.stderr
+
+
+def test_vault_sealed_after_the_database_step_is_exit_4_with_the_command_that_finishes(
+        database, tmp_path, vault, pulumi_cli):
+    """The command line's PARTIAL RESTORE (exit 4): the checks pass, the database is restored, then the
+    Vault write gets 503 (Vault sealed); the message names the command that finishes the job."""
+    folder = take_backup(database, tmp_path, vault)
+    original = fingerprint(database)
+    psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
+    vault.seal_on_write = True
+    done = restore(str(folder), "--stack", "dev", "--database-url", database, "--restore-vault", "--yes",
+                   env=vault_env(vault))
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "PARTIAL RESTORE: the database was restored from" in done.stderr
+    assert "Vault is sealed" in done.stderr
+    assert f"./scripts/restore {folder} --stack dev --restore-vault --vault-only --yes" in done.stderr
+    assert fingerprint(database) == original
+    assert len(vault.versions["litellm-gateway/dev"]) == 2, "nothing was written to Vault"
+    vault.seal_on_write = vault.sealed = False  # unsealed: the named command finishes
+    finish = restore(str(folder), "--stack", "dev", "--database-url", database, "--restore-vault", "--vault-only",
+                     "--yes", env=vault_env(vault))
+    assert finish.returncode == 0, finish.stderr
+    assert vault.versions["litellm-gateway/dev"][-1] == V2
+
+
+def test_without_the_stacks_passphrase_a_vault_restore_is_refused_before_any_change(
+        database, tmp_path, vault, pulumi_cli, monkeypatch):
+    """`config set --secret` after the Vault write needs the passphrase: the check asks for it first."""
+    folder = take_backup(database, tmp_path, vault)
+    psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
+    changed = fingerprint(database)
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+    refused = restore(str(folder), "--stack", "dev", "--database-url", database, "--restore-vault", "--yes",
+                      env=vault_env(vault))
+    assert refused.returncode == 3, refused.stderr
+    assert refused.stderr.startswith("restore refused: `pulumi config --stack dev` cannot open the stack's secrets")
+    assert "PULUMI_CONFIG_PASSPHRASE" in refused.stderr and refused.stderr.strip().endswith("nothing was changed")
+    assert fingerprint(database) == changed
+    assert len(vault.versions["litellm-gateway/dev"]) == 2
+    assert not any(c["args"][:3] == ["config", "set", "--secret"] for c in pulumi_cli()["calls"])

@@ -9,7 +9,8 @@ Requests without a known X-Vault-Token get 403 like Vault's permission denied. A
 given the KV paths its policy grants `read` on (`read_only_tokens={token: (path, ...)}`, as the
 stack's rendered read policy does for one path): it reads those, gets 403 on any other path and on
 writes, and capabilities-self answers "deny" for the others, as Vault does. A version that does not
-exist answers 404, as Vault's KV v2 does.
+exist answers 404, as Vault's KV v2 does. With `seal_on_write`, the double seals when a secret write
+arrives (Vault sealed between a client's checks and its write): 503 "Vault is sealed" from then on.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class VaultDouble:
         self.read_only_tokens = dict(read_only_tokens or {})
         self.mount = mount
         self.versions: dict[str, list[dict]] = {}
+        # Vault sealed (by an operator or an outage) the moment a secret write arrives: that write and
+        # every request after it get Vault's 503 "Vault is sealed".
+        self.seal_on_write = False
+        self.sealed = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
@@ -84,6 +89,8 @@ class VaultDouble:
                         "deletion_time": "", "destroyed": False, "version": version}
 
             def do_GET(self):
+                if double.sealed:
+                    return self._send(503, {"errors": ["Vault is sealed"]})
                 if urlparse(self.path).path == "/v1/auth/token/lookup-self":
                     capabilities = self._capabilities()
                     if not capabilities:
@@ -102,6 +109,8 @@ class VaultDouble:
                 self._send(200, {"data": {"data": history[version - 1], "metadata": self._metadata(version)}})
 
             def do_POST(self):
+                if double.sealed:
+                    return self._send(503, {"errors": ["Vault is sealed"]})
                 if urlparse(self.path).path == "/v1/sys/capabilities-self":
                     capabilities = self._capabilities()
                     if not capabilities:
@@ -115,6 +124,9 @@ class VaultDouble:
                 if path is None:
                     return
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                if double.seal_on_write:
+                    double.sealed = True
+                    return self._send(503, {"errors": ["Vault is sealed"]})
                 version = double.put(path, body["data"])
                 self._send(200, {"data": self._metadata(version)})
 
