@@ -12,13 +12,23 @@ Only what the dev stack and scripts/stack run: `docker info` (the daemon answers
     Cannot connect to the Docker daemon at unix:///elsewhere.sock. Is the docker daemon running?  (exit 1)
 
 Otherwise the command's own exit code. Its standard input reaches the command only with `-i`, as
-with the real client. The state file (DOCKER_DOUBLE_STATE) holds the daemon's address and the
-containers: {"daemon": "unix:///var/run/docker.sock", "containers": {name: {"id", "running", "env"}}};
-a "container" is a process on this machine started with the container's environment only.
+with the real client. And `docker cp CONTAINER:PATH DEST` (a stopped container too, as with the real
+client), with its messages:
+
+    $ docker cp c:/backups/missing.dump .
+    Error response from daemon: Could not find the file /backups/missing.dump in container c   (exit 1)
+
+The state file (DOCKER_DOUBLE_STATE) holds the daemon's address and the containers:
+{"daemon": "unix:///var/run/docker.sock", "containers": {name: {"id", "running", "env", "mounts"}}}.
+A "container" is a process on this machine started with the container's environment only; what differs
+from a real one: it has no file system of its own, so `mounts` ({container path: host directory}, as a
+volume or bind mount gives it) is how its paths exist: an argument of `docker exec` under a mount's
+container path, and the source of `docker cp`, are read in the host directory standing for it.
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -39,8 +49,10 @@ def main(argv):
     if argv[:1] == ["info"]:
         print("Server Version: 28.2.2 (test double)")
         return 0
+    if argv[:1] == ["cp"]:
+        return copy_out(state, argv[1:])
     if not argv or argv[0] != "exec":
-        return fail(f"test double: only `docker exec` is implemented, not {argv[:1]}")
+        return fail(f"test double: only `docker info`, `exec` and `cp` are implemented, not {argv[:1]}")
     args = argv[1:]
     interactive = False
     while args and args[0].startswith("-"):
@@ -56,8 +68,35 @@ def main(argv):
         return fail(f"Error response from daemon: No such container: {name}")
     if not container["running"]:
         return fail(f"Error response from daemon: container {container['id']} is not running")
+    mounts = container.get("mounts", {})
+    command = [command[0], *(in_mounts(mounts, a) or a for a in command[1:])]
     done = subprocess.run(command, env=container["env"], stdin=None if interactive else subprocess.DEVNULL)
     return done.returncode
+
+
+def in_mounts(mounts: dict, path: str):
+    """The host path standing for a container path under one of its mounts, or None."""
+    for target, source in mounts.items():
+        if path == target or path.startswith(target.rstrip("/") + "/"):
+            return source + path[len(target.rstrip("/")):]
+    return None
+
+
+def copy_out(state: dict, args: list[str]) -> int:
+    if len(args) != 2 or ":" not in args[0]:
+        return fail("test double: only `docker cp CONTAINER:SRC_PATH DEST_PATH` is implemented")
+    name, path = args[0].split(":", 1)
+    container = state["containers"].get(name)
+    if container is None:
+        return fail(f"Error response from daemon: No such container: {name}")
+    source = in_mounts(container.get("mounts", {}), path)
+    if source is None or not os.path.isfile(source):
+        return fail(f"Error response from daemon: Could not find the file {path} in container {name}")
+    destination = args[1]
+    if os.path.isdir(destination):
+        destination = os.path.join(destination, os.path.basename(path))
+    shutil.copyfile(source, destination)
+    return 0
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -766,10 +768,12 @@ def _run_scheduler(directory: Path, seconds: float = 4) -> tuple[int | None, str
         return None, out
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the scheduler hands the directory over as root, as in its container")
 def test_the_scheduler_never_takes_over_a_directory_that_is_not_the_stacks():
     import pwd
     import tempfile
+
+    if os.geteuid() != 0:
+        pytest.fail("the scheduler hands the directory over as root, as in its container; run the suite as root (CI does)")
 
     tmp_path = Path(tempfile.mkdtemp(prefix="scheduler-"))  # a folder postgres may enter, as / is in the container
     tmp_path.chmod(0o755)
@@ -945,3 +949,130 @@ def test_without_the_stacks_passphrase_a_vault_restore_is_refused_before_any_cha
     assert fingerprint(database) == changed
     assert len(vault.versions["litellm-gateway/dev"]) == 2
     assert not any(c["args"][:3] == ["config", "set", "--secret"] for c in pulumi_cli()["calls"])
+
+
+# --- through the stack's containers: --docker-container and fetch-backup (the docker CLI test double) ---
+
+@pytest.fixture
+def docker_cli(tmp_path, monkeypatch, database):
+    """The docker CLI test double first on PATH, with the dev stack's postgres container (its tools reach
+    the test's PostgreSQL: in the real container they connect over its local socket) and its backup
+    container (its /backups volume: a directory here). Yields the double's state and a writer for it."""
+    from urllib.parse import urlparse
+
+    from docker_cli_double import __file__ as double
+
+    parts = urlparse(database)
+    bin_dir = tmp_path / "docker-bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(f"#!/bin/sh\nexec '{sys.executable}' '{double}' \"$@\"\n")
+    (bin_dir / "docker").chmod(0o755)
+    volume = tmp_path / "backup-volume"
+    volume.mkdir()
+    state = {"daemon": "unix:///var/run/docker.sock", "containers": {
+        "litellm-gateway-dev-postgres": {"id": "5c1e0a7d9b21", "running": True, "env": {
+            "PATH": "/usr/bin:/bin", "PGHOST": parts.hostname, "PGPORT": str(parts.port), "PGPASSWORD": parts.password}},
+        "litellm-gateway-dev-pgbackup": {"id": "7a2f31c0e4d8", "running": True, "env": {"PATH": "/usr/bin:/bin"},
+                                       "mounts": {"/backups": str(volume)}},
+    }}
+    state_file = tmp_path / "docker-double.json"
+
+    def write(**changes):
+        state.update(changes)
+        state_file.write_text(json.dumps(state))
+
+    write()
+    monkeypatch.setenv("DOCKER_DOUBLE_STATE", str(state_file))
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    return type("DockerCli", (), {"state": state, "write": staticmethod(write), "volume": volume})
+
+
+def test_backup_and_restore_through_the_postgres_container(database, tmp_path, vault, docker_cli):
+    """The runbook's commands with --docker-container: the dump leaves the container on stdout and goes back
+    in on stdin; what the database held comes back."""
+    original = fingerprint(database)
+    done = run_script("backup", "dev", "--out", str(tmp_path / "out"), "--docker-container",
+                      "litellm-gateway-dev-postgres", "--no-pulumi-export", env=vault_env(vault))
+    assert done.returncode == 0, done.stderr
+    (folder,) = (tmp_path / "out").iterdir()
+    assert json.loads((folder / "manifest.json").read_text())["database"]["row_counts"]["LiteLLM_SpendLogs"] == 500
+    psql(database, 'DELETE FROM "LiteLLM_SpendLogs"; DELETE FROM "LiteLLM_VerificationToken" WHERE token = \'hash-2\'')
+    done = restore(str(folder), "--stack", "dev", "--docker-container", "litellm-gateway-dev-postgres", "--yes",
+                   env=vault_env(vault))
+    assert done.returncode == 0, done.stderr
+    assert "row counts match the backup" in done.stdout
+    assert fingerprint(database) == original
+
+
+def test_a_stopped_postgres_container_is_named_and_nothing_is_written(database, tmp_path, vault, docker_cli):
+    docker_cli.state["containers"]["litellm-gateway-dev-postgres"]["running"] = False
+    docker_cli.write()
+    done = run_script("backup", "dev", "--out", str(tmp_path / "out"), "--docker-container",
+                      "litellm-gateway-dev-postgres", "--no-pulumi-export", env=vault_env(vault))
+    assert done.returncode != 0
+    assert "container 5c1e0a7d9b21 is not running" in done.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_adopt_through_the_postgres_container_sets_the_roles_password_from_vault(database, tmp_path, vault,
+                                                                              pulumi_cli, docker_cli):
+    """adopt-vault-secret --docker-container: the role's password becomes the secret's POSTGRES_PASSWORD, so
+    the replicas (which get it from the stack's config) can still log in."""
+    from urllib.parse import urlparse
+
+    new_password = "pg-adopted-" + uuid.uuid4().hex
+    vault.put("litellm-gateway/dev", dict(V2, POSTGRES_PASSWORD=new_password))
+    done = run_script("adopt-vault-secret", "dev", "--docker-container", "litellm-gateway-dev-postgres", "--yes",
+                      env=vault_env(vault))
+    assert done.returncode == 0, done.stderr
+    parts = urlparse(database)
+    with_new = database.replace(f":{parts.password}@", f":{new_password}@")
+    assert psql(with_new, "SELECT current_user") == parts.username
+    assert pulumi_cli()["config"]["dev"]["postgresPassword"] == {"value": new_password, "secret": True}
+
+
+def scheduled_dump(database: str, into: Path, stamp: str) -> str:
+    """A dump as the backup container's script writes it (run here with the same script)."""
+    script = into.parent / "litellm-backup"
+    script.write_text(render_backup_script(retention=7, stack="dev"))
+    script.chmod(0o755)
+    done = subprocess.run([str(script)], capture_output=True, text=True,
+                          env=dict(pg_env(database), BACKUP_DIR=str(into)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    name = json.loads(done.stdout.strip().splitlines()[-1])["file"]
+    renamed = f"litellm-dev-{stamp}.dump"
+    (into / name).rename(into / renamed)
+    digest = (into / f"{name}.sha256").read_text().replace(name, renamed)
+    (into / f"{name}.sha256").unlink()
+    (into / f"{renamed}.sha256").write_text(digest)
+    return renamed
+
+
+def test_fetch_backup_copies_the_newest_dump_out_verified_and_restore_takes_it(database, tmp_path, vault, docker_cli):
+    older = scheduled_dump(database, docker_cli.volume, "20261201T030000Z")
+    newest = scheduled_dump(database, docker_cli.volume, "20261202T030000Z")
+    out = tmp_path / "fetched"
+    done = run_script("fetch-backup", "dev", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [newest, f"{newest}.sha256"]
+    assert (out / newest).read_bytes() == (docker_cli.volume / newest).read_bytes()
+    done = run_script("fetch-backup", "dev", "--out", str(out), "--file", older)
+    assert done.returncode == 0 and (out / older).is_file(), done.stderr
+    psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
+    restored = restore(str(out / newest), "--stack", "dev", "--database-url", database, "--yes")
+    assert restored.returncode == 0, restored.stderr
+    assert psql(database, 'SELECT count(*) FROM "LiteLLM_SpendLogs"') == "500"
+
+
+def test_fetch_backup_refuses_a_dump_whose_checksum_does_not_match_or_that_is_not_there(database, tmp_path, docker_cli):
+    name = scheduled_dump(database, docker_cli.volume, "20261202T030000Z")
+    with open(docker_cli.volume / name, "r+b") as dump:
+        dump.seek(100)
+        byte = dump.read(1)
+        dump.seek(100)
+        dump.write(bytes([byte[0] ^ 0xFF]))
+    done = run_script("fetch-backup", "dev", "--out", str(tmp_path / "fetched"))
+    assert done.returncode == 3 and "checksum" in done.stderr, done.stderr
+    done = run_script("fetch-backup", "dev", "--out", str(tmp_path / "fetched"), "--file", "litellm-dev-20250101T000000Z.dump")
+    assert done.returncode == 3 and "is not in litellm-gateway-dev-pgbackup:/backups" in done.stderr, done.stderr
