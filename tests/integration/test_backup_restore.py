@@ -3,6 +3,7 @@ script, and the operator's scripts/backup and scripts/restore, end to end. Vault
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -1076,3 +1077,108 @@ def test_fetch_backup_refuses_a_dump_whose_checksum_does_not_match_or_that_is_no
     assert done.returncode == 3 and "checksum" in done.stderr, done.stderr
     done = run_script("fetch-backup", "dev", "--out", str(tmp_path / "fetched"), "--file", "litellm-dev-20250101T000000Z.dump")
     assert done.returncode == 3 and "is not in litellm-gateway-dev-pgbackup:/backups" in done.stderr, done.stderr
+
+
+# --- the backup container's scheduler, as the dev stack declares it -----------------------------------
+
+@contextlib.contextmanager
+def declared_backup_container(database: str, fake_now: str, **env_changes):
+    """The dev stack's backup container as declared (its two uploaded scripts, its environment, its
+    healthcheck), run as its entrypoint runs: as root, under its own mount namespace where the uploads
+    sit at their container paths (/usr/local/bin) and /tmp is its own. The clock is moved with
+    libfaketime (Debian's `faketime`) so that `fake_now` is the time when it starts; the database
+    variables point at the test's PostgreSQL. Yields (process, backup directory, healthcheck runner)."""
+    import shutil
+    import tempfile
+    from datetime import datetime, timezone
+    from urllib.parse import urlparse
+
+    if os.geteuid() != 0:
+        pytest.fail("the backup container starts as root (then gosu postgres); run the suite as root (CI does)")
+    declared = run_stack(stack_file_config("dev"), stack="dev").mocks.named("backups-scheduler")
+    uploads = {u["file"]: u["content"] for u in declared.plain("uploads")}
+    entrypoint = declared.plain("entrypoints")
+    assert entrypoint == ["bash", "/usr/local/bin/litellm-backup-scheduler"], entrypoint
+    health = declared.plain("healthcheck")["tests"]
+    assert health[0] == "CMD-SHELL"
+    parts = urlparse(database)
+    env = dict(e.split("=", 1) for e in declared.plain("envs"))
+    where = Path(tempfile.mkdtemp(prefix="backup-container-", dir="/var/tmp"))  # not under /tmp: that is replaced
+    where.chmod(0o755)
+    (where / "bin").mkdir(mode=0o755)
+    (where / "tmp").mkdir()
+    (where / "tmp").chmod(0o1777)
+    for path, content in uploads.items():
+        target = where / "bin" / Path(path).name
+        target.write_text(content)
+        target.chmod(0o755)
+    env.update(PGHOST=parts.hostname, PGPORT=str(parts.port), PGPASSWORD=parts.password,
+               BACKUP_DIR=str(where / "backups"), PATH="/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+    env.update(env_changes)
+    offset = int(datetime.fromisoformat(fake_now).replace(tzinfo=timezone.utc).timestamp() - time.time())
+    inside = ('mount --bind "$0/bin" /usr/local/bin && mount --bind "$0/tmp" /tmp && '
+              'exec faketime -f "$1" "$2" "$3"')
+    process = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", inside, str(where),
+                                f"{offset:+d}s", *entrypoint], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+    def healthcheck() -> int:  # as Docker runs it: inside the container (its mount namespace and its clock)
+        return subprocess.run(["nsenter", "--mount", "--target", str(process.pid), "faketime", "-f", f"{offset:+d}s",
+                               "sh", "-c", health[1]], capture_output=True).returncode
+
+    try:
+        yield process, where / "backups", healthcheck
+    finally:
+        os.killpg(process.pid, 9)
+        process.wait()
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def wait_for_log(process, status: str, timeout: float = 40) -> dict:
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if line.startswith("{") and json.loads(line).get("event") == "litellm-backup":
+            event = json.loads(line)
+            assert event["status"] == status, seen
+            return event
+    raise AssertionError(f"no backup run logged: {seen}")
+
+
+def test_the_scheduler_runs_the_backup_at_its_utc_time_and_stays_healthy(database, tmp_path):
+    """dev's backups.timesUtc is 03:00; the container starts at 02:59:55 UTC (faked): the dump is taken at
+    03:00 (its name carries the time), as the postgres user, and the declared healthcheck passes."""
+    import pwd
+
+    assert stack_file_config("dev")["backups"]["timesUtc"] == ["03:00"]
+    with declared_backup_container(database, "2026-12-02T02:59:55") as (process, backups, healthcheck):
+        event = wait_for_log(process, "ok")
+        assert event["file"].startswith("litellm-dev-20261202T0300"), event
+        assert event["time"].startswith("2026-12-02T03:00:"), event
+        dump = backups / event["file"]
+        assert dump.stat().st_uid == pwd.getpwnam("postgres").pw_uid and oct(dump.stat().st_mode & 0o777) == "0o600"
+        listing = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True)
+        assert "TABLE DATA public LiteLLM_SpendLogs" in listing.stdout
+        assert healthcheck() == 0
+        assert sorted(p.name for p in backups.iterdir() if not p.name.startswith(".")) == [
+            event["file"], event["file"] + ".sha256"], "one run at 03:00, not one per loop"
+
+
+def test_a_failed_scheduled_run_makes_the_container_unhealthy(database, tmp_path):
+    with declared_backup_container(database, "2026-12-02T02:59:57", PGPORT="1") as (process, backups, healthcheck):
+        # Within the declared start period (30 s) Docker does not count failures: healthy once it beats.
+        deadline = time.monotonic() + 2
+        while healthcheck() != 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert healthcheck() == 0, "healthy while it waits for its time"
+        event = wait_for_log(process, "failed")
+        assert "pg_dump" in event["detail"]
+        deadline = time.monotonic() + 10
+        while healthcheck() == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert healthcheck() == 1, "the failed run must show in the container's health"
+        assert not [p for p in backups.iterdir() if p.name.endswith(".dump")]
