@@ -129,6 +129,7 @@ class DbProxy:
         self.proxy = proxy
         self.env = env
         self.url = proxy.url
+        self.management_url = proxy.url  # where `up` manages access objects: a test may put the load balancer here
 
     @property
     def master_key(self) -> str:

@@ -6,21 +6,27 @@ from __future__ import annotations
 
 import base64
 import copy
+import os
 import time
 import uuid
 
 import dill
+import httpx
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
 from components.litellm_access import key_spec, metrics_key_spec, team_id, team_spec, user_spec
 from components.litellm_objects import LiteLLMObjectProvider
 from components.ollama_drift import pickled_by_value
+from config.names import REPLICA_SERVICE
 from config.parse import parse_settings
 from database_mode import declared_gateway, litellm_in_database_mode
+from dns_double import DnsDouble
+from harness import run_stack
 from gateway_helpers import own_dev_config
 from ollama_double import OllamaDouble
-from servers import free_port, redis_server
+from renderers.haproxy import Listen, render_haproxy_config
+from servers import free_port, haproxy_server, redis_server
 from test_database_mode import burst_within_one_minute, start_together
 
 ACCESS = {
@@ -39,8 +45,14 @@ def host_provider() -> LiteLLMObjectProvider:
     return dill.loads(base64.b64decode(blob))
 
 
+# The replicas on addresses of their own with one port, as on the gateway network; the rendered load
+# balancer in front finds them through a DNS double, and the provider reaches them through it, as
+# `pulumi up` does (access.managementUrl defaults to the load balancer's gatewayUrl).
+SUBNET = f"127.{os.getpid() % 200 + 20}.{uuid.uuid4().int % 200 + 20}"
+
+
 @pytest.fixture(scope="module")
-def stack(litellm_database):
+def stack(litellm_database, tmp_path_factory):
     raw = own_dev_config()
     raw["access"] = copy.deepcopy(ACCESS)
     # A model with a price (USD 0.10 a token) so a request really spends: budgets are about spend.
@@ -49,20 +61,49 @@ def stack(litellm_database):
     declared = declared_gateway(raw)
     assert declared.config["general_settings"]["user_api_key_cache_ttl"] == 3
     assert declared.config["litellm_settings"]["upperbound_key_generate_params"] == {"rpm_limit": 100, "max_budget": 50}
+    settings = parse_settings(raw)
+    run = run_stack(raw, stack="dev")
+    management = {r.plain("api_base") for r in run.resources if r.name.startswith("access-")
+                  and r.type == "pulumi-python:dynamic:Resource"}
+    assert management == {run.outputs["gatewayUrl"]}, "the access objects are managed through the load balancer"
     double = OllamaDouble("ollama-dev", ["qwen2.5:0.5b", "qwen2.5:1.5b"]).start()
     hosts = {"ollama-dev": f"http://127.0.0.1:{double.port}"}
     database = litellm_database.fresh_database()
-    with redis_server(declared.env["REDIS_PASSWORD"]) as redis_port:
-        replicas, (first, second) = start_together(
-            litellm_in_database_mode(declared, database, redis_port, hosts),
-            litellm_in_database_mode(declared, database, redis_port, hosts))
-        with replicas:
-            yield parse_settings(raw), first, second
-    double.stop()
+    port, http, stats = free_port(), free_port(), free_port()
+    dns = DnsDouble()
+    dns.set(REPLICA_SERVICE, [f"{SUBNET}.2", f"{SUBNET}.3"])
+    listen = Listen(http=f"127.0.0.1:{http}", stats=f"127.0.0.1:{stats}", nameserver=dns.address,
+                    service=REPLICA_SERVICE, replica_port=port)
+    try:
+        with redis_server(declared.env["REDIS_PASSWORD"]) as redis_port, haproxy_server(
+                render_haproxy_config(settings, listen), tmp_path_factory.mktemp("lb"),
+                f"http://127.0.0.1:{stats}/healthz") as balancer:
+            replicas, (first, second) = start_together(
+                litellm_in_database_mode(declared, database, redis_port, hosts, host=f"{SUBNET}.2", port=port),
+                litellm_in_database_mode(declared, database, redis_port, hosts, host=f"{SUBNET}.3", port=port))
+            with replicas:
+                wait_until_both_replicas_are_up(f"http://127.0.0.1:{stats}", balancer)
+                first.management_url = second.management_url = f"http://127.0.0.1:{http}"
+                yield settings, first, second
+    finally:
+        dns.stop()
+        double.stop()
+
+
+def wait_until_both_replicas_are_up(stats_url: str, balancer, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        metrics = httpx.get(f"{stats_url}/metrics", timeout=5).text
+        up = [line for line in metrics.splitlines() if line.startswith("haproxy_server_status{")
+              and 'proxy="litellm"' in line and 'state="UP"' in line and line.endswith(" 1")]
+        if len(up) == 2:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the replicas are not both UP behind HAProxy:\n{balancer.log_path.read_text()[-2000:]}")
 
 
 def props(settings, proxy, kind, ident, spec, master_key=None):
-    return {"kind": kind, "name": ident if kind != "key" else spec.get("key_alias"), "api_base": proxy.url,
+    return {"kind": kind, "name": ident if kind != "key" else spec.get("key_alias"), "api_base": proxy.management_url,
             "master_key": master_key or proxy.master_key, "ident": ident, "spec": spec}
 
 
@@ -339,3 +380,47 @@ def test_no_master_key_or_key_value_is_in_the_replicas_logs(stack):
         log = replica.log()
         assert replica.master_key not in log
         assert not re.search(r"sk-[0-9a-f]{32,}", log), re.search(r".{60}sk-[0-9a-f]{32,}.{20}", log)
+
+
+def test_a_renamed_key_is_replaced_as_pulumi_replaces_it_and_the_old_value_stops_working(stack):
+    """A new alias is a new object (tests/unit/test_access.py): Pulumi creates the new key (a new value)
+    and then deletes the old one. Both steps through the load balancer, the result on both replicas."""
+    settings, first, second = stack
+    provider = host_provider()
+    old = key_props(settings, first, f"old-{uuid.uuid4().hex[:6]}", rpm=50)
+    created = provider.create(old).outs
+    renamed = key_props(settings, first, f"new-{uuid.uuid4().hex[:6]}", rpm=50)
+    assert renamed["ident"] != old["ident"]
+    provider.create(renamed)
+    provider.delete("id", created)
+    time.sleep(settings.access.key_cache_ttl_seconds + 0.5)  # a replica may trust its cache that long
+    for replica in (first, second):
+        assert replica.chat("qwen-small", "old", key=old["ident"]).status_code == 401
+        assert replica.chat("qwen-small", "new", key=renamed["ident"]).status_code == 200
+    listed = first.call("GET", "/key/list", params={"key_alias": old["spec"]["key_alias"]}).json()
+    assert listed["keys"] == []
+
+
+def test_a_renamed_team_is_a_new_team_its_members_move_and_the_old_team_goes(stack):
+    """The order Pulumi runs it in: the new team is created, the user (its teams changed) updated in place,
+    then the old team deleted."""
+    settings, first, _ = stack
+    provider = host_provider()
+    old_team, new_team = f"t{uuid.uuid4().hex[:6]}", f"t{uuid.uuid4().hex[:6]}"
+    spec = team_spec(settings.access.teams[0])
+    team = provider.create(props(settings, first, "team", team_id(settings, old_team), dict(spec, team_alias=old_team))).outs
+    user = f"u-{uuid.uuid4().hex[:6]}"
+    member = props(settings, first, "user", user, dict(user_spec(settings, settings.access.users[0]),
+                                                         teams=[team_id(settings, old_team)]))
+    member["spec"].pop("user_email", None)
+    joined = provider.create(member).outs
+    provider.create(props(settings, first, "team", team_id(settings, new_team), dict(spec, team_alias=new_team)))
+    moved = dict(member, spec=dict(member["spec"], teams=[team_id(settings, new_team)]))
+    diff = provider.diff("id", joined, moved)
+    assert diff.changes and diff.replaces == [], "the user is updated in place, never replaced"
+    provider.update("id", joined, moved)
+    provider.delete("id", team)
+    info = first.call("GET", "/user/info", params={"user_id": user}).json()
+    assert team_id(settings, new_team) in [t["team_id"] for t in info["teams"]]
+    assert team_id(settings, old_team) not in [t["team_id"] for t in info["teams"]]
+    assert first.call("GET", "/team/info", params={"team_id": team_id(settings, old_team)}).status_code == 404

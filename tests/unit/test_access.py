@@ -258,3 +258,39 @@ def test_a_key_rotation_draws_a_new_value_and_nothing_else_changes():
     # then get the new value.) The key's policy and alias stay.
     assert before.mocks.named("access-key-ada-key-policy").plain("policy") == after.mocks.named("access-key-ada-key-policy").plain("policy")
     assert after.mocks.named("access-key-ada-key").plain("spec")["key_alias"] == "ada-key"
+
+
+def access_objects(run) -> dict[str, object]:
+    """Resource name -> its `ident` (team/user id, key value) for the access objects and key values."""
+    return {r.name: r.plain("ident") for r in run.resources
+            if r.name.startswith("access-") and r.type == "pulumi-python:dynamic:Resource"}
+
+
+@pytest.mark.parametrize("change, gone, new", [
+    # docs/operations.md, Access control, "Changes": only a new key alias, user id or team name replaces.
+    (lambda a: a["keys"][0].update(alias="ada-laptop"), {"access-key-ada-key"}, {"access-key-ada-laptop"}),
+    (lambda a: (a["users"][1].update(id="bobby")), {"access-user-bob"}, {"access-user-bobby"}),
+    (lambda a: (a["teams"][0].update(name="research"), a["keys"][0].update(team="research")),
+     {"access-team-ml"}, {"access-team-research"}),
+])
+def test_a_new_alias_user_id_or_team_name_is_a_new_object_and_the_old_one_goes(change, gone, new):
+    """A different resource name is, to Pulumi, a new object created and the old one deleted."""
+    before = access_objects(run_stack(raw_with()))
+    access = copy.deepcopy(ACCESS)
+    change(access)
+    after = access_objects(run_stack(raw_with(access)))
+    assert set(before) - set(after) == gone and set(after) - set(before) == new
+    if gone == {"access-key-ada-key"}:  # a renamed key gets a value of its own, never the old one
+        assert after["access-key-ada-laptop"] != before["access-key-ada-key"]
+    if gone == {"access-team-ml"}:
+        assert after["access-team-research"] == "dev-research"
+
+
+def test_a_new_limit_or_owner_keeps_every_object_and_the_keys_value():
+    before = access_objects(run_stack(raw_with()))
+    access = copy.deepcopy(ACCESS)
+    access["keys"][0].update(rpm=20, maxBudget=5)
+    access["users"][0].update(rpm=10)
+    access["teams"][0].update(models=["qwen-small"], rpm=70)
+    after = access_objects(run_stack(raw_with(access)))
+    assert after == before, "limits are updates in place: same objects, same key value"
