@@ -31,7 +31,7 @@ from dns_double import DnsDouble
 from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, config_without_database, own_dev_config
 from harness import stack_file_config
 from ollama_double import OllamaDouble
-from renderers.haproxy import REMOVAL_SECONDS, Listen, render_haproxy_config
+from renderers.haproxy import Listen, render_haproxy_config
 from servers import free_port, haproxy_server, litellm_proxy, redis_server, require_program
 
 CLIENTS = 8
@@ -236,7 +236,8 @@ def test_a_rolling_replacement_loses_no_request_and_finishes_streams_in_flight(f
     # (a check that meets the draining replica logs the 503; on a starved machine it may time out)
     left_on_a_check = re.findall(r"Server \S+ is DOWN, reason: Layer7 (?:wrong status, code: 503|timeout)", log)
     assert len(left_on_a_check) >= 2, log[-3000:]
-    assert all(REMOVAL_SECONDS <= t < fleet.stop_grace_seconds for t in took), took
+    # docs/configuration.md: about 4 s for the load balancer to take a stopped replica out, then the drain.
+    assert all(4 <= t < fleet.stop_grace_seconds for t in took), took
     assert any(r[0] == "plain" and r[1] for r in load.results), "no plain request succeeded"
     streams = [r for r in load.results if r[0] == "stream"]
     assert len(streams) > 10
