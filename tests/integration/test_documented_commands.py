@@ -9,6 +9,7 @@ The Pulumi CLI cannot be installed here: the commands run against its test doubl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -269,3 +270,29 @@ def test_the_drift_workflows_step_maps_the_exit_codes_it_runs(project, tmp_path,
     assert done.returncode == code, done.stdout + done.stderr
     assert summary_file.read_text().splitlines()[0] == summary
     assert (project.root / "drift.log").is_file()  # the step keeps the CLI's output
+
+
+def test_the_first_run_creates_the_policy_packs_venv_and_the_stack_and_later_runs_reuse_them(project):
+    """scripts/stack on a fresh checkout: ./policy/venv made with the policy pack's requirements (from the
+    wheels .ci/run downloads, offline, as pip would install them from the index), the stack selected with
+    --create, the preview given the pack; a second run installs nothing."""
+    wheels = Path(os.environ.get("LITELLM_GATEWAY_TEST_CACHE", Path.home() / ".cache" / "litellm-gateway-tests")) / "policy-wheels"
+    if not any(wheels.glob("pulumi_policy-*.whl")):
+        pytest.fail(f"no policy-pack wheels in {wheels}: run .ci/run's install step (pip download -r policy/requirements.txt -d {wheels})")
+    shutil.rmtree(project.root / "policy" / "venv")
+    pip = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels), "PIP_CONFIG_FILE": "/dev/null"}
+    first = project.run("./scripts/stack preview dev", **pip)
+    assert first.returncode == 0, first.stderr
+    assert "installing the policy pack's Python dependencies into ./policy/venv" in first.stderr
+    venv_python = project.root / "policy" / "venv" / "bin" / "python"
+    imported = subprocess.run([str(venv_python), "-c", "import pulumi_policy, pulumi; print(pulumi_policy.__name__)"],
+                              capture_output=True, text=True)
+    assert imported.returncode == 0, imported.stderr
+    stamp = (project.root / "policy" / "venv" / ".requirements.sha256").read_text()
+    assert stamp.split()[0] == hashlib.sha256((project.root / "policy" / "requirements.txt").read_bytes()).hexdigest()
+    args = [c["args"] for c in project.calls()]
+    assert ["stack", "select", "dev", "--create"] in args
+    preview = args[-1]
+    assert preview[:3] == ["preview", "--stack", "dev"] and preview[preview.index("--policy-pack") + 1] == str(project.root / "policy")
+    again = project.run("./scripts/stack preview dev", **pip)
+    assert again.returncode == 0 and "installing" not in again.stderr, again.stderr
