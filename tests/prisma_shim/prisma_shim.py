@@ -56,11 +56,17 @@ def _require(program: str) -> str:
     return found
 
 
-def engine_library() -> Path:
-    """The pinned library engine, from the cache or downloaded once with `npm pack`."""
+def engine_library(download: bool = False) -> Path:
+    """The pinned library engine from the cache. Only the install step (.ci/run, `download=True`) fetches
+    it, once, with `npm pack`: a test never reaches the npm registry, it names the step to run."""
     target = CACHE / "prisma" / f"libquery_engine-{MEMBER_SHA256[:16]}.so.node"
     if target.is_file() and _sha256(target) == MEMBER_SHA256:
         return target
+    if not download:
+        raise ShimUnavailable(
+            f"the pinned Prisma engine is not in {target.parent}: run .ci/run's install step, or "
+            "python3 -c 'import sys; sys.path.insert(0, \"tests/prisma_shim\"); import prisma_shim; "
+            "prisma_shim.engine_library(download=True)'")
     npm = _require("npm")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
