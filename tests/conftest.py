@@ -17,3 +17,12 @@ def litellm_database():
 
     with database_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def openbao():
+    """One OpenBao dev server (the tests' real Vault API) for the whole session; tests reset it."""
+    from openbao import openbao_server
+
+    with openbao_server() as server:
+        yield server

@@ -17,6 +17,7 @@ import pytest
 from harness import ROOT, run_stack, stack_file_config
 from pulumi_cli_double import install as install_pulumi_double
 from renderers.backup_scripts import render_backup_script, render_scheduler_script
+from renderers.vault_policy import render_read_policy
 from servers import postgres_cluster
 from vault_double import VaultDouble
 
@@ -139,8 +140,22 @@ V2 = secret_version("sk-v2" + "b" * 40)
 
 
 @pytest.fixture
-def vault():
-    double = VaultDouble(token="test-root-token", read_only_tokens={"read-only-token": ("litellm-gateway/dev",)})
+def vault(openbao):
+    """The dev stack's secret in a real Vault API (OpenBao), at versions 1 and 2; `read_only_token` has
+    only the stack's rendered read policy, as a consumer of the secret would."""
+    openbao.reset()
+    openbao.put("litellm-gateway/dev", V1)
+    openbao.put("litellm-gateway/dev", V2)
+    openbao.read_only_token = openbao.token_with_policy("litellm-gateway-dev-read",
+                                                        render_read_policy("secret", "litellm-gateway/dev"))
+    return openbao
+
+
+@pytest.fixture
+def sealing_vault():
+    """The Vault double, for the one thing a real server cannot be made to do on time: seal between the
+    restore's checks and its write (tests/integration/vault_double.py)."""
+    double = VaultDouble(token="test-root-token")
     double.put("litellm-gateway/dev", V1)
     double.put("litellm-gateway/dev", V2)
     yield double
@@ -382,7 +397,7 @@ def test_a_vault_token_that_cannot_write_is_refused_before_the_database_is_touch
     folder = take_backup(database, tmp_path, vault)
     psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
     changed = fingerprint(database)
-    env = dict(vault_env(vault), VAULT_TOKEN=token)
+    env = dict(vault_env(vault), VAULT_TOKEN=vault.read_only_token if token == "read-only-token" else token)
     done = restore(str(folder), "--stack", "dev", "--database-url", database, "--restore-vault", "--yes", env=env)
     assert done.returncode == 3 and reason in done.stderr, done.stderr
     assert "restore refused" in done.stderr
@@ -913,26 +928,26 @@ def test_row_counts_that_differ_from_the_manifest_fail_the_restore_loudly(databa
 
 
 def test_vault_sealed_after_the_database_step_is_exit_4_with_the_command_that_finishes(
-        database, tmp_path, vault, pulumi_cli):
+        database, tmp_path, sealing_vault, pulumi_cli):
     """The command line's PARTIAL RESTORE (exit 4): the checks pass, the database is restored, then the
     Vault write gets 503 (Vault sealed); the message names the command that finishes the job."""
-    folder = take_backup(database, tmp_path, vault)
+    folder = take_backup(database, tmp_path, sealing_vault)
     original = fingerprint(database)
     psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
-    vault.seal_on_write = True
+    sealing_vault.seal_on_write = True
     done = restore(str(folder), "--stack", "dev", "--database-url", database, "--restore-vault", "--yes",
-                   env=vault_env(vault))
+                   env=vault_env(sealing_vault))
     assert done.returncode == 4, done.stdout + done.stderr
     assert "PARTIAL RESTORE: the database was restored from" in done.stderr
     assert "Vault is sealed" in done.stderr
     assert f"./scripts/restore {folder} --stack dev --restore-vault --vault-only --yes" in done.stderr
     assert fingerprint(database) == original
-    assert len(vault.versions["litellm-gateway/dev"]) == 2, "nothing was written to Vault"
-    vault.seal_on_write = vault.sealed = False  # unsealed: the named command finishes
+    assert len(sealing_vault.versions["litellm-gateway/dev"]) == 2, "nothing was written to Vault"
+    sealing_vault.seal_on_write = sealing_vault.sealed = False  # unsealed: the named command finishes
     finish = restore(str(folder), "--stack", "dev", "--database-url", database, "--restore-vault", "--vault-only",
-                     "--yes", env=vault_env(vault))
+                     "--yes", env=vault_env(sealing_vault))
     assert finish.returncode == 0, finish.stderr
-    assert vault.versions["litellm-gateway/dev"][-1] == V2
+    assert sealing_vault.versions["litellm-gateway/dev"][-1] == V2
 
 
 def test_without_the_stacks_passphrase_a_vault_restore_is_refused_before_any_change(
@@ -1033,7 +1048,7 @@ def test_adopt_through_the_postgres_container_sets_the_roles_password_from_vault
     assert pulumi_cli()["config"]["dev"]["postgresPassword"] == {"value": new_password, "secret": True}
 
 
-def scheduled_dump(database: str, into: Path, stamp: str) -> str:
+def dump_in_volume(database: str, into: Path, stamp: str) -> str:
     """A dump as the backup container's script writes it (run here with the same script)."""
     script = into.parent / "litellm-backup"
     script.write_text(render_backup_script(retention=7, stack="dev"))
@@ -1051,8 +1066,8 @@ def scheduled_dump(database: str, into: Path, stamp: str) -> str:
 
 
 def test_fetch_backup_copies_the_newest_dump_out_verified_and_restore_takes_it(database, tmp_path, vault, docker_cli):
-    older = scheduled_dump(database, docker_cli.volume, "20261201T030000Z")
-    newest = scheduled_dump(database, docker_cli.volume, "20261202T030000Z")
+    older = dump_in_volume(database, docker_cli.volume, "20261201T030000Z")
+    newest = dump_in_volume(database, docker_cli.volume, "20261202T030000Z")
     out = tmp_path / "fetched"
     done = run_script("fetch-backup", "dev", "--out", str(out))
     assert done.returncode == 0, done.stderr
@@ -1067,7 +1082,7 @@ def test_fetch_backup_copies_the_newest_dump_out_verified_and_restore_takes_it(d
 
 
 def test_fetch_backup_refuses_a_dump_whose_checksum_does_not_match_or_that_is_not_there(database, tmp_path, docker_cli):
-    name = scheduled_dump(database, docker_cli.volume, "20261202T030000Z")
+    name = dump_in_volume(database, docker_cli.volume, "20261202T030000Z")
     with open(docker_cli.volume / name, "r+b") as dump:
         dump.seek(100)
         byte = dump.read(1)

@@ -22,7 +22,6 @@ from gateway_helpers import own_dev_config
 from harness import ROOT
 from ollama_double import OllamaDouble
 from servers import postgres_cluster, redis_server
-from vault_double import VaultDouble
 
 
 @pytest.fixture(scope="module")
@@ -209,13 +208,14 @@ def psql(url: str, sql: str) -> str:
     return done.stdout.strip()
 
 
-def test_restore_drill_with_live_keys(litellm_database, declared, backend, tmp_path):
+def test_restore_drill_with_live_keys(litellm_database, declared, backend, tmp_path, openbao):
     """Live proxy -> scripts/backup -> a fresh PostgreSQL -> scripts/restore -> a new proxy."""
     # Spend is written in batches (general_settings.proxy_batch_write_at, 60 s): compressed here.
     quick = copy.deepcopy(declared)
     quick.config["general_settings"]["proxy_batch_write_at"] = 1
     source = litellm_database.fresh_database()
-    vault = VaultDouble(token="drill-root-token")
+    vault = openbao  # a real Vault API
+    vault.reset()
     vault.put("litellm-gateway/dev", declared_vault_secret(declared))
     env = {"VAULT_ADDR": vault.address, "VAULT_TOKEN": vault.token, "BACKUP_PASSPHRASE": "drill " + uuid.uuid4().hex}
     try:
@@ -264,4 +264,4 @@ def test_restore_drill_with_live_keys(litellm_database, declared, backend, tmp_p
                     assert len(backend["db-backend"].chat_requests) == served
                     assert "Error upserting deployment stored-model" in wrong_salt.log()
     finally:
-        vault.stop()
+        vault.reset()

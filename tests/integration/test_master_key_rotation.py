@@ -25,9 +25,9 @@ from dns_double import DnsDouble
 from gateway_helpers import own_dev_config
 from ollama_double import OllamaDouble
 from renderers.haproxy import Listen, render_haproxy_config
+from renderers.vault_policy import render_read_policy
 from servers import free_port, haproxy_server, redis_server
 from test_access_control import host_provider
-from vault_double import VaultDouble
 
 ACCESS = {
     "teams": [{"name": "ml", "models": ["qwen-small"]}],
@@ -117,53 +117,53 @@ def objects(gateway, master_key, vault_ref):
             props("key", new_master_key(), key_spec(settings, gone), "leaked-ci")]
 
 
-def test_a_rotated_master_key_reaches_every_object_without_replacing_it_and_no_secret_is_logged(gateway):
+def test_a_rotated_master_key_reaches_every_object_without_replacing_it_and_no_secret_is_logged(gateway, openbao):
     provider = host_provider()
-    vault = VaultDouble(token="vault-test-token")
+    vault = openbao  # a real Vault API
+    vault.reset()
     path = f"litellm-gateway/{gateway.settings.environment}"
     old_key, new_key = new_master_key(), new_master_key()
     vault.put(path, {VAULT_FIELDS["masterKey"]: old_key})
-    vault_ref = {"address": vault.address, "token": "vault-test-token", "mount": "secret", "path": path,
+    # The provider reads the current key with no more than the stack's rendered read policy allows.
+    reader = vault.token_with_policy(gateway.settings.vault_policy_name, render_read_policy("secret", path))
+    vault_ref = {"address": vault.address, "token": reader, "mount": "secret", "path": path,
                  "field": VAULT_FIELDS["masterKey"], "skip_tls_verify": False}
-    try:
-        declared = objects(gateway, old_key, vault_ref)
-        with gateway.replica(old_key):
-            state = {p["name"]: provider.create(dict(p)).outs for p in declared}
-            assert all(s["status"] == "in-sync" for s in state.values()), state
+    declared = objects(gateway, old_key, vault_ref)
+    with gateway.replica(old_key):
+        state = {p["name"]: provider.create(dict(p)).outs for p in declared}
+        assert all(s["status"] == "in-sync" for s in state.values()), state
 
-        # The rotation: a new Vault version, the replica replaced with the new key.
-        vault.put(path, {VAULT_FIELDS["masterKey"]: new_key})
-        with gateway.replica(new_key) as replica:
-            # refresh (and the nightly drift check) with the state of before: read finds every object
-            # with the current key from Vault, and the state it returns holds that key.
-            refreshed = {name: provider.read("id", s).outs for name, s in state.items()}
-            assert all(r["status"] == "in-sync" for r in refreshed.values()), refreshed
-            assert {r["master_key"] for r in refreshed.values()} == {new_key}
-            # Without a way to the current key the stale state is refused (what stranded the objects).
-            with pytest.raises(PermissionError, match="refused the master key"):
-                provider.read("id", dict(state["ml"], vault=None))
+    # The rotation: a new Vault version, the replica replaced with the new key.
+    vault.put(path, {VAULT_FIELDS["masterKey"]: new_key})
+    with gateway.replica(new_key) as replica:
+        # refresh (and the nightly drift check) with the state of before: read finds every object
+        # with the current key from Vault, and the state it returns holds that key.
+        refreshed = {name: provider.read("id", s).outs for name, s in state.items()}
+        assert all(r["status"] == "in-sync" for r in refreshed.values()), refreshed
+        assert {r["master_key"] for r in refreshed.values()} == {new_key}
+        # Without a way to the current key the stale state is refused (what stranded the objects).
+        with pytest.raises(PermissionError, match="refused the master key"):
+            provider.read("id", dict(state["ml"], vault=None))
 
-            # `up` with the rotation: every object kept (an update, never a replacement), new key stored.
-            news = {p["name"]: dict(p, master_key=new_key) for p in declared}
-            for name in ("ml", "ada", "ada-cli"):
-                diff = provider.diff("id", state[name], news[name])
-                assert diff.changes and diff.replaces == [], (name, diff.replaces)
-                updated = provider.update("id", state[name], news[name]).outs
-                assert updated["status"] == "in-sync" and updated["master_key"] == new_key
-                assert updated["ident"] == state[name]["ident"]
-            # The key removed from the config in the same `up`: deleted with its stale state.
-            provider.delete("id", state["leaked-ci"])
-            assert replica.chat("qwen-small", "gone?", key=state["leaked-ci"]["ident"]).status_code == 401
-            assert replica.chat("qwen-small", "still here", key=state["ada-cli"]["ident"]).status_code == 200
-            assert replica.call("GET", "/key/info", key=old_key,
-                                params={"key": state["ada-cli"]["ident"]}).status_code == 401, "the old key is refused"
+        # `up` with the rotation: every object kept (an update, never a replacement), new key stored.
+        news = {p["name"]: dict(p, master_key=new_key) for p in declared}
+        for name in ("ml", "ada", "ada-cli"):
+            diff = provider.diff("id", state[name], news[name])
+            assert diff.changes and diff.replaces == [], (name, diff.replaces)
+            updated = provider.update("id", state[name], news[name]).outs
+            assert updated["status"] == "in-sync" and updated["master_key"] == new_key
+            assert updated["ident"] == state[name]["ident"]
+        # The key removed from the config in the same `up`: deleted with its stale state.
+        provider.delete("id", state["leaked-ci"])
+        assert replica.chat("qwen-small", "gone?", key=state["leaked-ci"]["ident"]).status_code == 401
+        assert replica.chat("qwen-small", "still here", key=state["ada-cli"]["ident"]).status_code == 200
+        assert replica.call("GET", "/key/info", key=old_key,
+                            params={"key": state["ada-cli"]["ident"]}).status_code == 401, "the old key is refused"
 
-        # No secret value in the load balancer's access log or the replicas' logs.
-        logs = gateway.haproxy.log_path.read_text() + "\n".join(gateway.logs)
-        assert "/key/info" in logs, "the access log records the management calls"
-        secrets = [old_key, new_key, *(s["ident"] for s in state.values() if s["kind"] == "key"),
-                   gateway.declared.env["LITELLM_SALT_KEY"], gateway.declared.env["REDIS_PASSWORD"]]
-        leaked = [s[:12] + "..." for s in secrets if s in logs]
-        assert leaked == [], f"secret values in the logs: {leaked}"
-    finally:
-        vault.stop()
+    # No secret value in the load balancer's access log or the replicas' logs.
+    logs = gateway.haproxy.log_path.read_text() + "\n".join(gateway.logs)
+    assert "/key/info" in logs, "the access log records the management calls"
+    secrets = [old_key, new_key, *(s["ident"] for s in state.values() if s["kind"] == "key"),
+               gateway.declared.env["LITELLM_SALT_KEY"], gateway.declared.env["REDIS_PASSWORD"]]
+    leaked = [s[:12] + "..." for s in secrets if s in logs]
+    assert leaked == [], f"secret values in the logs: {leaked}"

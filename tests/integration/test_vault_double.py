@@ -32,3 +32,28 @@ def test_a_read_only_token_reads_its_own_path_only_and_old_versions_exist_or_404
         assert caps["secret/data/litellm-gateway/prod"] == ["read"] and caps["secret/data/litellm-gateway/dev"] == ["deny"]
     finally:
         vault.stop()
+
+
+def test_the_sealed_double_answers_as_a_sealed_openbao_does():
+    """The double is kept for one case (a Vault that seals between a client's checks and its write): what
+    it answers then is checked against a real sealed server (OpenBao, sealed with sys/seal)."""
+    from openbao import openbao_server
+
+    with openbao_server() as bao:
+        bao.put("litellm-gateway/dev", {"K": "1"})
+        assert bao.api("PUT", "/v1/sys/seal").status_code == 204
+        real_write = bao.api("POST", "/v1/secret/data/litellm-gateway/dev", json={"data": {"K": "2"}})
+        real_read = bao.api("GET", "/v1/secret/data/litellm-gateway/dev")
+    vault = VaultDouble(token="root")
+    try:
+        vault.put("litellm-gateway/dev", {"K": "1"})
+        vault.seal_on_write = True
+        headers = {"X-Vault-Token": "root"}
+        write = httpx.post(f"{vault.address}/v1/secret/data/litellm-gateway/dev", json={"data": {"K": "2"}},
+                           headers=headers, timeout=5)
+        read = httpx.get(f"{vault.address}/v1/secret/data/litellm-gateway/dev", headers=headers, timeout=5)
+    finally:
+        vault.stop()
+    for double, real in ((write, real_write), (read, real_read)):
+        assert (double.status_code, double.json()["errors"]) == (real.status_code, real.json()["errors"]), real.text
+    assert len(vault.versions["litellm-gateway/dev"]) == 1

@@ -1,4 +1,6 @@
-"""Test double for HashiCorp Vault's KV v2 HTTP API (Vault cannot be installed here).
+"""Test double for HashiCorp Vault's KV v2 HTTP API. The tests' Vault is OpenBao (openbao.py), a real
+server with the same API; this double is kept for the one case a real server cannot be made to do
+on time: sealing between a client's checks and its write (`seal_on_write`, the restore's exit 4).
 
 Serves what the backup and restore scripts use, with Vault's response shapes
 (https://developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2): GET and POST
