@@ -48,13 +48,18 @@ class StackConfig:
     def check(self) -> None:
         require_cli(": it is needed to give the containers the restored values (or pass --no-pulumi-config "
                     "and run scripts/adopt-vault-secret later)")
-        # --show-secrets opens the stack's secrets manager, as `config set --secret` will after the Vault
-        # write: a missing or wrong PULUMI_CONFIG_PASSPHRASE is refused here, before any change. The
-        # decrypted values stay in this process's memory and are dropped; only stderr is reported.
-        done = _pulumi("config", "--stack", self.stack, "--show-secrets", "--json")
+        done = _pulumi("config", "--stack", self.stack, "--json")
         if done.returncode != 0:
-            raise Refused(f"`pulumi config --stack {self.stack}` cannot open the stack's secrets: "
-                          f"{done.stderr.strip()[:300]}; nothing was changed")
+            raise Refused(f"`pulumi config --stack {self.stack}` failed: {done.stderr.strip()[:300]}")
+        # `config set --secret` after the Vault write needs the stack's secrets manager (on a self-managed
+        # backend, the passphrase). `config --show-secrets` opens it only when the config already holds a
+        # secret, which a first restore's does not; exporting the state with its secrets always does (the
+        # state holds the generated passwords). The output stays in this process's memory and is dropped;
+        # only stderr is reported.
+        opened = _pulumi("stack", "export", "--stack", self.stack, "--show-secrets")
+        if opened.returncode != 0:
+            raise Refused(f"the Pulumi CLI cannot open the {self.stack} stack's secrets: "
+                          f"{opened.stderr.strip()[:300]}; nothing was changed")
 
     def set_secret(self, key: str, value: str) -> None:
         done = _pulumi("config", "set", "--secret", "--stack", self.stack, key, stdin=value)

@@ -24,7 +24,8 @@ class DnsDouble:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self._socket.getsockname()[1]}"
+        host, port = self._socket.getsockname()
+        return f"{host}:{port}"
 
     def set(self, name: str, addresses: list[str]) -> None:
         with self._lock:

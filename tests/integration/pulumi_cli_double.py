@@ -22,9 +22,10 @@ and the documentation run, with the CLI's arguments and behaviour, recording eac
                                                  not wired ExitPolicyViolation yet, so it is ExitCodeError);
                                                  without --policy-pack no policy runs, as in the CLI
     secrets                                      a command that opens the stack's secrets (preview, up,
-                                                 refresh, destroy, import, config set --secret, config
-                                                 --show-secrets) on a self-managed backend fails with
-                                                 exit 1 and the CLI's message
+                                                 refresh, destroy, import, stack export --show-secrets,
+                                                 config set --secret, and config --show-secrets when the
+                                                 config holds a secret) on a self-managed backend fails
+                                                 with exit 1 and the CLI's message
                                                  unless PULUMI_CONFIG_PASSPHRASE is set (even empty) or
                                                  PULUMI_CONFIG_PASSPHRASE_FILE names a readable file
                                                  (pkg/secrets/passphrase/manager.go, non-interactive)
@@ -97,22 +98,25 @@ def resolve_backend(cwd: Path) -> tuple[str | None, str]:
 SECRETS_COMMANDS = {("preview",), ("up",), ("refresh",), ("destroy",), ("stack", "import")}
 
 
-def opens_secrets(args: list[str]) -> bool:
+def opens_secrets(args: list[str], config_has_secret: bool) -> bool:
     """Whether the CLI creates the stack's secrets manager for this command: the engine's commands and
-    import (a deployment's secrets are decrypted), `config set --secret`, and listing config only with
-    --show-secrets (pkg/cmd/pulumi/config/config.go uses a blinding decrypter otherwise)."""
+    import (a deployment's secrets are decrypted), `stack export --show-secrets`, `config set --secret`,
+    and listing config with --show-secrets only when the config holds a secret value
+    (pkg/cmd/pulumi/config/config.go: `cfg.HasSecureValue() && showSecrets`, else a blinding decrypter)."""
     if args[:2] == ["config", "set"]:
         return "--secret" in args
     if args[:1] == ["config"] and (len(args) == 1 or args[1].startswith("-")):
+        return "--show-secrets" in args and config_has_secret
+    if args[:2] == ["stack", "export"]:
         return "--show-secrets" in args
     return tuple(args[:1]) in SECRETS_COMMANDS or tuple(args[:2]) in SECRETS_COMMANDS
 
 
-def passphrase_problem(args: list[str], backend: str) -> str | None:
+def passphrase_problem(args: list[str], backend: str, config_has_secret: bool = False) -> str | None:
     """The passphrase secrets manager's error for a command that needs it, or None."""
     if backend.startswith("https://"):
         return None  # Pulumi Cloud's own secrets manager
-    if not opens_secrets(args) or "PULUMI_CONFIG_PASSPHRASE" in os.environ:
+    if not opens_secrets(args, config_has_secret) or "PULUMI_CONFIG_PASSPHRASE" in os.environ:
         return None
     phrase_file = os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE", "")
     if phrase_file:
@@ -151,7 +155,7 @@ def main(args: list[str]) -> int:
     elif stack is None:
         print("error: no stack selected; use `pulumi stack select` or --stack", file=sys.stderr)
         code = 255
-    elif problem := passphrase_problem(args, backend):
+    elif problem := passphrase_problem(args, backend, any(v["secret"] for v in state["config"].get(stack, {}).values())):
         print(f"error: {problem}", file=sys.stderr)
         code = 1
     elif (args[:1] in (["preview"], ["up"]) and "--policy-pack" in args

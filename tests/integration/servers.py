@@ -30,6 +30,11 @@ def _ephemeral_range() -> tuple[int, int]:
 _handed_out: set[int] = set()
 
 
+def reserve_port(port: int) -> None:
+    """A port a server takes beside the one it was given (OpenBao's cluster port): never handed out."""
+    _handed_out.add(port)
+
+
 def free_port() -> int:
     """A loopback port for a server a test starts, which binds it itself a moment later.
 

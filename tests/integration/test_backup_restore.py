@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -952,7 +954,9 @@ def test_vault_sealed_after_the_database_step_is_exit_4_with_the_command_that_fi
 
 def test_without_the_stacks_passphrase_a_vault_restore_is_refused_before_any_change(
         database, tmp_path, vault, pulumi_cli, monkeypatch):
-    """`config set --secret` after the Vault write needs the passphrase: the check asks for it first."""
+    """`config set --secret` after the Vault write needs the passphrase: the check asks for it first, also
+    on a first restore, when the stack's config holds no secret yet (listing it would not need one)."""
+    assert not pulumi_cli()["config"], "a stack whose config holds no secret"
     folder = take_backup(database, tmp_path, vault)
     psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
     changed = fingerprint(database)
@@ -960,7 +964,7 @@ def test_without_the_stacks_passphrase_a_vault_restore_is_refused_before_any_cha
     refused = restore(str(folder), "--stack", "dev", "--database-url", database, "--restore-vault", "--yes",
                       env=vault_env(vault))
     assert refused.returncode == 3, refused.stderr
-    assert refused.stderr.startswith("restore refused: `pulumi config --stack dev` cannot open the stack's secrets")
+    assert refused.stderr.startswith("restore refused: the Pulumi CLI cannot open the dev stack's secrets")
     assert "PULUMI_CONFIG_PASSPHRASE" in refused.stderr and refused.stderr.strip().endswith("nothing was changed")
     assert fingerprint(database) == changed
     assert len(vault.versions["litellm-gateway/dev"]) == 2
@@ -1130,7 +1134,8 @@ def declared_backup_container(database: str, fake_now: str, **env_changes):
     env.update(PGHOST=parts.hostname, PGPORT=str(parts.port), PGPASSWORD=parts.password,
                BACKUP_DIR=str(where / "backups"), PATH="/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
     env.update(env_changes)
-    offset = int(datetime.fromisoformat(fake_now).replace(tzinfo=timezone.utc).timestamp() - time.time())
+    started_at = time.time()
+    offset = int(datetime.fromisoformat(fake_now).replace(tzinfo=timezone.utc).timestamp() - started_at)
     inside = ('mount --bind "$0/bin" /usr/local/bin && mount --bind "$0/tmp" /tmp && '
               'exec faketime -f "$1" "$2" "$3"')
     process = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", inside, str(where),
@@ -1141,27 +1146,45 @@ def declared_backup_container(database: str, fake_now: str, **env_changes):
         return subprocess.run(["nsenter", "--mount", "--target", str(process.pid), "faketime", "-f", f"{offset:+d}s",
                                "sh", "-c", health[1]], capture_output=True).returncode
 
+    # The container's log, read on a thread: a test waits for lines with a deadline, never blocked.
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    process.log_lines = lines
     try:
         yield process, where / "backups", healthcheck
     finally:
         os.killpg(process.pid, 9)
         process.wait()
         shutil.rmtree(where, ignore_errors=True)
+        # libfaketime keeps a semaphore and shared memory per process tree under /dev/shm, named with a
+        # process id, and removes them only when that process exits by itself: killed, they stay. Remove
+        # those this container made (since it started, their process gone).
+        mine = [f for f in Path("/dev/shm").glob("*faketime_*_*") if f.stat().st_mtime >= started_at - 1]
+        deadline = time.monotonic() + 10  # the killed group's last processes are still being reaped
+        while mine and time.monotonic() < deadline:
+            for leftover in list(mine):
+                if not Path(f"/proc/{leftover.name.rsplit('_', 1)[1]}").exists():
+                    with contextlib.suppress(FileNotFoundError):
+                        leftover.unlink()
+                    mine.remove(leftover)
+            time.sleep(0.1)
 
 
 def wait_for_log(process, status: str, timeout: float = 40) -> dict:
+    """The container's next backup-run log line (with `status`), within `timeout` seconds."""
     deadline = time.monotonic() + timeout
     seen = []
     while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
+        try:
+            line = process.log_lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
             break
         seen.append(line)
         if line.startswith("{") and json.loads(line).get("event") == "litellm-backup":
             event = json.loads(line)
             assert event["status"] == status, seen
             return event
-    raise AssertionError(f"no backup run logged: {seen}")
+    raise AssertionError(f"no backup run logged within {timeout} s: {seen}")
 
 
 def test_the_scheduler_runs_the_backup_at_its_utc_time_and_stays_healthy(database, tmp_path):
@@ -1179,14 +1202,16 @@ def test_the_scheduler_runs_the_backup_at_its_utc_time_and_stays_healthy(databas
         listing = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True)
         assert "TABLE DATA public LiteLLM_SpendLogs" in listing.stdout
         assert healthcheck() == 0
+        with pytest.raises(AssertionError, match="no backup run logged"):
+            wait_for_log(process, "ok", timeout=5)  # one run at 03:00, not one per loop
         assert sorted(p.name for p in backups.iterdir() if not p.name.startswith(".")) == [
-            event["file"], event["file"] + ".sha256"], "one run at 03:00, not one per loop"
+            event["file"], event["file"] + ".sha256"]
 
 
 def test_a_failed_scheduled_run_makes_the_container_unhealthy(database, tmp_path):
-    with declared_backup_container(database, "2026-12-02T02:59:57", PGPORT="1") as (process, backups, healthcheck):
+    with declared_backup_container(database, "2026-12-02T02:59:48", PGPORT="1") as (process, backups, healthcheck):
         # Within the declared start period (30 s) Docker does not count failures: healthy once it beats.
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + 8
         while healthcheck() != 0 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert healthcheck() == 0, "healthy while it waits for its time"

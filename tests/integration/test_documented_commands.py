@@ -216,11 +216,16 @@ def test_without_a_passphrase_the_cli_cannot_open_a_self_managed_stacks_secrets(
                     "unset PULUMI_CONFIG_PASSPHRASE; PULUMI_BACKEND_URL=https://api.pulumi.com pulumi preview --stack prod",
                     "unset PULUMI_CONFIG_PASSPHRASE; pulumi stack ls",  # opens no secrets
                     "unset PULUMI_CONFIG_PASSPHRASE; pulumi config --stack prod --json",  # secrets blinded
+                    # no secret in the config yet: the CLI does not open the secrets manager to list it
+                    "unset PULUMI_CONFIG_PASSPHRASE; pulumi config --stack prod --show-secrets --json",
                     "unset PULUMI_CONFIG_PASSPHRASE; pulumi config set --stack prod gateway.replicas 2"):
         done = project.run(allowed)
         assert done.returncode == 0, f"{allowed}: {done.stderr}"
-    for refused in ("pulumi config set --secret --stack prod k v", "pulumi config --stack prod --show-secrets"):
+    for refused in ("pulumi config set --secret --stack prod k v", "pulumi stack export --stack prod --show-secrets"):
         assert project.run(f"unset PULUMI_CONFIG_PASSPHRASE; {refused}").returncode == 1, refused
+    assert project.run("pulumi config set --secret --stack prod k v").returncode == 0  # with the passphrase
+    shown = project.run("unset PULUMI_CONFIG_PASSPHRASE; pulumi config --stack prod --show-secrets --json")
+    assert shown.returncode == 1 and "passphrase must be set" in shown.stderr, "a secret in the config needs it"
 
 
 def test_a_passphrase_the_cli_cannot_read_is_an_error_to_the_drift_check_not_drift(project):

@@ -66,7 +66,7 @@ def engine_library(download: bool = False) -> Path:
         raise ShimUnavailable(
             f"the pinned Prisma engine is not in {target.parent}: run .ci/run's install step, or "
             "python3 -c 'import sys; sys.path.insert(0, \"tests/prisma_shim\"); import prisma_shim; "
-            "prisma_shim.engine_library(download=True)'")
+            "prisma_shim.install()'")
     npm = _require("npm")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
@@ -136,8 +136,17 @@ def litellm_schema() -> Path:
     return _package_dir("litellm") / "proxy" / "schema.prisma"
 
 
-def generate_client() -> None:
-    """`prisma generate` for LiteLLM's schema (once per installed schema; it rewrites the prisma package)."""
+def install() -> Path:
+    """The install step's part (.ci/run, the README's test commands): fetch the pinned engine and generate
+    the client (prisma-client-py installs its Prisma CLI with npm the first time). Tests never download."""
+    library = engine_library(download=True)
+    generate_client(download=True)
+    return library
+
+
+def generate_client(download: bool = False) -> None:
+    """`prisma generate` for LiteLLM's schema (once per installed schema; it rewrites the prisma package).
+    Only the install step (`download=True`) may run it: it can reach the npm registry for the Prisma CLI."""
     schema = litellm_schema()
     marker = CACHE / "prisma" / f"generated-{_sha256(schema)[:16]}-{Path(sys.executable).resolve().parent.name}"
     try:
@@ -148,6 +157,10 @@ def generate_client() -> None:
         already = False
     if already:
         return
+    if not download:
+        raise ShimUnavailable(
+            "LiteLLM's Prisma client is not generated in this environment: run .ci/run's install step, or "
+            "python3 -c 'import sys; sys.path.insert(0, \"tests/prisma_shim\"); import prisma_shim; prisma_shim.install()'")
     env = {**os.environ, **environment()}
     done = subprocess.run([sys.executable, "-m", "prisma", "generate", "--schema", str(schema)], cwd=schema.parent,
                           capture_output=True, text=True, env=env, timeout=900)
