@@ -183,6 +183,9 @@ def scraped_gateway(tmp_path_factory):
     rendered load balancer (Debian's HAProxy: the gateway, its stats and the GPU dispatcher), Debian's
     redis exporter in front of a real Redis, and a GPU host with Debian's node exporter beside an Ollama
     double. Names resolve through a DNS double on port 53, Prometheus's only resolver."""
+    if os.geteuid() != 0:
+        pytest.fail("Prometheus gets its own resolv.conf (a mount namespace) and the DNS double port 53: "
+                    "run the suite as root (CI does)")
     raw = copy.deepcopy(stack_file_config("dev"))
     raw["monitoring"].update(scrapeIntervalSeconds=1, evaluationIntervalSeconds=1)
     double = OllamaDouble("ollama-dev", [m["ollamaTag"] for m in raw["models"]], address=GPU_HOST).start()
