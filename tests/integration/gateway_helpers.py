@@ -69,6 +69,13 @@ def settings_on_doubles(stack: str, doubles: dict[str, OllamaDouble]):
     return parse_settings(raw)
 
 
+def replicas_up(stats_url: str) -> int:
+    """Replica slots the load balancer's HAProxy exporter reports UP."""
+    text = httpx.get(f"{stats_url}/metrics", timeout=5).text
+    return sum(1 for line in text.splitlines() if line.startswith("haproxy_server_status")
+               and 'proxy="litellm"' in line and 'state="UP"' in line and line.endswith(" 1"))
+
+
 def chat(proxy, model: str, content: str, key: str | None = MASTER_KEY) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return httpx.post(

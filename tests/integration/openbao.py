@@ -29,7 +29,7 @@ from typing import Iterator, Optional
 
 import httpx
 
-from servers import free_port, reserve_port
+from servers import free_port
 
 
 def bao_program() -> str:
@@ -113,25 +113,10 @@ class OpenBao:
                 self.api("DELETE", f"/v1/sys/policies/acl/{policy}")
 
 
-def _free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @contextlib.contextmanager
 def openbao_server(timeout: float = 30) -> Iterator[OpenBao]:
     """`bao server -dev` on a free loopback port, ready (sys/health 200) when yielded; always stopped."""
-    # The dev server also listens for its cluster on the API port + 1 (as Vault's does): both must be free.
-    port = free_port()
-    while not _free(port + 1):
-        port = free_port()
-    reserve_port(port + 1)
+    port = free_port(pair=True)  # the dev server also listens for its cluster on port + 1, as Vault's does
     token = "test-root-" + uuid.uuid4().hex
     workdir = Path(tempfile.mkdtemp(prefix="openbao-"))
     log_path = workdir / "bao.log"

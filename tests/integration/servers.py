@@ -30,37 +30,52 @@ def _ephemeral_range() -> tuple[int, int]:
 _handed_out: set[int] = set()
 
 
-def reserve_port(port: int) -> None:
-    """A port a server takes beside the one it was given (OpenBao's cluster port): never handed out."""
-    _handed_out.add(port)
+def _bindable(port: int) -> bool:
+    try:
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            with socket.socket(socket.AF_INET, kind) as sock:
+                sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
 
 
-def free_port() -> int:
-    """A loopback port for a server a test starts, which binds it itself a moment later.
+def free_port(pair: bool = False) -> int:
+    """A loopback port for a server a test starts, which binds it itself a moment later; with `pair`, one
+    whose next port is free too (a server that also listens on port + 1, as OpenBao's cluster listener).
 
     Port 0 would pick from the kernel's ephemeral range, where every outgoing connection on the machine
     also takes its source port: between this check and the server's bind, one could take it. So the port
     comes from below that range (never used as a source port), is checked to be free on TCP and UDP, and
     is never handed out twice by this test run."""
     low, high = _ephemeral_range()
-    top = min(low, 65536) - 1
+    top = min(low, 65536) - 1 - pair
     if top < 4096:  # a machine whose ephemeral range covers nearly everything: the kernel's pick
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             return sock.getsockname()[1]
     for _ in range(200):
         port = random.randint(max(1024, top - 12000), top)
-        if port in _handed_out:
+        ports = [port, port + 1] if pair else [port]
+        if any(p in _handed_out for p in ports) or not all(_bindable(p) for p in ports):
             continue
-        try:
-            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                with socket.socket(socket.AF_INET, kind) as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        _handed_out.add(port)
+        _handed_out.update(ports)
         return port
     raise RuntimeError(f"no free loopback port below the ephemeral range ({low}-{high})")
+
+
+def loopback_subnet() -> str:
+    """A /24 of 127.0.0.0/8 for one test's servers, each on an address of its own as on a Docker network
+    (the second octet from the process, the third at random; never 127.0.0.x)."""
+    return f"127.{os.getpid() % 200 + 20}.{random.randrange(200) + 20}"
+
+
+def require_root(why: str) -> None:
+    """Fail (never skip) a test that needs root, saying why."""
+    if os.geteuid() != 0:
+        import pytest
+
+        pytest.fail(f"{why}; run the suite as root (CI does)")
 
 
 def require_program(name: str) -> str:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import base64
 import copy
-import os
 import time
 import uuid
 
 import dill
-import httpx
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
@@ -23,10 +21,10 @@ from config.parse import parse_settings
 from database_mode import declared_gateway, litellm_in_database_mode
 from dns_double import DnsDouble
 from harness import run_stack
-from gateway_helpers import own_dev_config
+from gateway_helpers import own_dev_config, replicas_up
 from ollama_double import OllamaDouble
 from renderers.haproxy import Listen, render_haproxy_config
-from servers import free_port, haproxy_server, redis_server
+from servers import free_port, haproxy_server, loopback_subnet, redis_server
 from test_database_mode import burst_within_one_minute, start_together
 
 ACCESS = {
@@ -48,7 +46,7 @@ def host_provider() -> LiteLLMObjectProvider:
 # The replicas on addresses of their own with one port, as on the gateway network; the rendered load
 # balancer in front finds them through a DNS double, and the provider reaches them through it, as
 # `pulumi up` does (access.managementUrl defaults to the load balancer's gatewayUrl).
-SUBNET = f"127.{os.getpid() % 200 + 20}.{uuid.uuid4().int % 200 + 20}"
+SUBNET = loopback_subnet()
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +91,7 @@ def stack(litellm_database, tmp_path_factory):
 def wait_until_both_replicas_are_up(stats_url: str, balancer, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        metrics = httpx.get(f"{stats_url}/metrics", timeout=5).text
-        up = [line for line in metrics.splitlines() if line.startswith("haproxy_server_status{")
-              and 'proxy="litellm"' in line and 'state="UP"' in line and line.endswith(" 1")]
-        if len(up) == 2:
+        if replicas_up(stats_url) == 2:
             return
         time.sleep(0.5)
     raise AssertionError(f"the replicas are not both UP behind HAProxy:\n{balancer.log_path.read_text()[-2000:]}")

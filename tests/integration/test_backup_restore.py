@@ -20,7 +20,7 @@ from harness import ROOT, run_stack, stack_file_config
 from pulumi_cli_double import install as install_pulumi_double
 from renderers.backup_scripts import render_backup_script, render_scheduler_script
 from renderers.vault_policy import render_read_policy
-from servers import postgres_cluster
+from servers import postgres_cluster, require_root
 from vault_double import VaultDouble
 
 LITELLM_SHAPED_SCHEMA = """
@@ -363,14 +363,17 @@ def test_restore_needs_the_target_stack(database, tmp_path, vault):
     assert done.returncode == 2 and "--stack" in done.stderr
 
 
-def scheduled_dump(database, tmp_path, stack="dev") -> Path:
+def scheduled_dump(database, tmp_path, stack="dev", into: Path | None = None) -> Path:
+    """A dump as the backup container's script writes it (the rendered script, run here), in `into`
+    (default tmp_path/backups)."""
+    into = into or tmp_path / "backups"
     script = tmp_path / "litellm-backup"
     script.write_text(render_backup_script(retention=3, stack=stack))
     script.chmod(0o755)
     done = subprocess.run([str(script)], capture_output=True, text=True,
-                          env=dict(pg_env(database), BACKUP_DIR=str(tmp_path / "backups")))
-    assert done.returncode == 0, done.stdout
-    return tmp_path / "backups" / json.loads(done.stdout.strip().splitlines()[-1])["file"]
+                          env=dict(pg_env(database), BACKUP_DIR=str(into)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return into / json.loads(done.stdout.strip().splitlines()[-1])["file"]
 
 
 def test_a_scheduled_dump_names_its_stack_and_another_stacks_dump_is_refused(database, tmp_path):
@@ -738,8 +741,7 @@ def test_scheduled_dumps_are_private_to_the_postgres_user(database, tmp_path):
 def test_the_scheduler_hands_the_directory_to_postgres_and_drops_root(tmp_path):
     import pwd
 
-    if os.geteuid() != 0:
-        pytest.fail("this test starts the scheduler as root, as the container does; run the suite as root (CI does)")
+    require_root("this test starts the scheduler as root, as the container does")
     import shutil
     import tempfile
 
@@ -790,8 +792,7 @@ def test_the_scheduler_never_takes_over_a_directory_that_is_not_the_stacks():
     import pwd
     import tempfile
 
-    if os.geteuid() != 0:
-        pytest.fail("the scheduler hands the directory over as root, as in its container; run the suite as root (CI does)")
+    require_root("the scheduler hands the directory over as root, as in its container")
 
     tmp_path = Path(tempfile.mkdtemp(prefix="scheduler-"))  # a folder postgres may enter, as / is in the container
     tmp_path.chmod(0o755)
@@ -974,7 +975,19 @@ def test_without_the_stacks_passphrase_a_vault_restore_is_refused_before_any_cha
 # --- through the stack's containers: --docker-container and fetch-backup (the docker CLI test double) ---
 
 @pytest.fixture
-def docker_cli(tmp_path, monkeypatch, database):
+def dev_database():
+    """Like `database`, with the role and database the dev stack file names: what --docker-container
+    passes to the tools as -U and -d (so an edited Pulumi.dev.yaml is what the test uses)."""
+    from operations.backup.stack import load_stack
+
+    pg = load_stack("dev").settings.postgres
+    with postgres_cluster(user=pg.user, database=pg.database) as url:
+        psql(url, LITELLM_SHAPED_SCHEMA)
+        yield url
+
+
+@pytest.fixture
+def docker_cli(tmp_path, monkeypatch, dev_database):
     """The docker CLI test double first on PATH, with the dev stack's postgres container (its tools reach
     the test's PostgreSQL: in the real container they connect over its local socket) and its backup
     container (its /backups volume: a directory here). Yields the double's state and a writer for it."""
@@ -982,7 +995,7 @@ def docker_cli(tmp_path, monkeypatch, database):
 
     from docker_cli_double import __file__ as double
 
-    parts = urlparse(database)
+    parts = urlparse(dev_database)
     bin_dir = tmp_path / "docker-bin"
     bin_dir.mkdir()
     (bin_dir / "docker").write_text(f"#!/bin/sh\nexec '{sys.executable}' '{double}' \"$@\"\n")
@@ -1008,24 +1021,24 @@ def docker_cli(tmp_path, monkeypatch, database):
     return type("DockerCli", (), {"state": state, "write": staticmethod(write), "volume": volume})
 
 
-def test_backup_and_restore_through_the_postgres_container(database, tmp_path, vault, docker_cli):
+def test_backup_and_restore_through_the_postgres_container(dev_database, tmp_path, vault, docker_cli):
     """The runbook's commands with --docker-container: the dump leaves the container on stdout and goes back
     in on stdin; what the database held comes back."""
-    original = fingerprint(database)
+    original = fingerprint(dev_database)
     done = run_script("backup", "dev", "--out", str(tmp_path / "out"), "--docker-container",
                       "litellm-gateway-dev-postgres", "--no-pulumi-export", env=vault_env(vault))
     assert done.returncode == 0, done.stderr
     (folder,) = (tmp_path / "out").iterdir()
     assert json.loads((folder / "manifest.json").read_text())["database"]["row_counts"]["LiteLLM_SpendLogs"] == 500
-    psql(database, 'DELETE FROM "LiteLLM_SpendLogs"; DELETE FROM "LiteLLM_VerificationToken" WHERE token = \'hash-2\'')
+    psql(dev_database, 'DELETE FROM "LiteLLM_SpendLogs"; DELETE FROM "LiteLLM_VerificationToken" WHERE token = \'hash-2\'')
     done = restore(str(folder), "--stack", "dev", "--docker-container", "litellm-gateway-dev-postgres", "--yes",
                    env=vault_env(vault))
     assert done.returncode == 0, done.stderr
     assert "row counts match the backup" in done.stdout
-    assert fingerprint(database) == original
+    assert fingerprint(dev_database) == original
 
 
-def test_a_stopped_postgres_container_is_named_and_nothing_is_written(database, tmp_path, vault, docker_cli):
+def test_a_stopped_postgres_container_is_named_and_nothing_is_written(dev_database, tmp_path, vault, docker_cli):
     docker_cli.state["containers"]["litellm-gateway-dev-postgres"]["running"] = False
     docker_cli.write()
     done = run_script("backup", "dev", "--out", str(tmp_path / "out"), "--docker-container",
@@ -1035,7 +1048,7 @@ def test_a_stopped_postgres_container_is_named_and_nothing_is_written(database, 
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_adopt_through_the_postgres_container_sets_the_roles_password_from_vault(database, tmp_path, vault,
+def test_adopt_through_the_postgres_container_sets_the_roles_password_from_vault(dev_database, tmp_path, vault,
                                                                               pulumi_cli, docker_cli):
     """adopt-vault-secret --docker-container: the role's password becomes the secret's POSTGRES_PASSWORD, so
     the replicas (which get it from the stack's config) can still log in."""
@@ -1046,32 +1059,26 @@ def test_adopt_through_the_postgres_container_sets_the_roles_password_from_vault
     done = run_script("adopt-vault-secret", "dev", "--docker-container", "litellm-gateway-dev-postgres", "--yes",
                       env=vault_env(vault))
     assert done.returncode == 0, done.stderr
-    parts = urlparse(database)
-    with_new = database.replace(f":{parts.password}@", f":{new_password}@")
+    parts = urlparse(dev_database)
+    with_new = dev_database.replace(f":{parts.password}@", f":{new_password}@")
     assert psql(with_new, "SELECT current_user") == parts.username
     assert pulumi_cli()["config"]["dev"]["postgresPassword"] == {"value": new_password, "secret": True}
 
 
-def dump_in_volume(database: str, into: Path, stamp: str) -> str:
-    """A dump as the backup container's script writes it (run here with the same script)."""
-    script = into.parent / "litellm-backup"
-    script.write_text(render_backup_script(retention=7, stack="dev"))
-    script.chmod(0o755)
-    done = subprocess.run([str(script)], capture_output=True, text=True,
-                          env=dict(pg_env(database), BACKUP_DIR=str(into)))
-    assert done.returncode == 0, done.stdout + done.stderr
-    name = json.loads(done.stdout.strip().splitlines()[-1])["file"]
+def dump_in_volume(dev_database: str, into: Path, stamp: str) -> str:
+    """A scheduled dump in the backup container's volume, named as if taken at `stamp`."""
+    dump = scheduled_dump(dev_database, into.parent, into=into)
     renamed = f"litellm-dev-{stamp}.dump"
-    (into / name).rename(into / renamed)
-    digest = (into / f"{name}.sha256").read_text().replace(name, renamed)
-    (into / f"{name}.sha256").unlink()
+    dump.rename(into / renamed)
+    digest = Path(f"{dump}.sha256").read_text().replace(dump.name, renamed)
+    Path(f"{dump}.sha256").unlink()
     (into / f"{renamed}.sha256").write_text(digest)
     return renamed
 
 
-def test_fetch_backup_copies_the_newest_dump_out_verified_and_restore_takes_it(database, tmp_path, vault, docker_cli):
-    older = dump_in_volume(database, docker_cli.volume, "20261201T030000Z")
-    newest = dump_in_volume(database, docker_cli.volume, "20261202T030000Z")
+def test_fetch_backup_copies_the_newest_dump_out_verified_and_restore_takes_it(dev_database, tmp_path, vault, docker_cli):
+    older = dump_in_volume(dev_database, docker_cli.volume, "20261201T030000Z")
+    newest = dump_in_volume(dev_database, docker_cli.volume, "20261202T030000Z")
     out = tmp_path / "fetched"
     done = run_script("fetch-backup", "dev", "--out", str(out))
     assert done.returncode == 0, done.stderr
@@ -1079,14 +1086,14 @@ def test_fetch_backup_copies_the_newest_dump_out_verified_and_restore_takes_it(d
     assert (out / newest).read_bytes() == (docker_cli.volume / newest).read_bytes()
     done = run_script("fetch-backup", "dev", "--out", str(out), "--file", older)
     assert done.returncode == 0 and (out / older).is_file(), done.stderr
-    psql(database, 'DELETE FROM "LiteLLM_SpendLogs"')
-    restored = restore(str(out / newest), "--stack", "dev", "--database-url", database, "--yes")
+    psql(dev_database, 'DELETE FROM "LiteLLM_SpendLogs"')
+    restored = restore(str(out / newest), "--stack", "dev", "--database-url", dev_database, "--yes")
     assert restored.returncode == 0, restored.stderr
-    assert psql(database, 'SELECT count(*) FROM "LiteLLM_SpendLogs"') == "500"
+    assert psql(dev_database, 'SELECT count(*) FROM "LiteLLM_SpendLogs"') == "500"
 
 
-def test_fetch_backup_refuses_a_dump_whose_checksum_does_not_match_or_that_is_not_there(database, tmp_path, docker_cli):
-    name = dump_in_volume(database, docker_cli.volume, "20261202T030000Z")
+def test_fetch_backup_refuses_a_dump_whose_checksum_does_not_match_or_that_is_not_there(dev_database, tmp_path, docker_cli):
+    name = dump_in_volume(dev_database, docker_cli.volume, "20261202T030000Z")
     with open(docker_cli.volume / name, "r+b") as dump:
         dump.seek(100)
         byte = dump.read(1)
@@ -1112,8 +1119,7 @@ def declared_backup_container(database: str, fake_now: str, **env_changes):
     from datetime import datetime, timezone
     from urllib.parse import urlparse
 
-    if os.geteuid() != 0:
-        pytest.fail("the backup container starts as root (then gosu postgres); run the suite as root (CI does)")
+    require_root("the backup container starts as root (then gosu postgres)")
     declared = run_stack(stack_file_config("dev"), stack="dev").mocks.named("backups-scheduler")
     uploads = {u["file"]: u["content"] for u in declared.plain("uploads")}
     entrypoint = declared.plain("entrypoints")

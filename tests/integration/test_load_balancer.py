@@ -28,7 +28,7 @@ import pytest
 
 from config.parse import parse_settings
 from dns_double import DnsDouble
-from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, config_without_database, own_dev_config
+from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, config_without_database, own_dev_config, replicas_up
 from harness import stack_file_config
 from ollama_double import OllamaDouble
 from renderers.haproxy import Listen, render_haproxy_config
@@ -192,7 +192,7 @@ class Fleet:
         return time.monotonic() - started
 
     def up(self) -> int:
-        return _up_servers(self.stats)
+        return replicas_up(self.stats)
 
     def secrets_in_logs(self) -> list[str]:
         """Which secret values appear in the load balancer's or a running replica's log (none may)."""
@@ -362,7 +362,7 @@ def _through_closing_replicas(config_text_for, tmp_path: Path, requests: int = 2
                                         replica_port=port))
         with haproxy_server(config, tmp_path, f"http://127.0.0.1:{stats}/healthz") as proxy:
             deadline = time.monotonic() + 20
-            while _up_servers(f"http://127.0.0.1:{stats}") < 2:
+            while replicas_up(f"http://127.0.0.1:{stats}") < 2:
                 assert time.monotonic() < deadline, proxy.log()[-2000:]
                 time.sleep(0.2)
             failures = []
@@ -379,13 +379,6 @@ def _through_closing_replicas(config_text_for, tmp_path: Path, requests: int = 2
         closing.stop()
         steady.stop()
         dns.stop()
-
-
-def _up_servers(stats: str) -> int:
-    """Replica slots HAProxy's exporter reports UP."""
-    text = httpx.get(f"{stats}/metrics", timeout=5).text
-    return sum(1 for line in text.splitlines() if line.startswith("haproxy_server_status")
-               and 'proxy="litellm"' in line and 'state="UP"' in line and line.endswith(" 1"))
 
 
 def test_a_request_on_a_reused_connection_that_the_replica_closes_is_replayed_on_another(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 import subprocess
 import time
 import uuid
@@ -24,7 +23,8 @@ from ollama_double import OllamaDouble
 from renderers.monitoring import (
     PrometheusPaths, alert_rules, dashboard_queries, dashboards, render_alert_rules, render_prometheus_config,
 )
-from servers import exporter_server, free_port, litellm_proxy, prometheus_server, redis_server, require_program
+from servers import (exporter_server, free_port, litellm_proxy, loopback_subnet, prometheus_server, redis_server,
+                     require_program, require_root)
 
 
 def rendered_files(tmp: Path, settings) -> Path:
@@ -171,7 +171,7 @@ def wait_for(prometheus_url: str, promql: str, predicate, timeout: float = 60):
 # Each container the stack scrapes gets an address of its own, as on the gateway network, and the port the
 # rendered config names; a resolver on port 53 stands in for Docker's embedded DNS. All on loopback
 # addresses of this machine's 127.0.0.0/8, chosen per run.
-SUBNET = f"127.{os.getpid() % 200 + 20}.{uuid.uuid4().int % 200 + 20}"
+SUBNET = loopback_subnet()
 REPLICAS = [f"{SUBNET}.2", f"{SUBNET}.3"]
 LOAD_BALANCER, GPU_HOST, REDIS_EXPORTER, RESOLVER = f"{SUBNET}.10", f"{SUBNET}.20", f"{SUBNET}.30", f"{SUBNET}.53"
 
@@ -183,9 +183,7 @@ def scraped_gateway(tmp_path_factory):
     rendered load balancer (Debian's HAProxy: the gateway, its stats and the GPU dispatcher), Debian's
     redis exporter in front of a real Redis, and a GPU host with Debian's node exporter beside an Ollama
     double. Names resolve through a DNS double on port 53, Prometheus's only resolver."""
-    if os.geteuid() != 0:
-        pytest.fail("Prometheus gets its own resolv.conf (a mount namespace) and the DNS double port 53: "
-                    "run the suite as root (CI does)")
+    require_root("Prometheus gets its own resolv.conf (a mount namespace) and the DNS double port 53")
     raw = copy.deepcopy(stack_file_config("dev"))
     raw["monitoring"].update(scrapeIntervalSeconds=1, evaluationIntervalSeconds=1)
     double = OllamaDouble("ollama-dev", [m["ollamaTag"] for m in raw["models"]], address=GPU_HOST).start()
