@@ -222,7 +222,12 @@ class Gateway(pulumi.ComponentResource):
                     "non-root-user": "the litellm-database image runs as root (Prisma keeps its engines and "
                                      "generated client under /root); it gets no capabilities",
                 }),
-                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=depends_on)),
+                # pulumi-docker asks the engine to delete a container before replacing it (its provider's
+                # `DeleteBeforeReplace: true` for docker_container, provider/resources.go), which would stop
+                # the old replica before its successor exists. A replica's name is new on every replacement,
+                # so the two can run side by side: say so, and Pulumi creates first, deletes after.
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=depends_on,
+                                                                                delete_before_replace=False)),
             ))
         return containers
 

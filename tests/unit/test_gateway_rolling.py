@@ -37,7 +37,9 @@ def test_a_config_change_gives_every_replica_a_new_name_so_successors_start_besi
     run = run_stack(raw)
     for i in range(2):
         options = run.mocks.options_of(f"gateway-litellm-{i}")
-        assert not options.delete_before_replace, "create before delete"
+        # Explicitly False: unset (None) leaves the choice to the provider, and pulumi-docker asks for
+        # delete-before-replace on every container (provider/resources.go: DeleteBeforeReplace: true).
+        assert options.delete_before_replace is False, "create before delete, overriding the provider's default"
         revision = run.mocks.named(f"gateway-litellm-{i}-revision")
         assert revision.is_secret("keepers"), "the revision digest covers secret values: keep it secret"
 
