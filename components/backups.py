@@ -59,9 +59,11 @@ class DatabaseBackups(pulumi.ComponentResource):
             image=pinned_image(f"{name}-image", pg.image, child).image_id,
             entrypoints=["bash", rendered.SCHEDULER_SCRIPT_PATH],
             uploads=[
-                docker.ContainerUploadArgs(file=rendered.SCHEDULER_SCRIPT_PATH, executable=True,
+                # 0755, not `executable` (0744 in pulumi-docker: root's only): the scheduler runs the backup
+                # script after it has dropped to postgres (found on the real engine: "Permission denied").
+                docker.ContainerUploadArgs(file=rendered.SCHEDULER_SCRIPT_PATH, permissions="0755",
                                            content=rendered.render_scheduler_script(backups.times_utc)),
-                docker.ContainerUploadArgs(file=rendered.BACKUP_SCRIPT_PATH, executable=True,
+                docker.ContainerUploadArgs(file=rendered.BACKUP_SCRIPT_PATH, permissions="0755",
                                            content=rendered.render_backup_script(backups.retention, settings.environment)),
             ],
             envs=secret_envs({
@@ -73,8 +75,12 @@ class DatabaseBackups(pulumi.ComponentResource):
             healthcheck=healthcheck(rendered.healthcheck_command(), start_period="30s"),
             networks_advanced=on_network(args.network_name, names.backup),
             restart="unless-stopped", wait=True, wait_timeout=120,
-            # Starts as root only to hand /backups to postgres (chown), then drops to it (gosu).
-            **hardening(settings, settings.containers.limits.backup, cap_adds=("CHOWN", "SETGID", "SETUID"),
+            # Starts as root only to hand /backups to postgres (chown), then drops to it (gosu), which
+            # clears every capability. As root it needs DAC_OVERRIDE and FOWNER besides CHOWN: to chmod the
+            # directory it gave away, and, after a restart, to look into the 0700 directory postgres owns
+            # (found on the real engine: without them the scheduler never got past a restart).
+            **hardening(settings, settings.containers.limits.backup,
+                        cap_adds=("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"),
                         stop_grace_seconds=60),
             labels=labels(settings, "backup", waivers={
                 "read-only-rootfs": UPLOADS_NEED_WRITABLE_ROOT,

@@ -19,7 +19,10 @@ def test_backup_container_uses_the_database_image_and_runs_the_scheduler(prod_ru
     assert prod_run.mocks.named("backups-image").plain("name") == stack_file_config("prod")["postgres"]["image"]
     assert backup.plain("entrypoints") == ["bash", "/usr/local/bin/litellm-backup-scheduler"]
     scripts = {u["file"]: u for u in backup.plain("uploads")}
-    assert scripts["/usr/local/bin/litellm-backup-scheduler"]["executable"] is True
+    # The scheduler runs the backup script as postgres: both must be executable by others, which
+    # pulumi-docker's `executable` (mode 0744) is not (tests/engine runs it on a real engine).
+    for path in ("/usr/local/bin/litellm-backup-scheduler", "/usr/local/bin/litellm-backup"):
+        assert scripts[path]["permissions"] == "0755" and "executable" not in scripts[path]
     assert 'times="03:00"' in scripts["/usr/local/bin/litellm-backup-scheduler"]["content"]
     assert "pg_dump --format=custom" in scripts["/usr/local/bin/litellm-backup"]["content"]
     assert "gateway-postgres" in prod_run.mocks.depends_on_names("backups-scheduler")
