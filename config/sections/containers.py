@@ -14,7 +14,7 @@ class Limits(Section):
     memory_mb: int = Field(ge=16, le=MAX_MEMORY_MB)
     """Memory limit, MB."""
     cpus: float = Field(gt=0, le=MAX_CPUS)
-    """CPU limit (fractions allowed)."""
+    """CPU limit (fractions allowed); at most the Docker host's CPU count, or Docker refuses the container ("Range of CPUs is from 0.01 to N")."""
 
 
 class ContainerLimits(Section):

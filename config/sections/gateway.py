@@ -83,7 +83,7 @@ class GatewaySettings(Section):
     memory_mb: int = Field(default=2048, ge=256, le=MAX_MEMORY_MB)
     """Memory limit per replica, MB (up to 1 TiB)."""
     cpus: float = Field(default=2.0, gt=0, le=MAX_CPUS)
-    """CPU limit per replica (up to 512)."""
+    """CPU limit per replica (up to 512, and at most the Docker host's CPU count, or Docker refuses the container)."""
     num_workers: int = Field(default=1, ge=1, le=64)
     """Uvicorn workers per replica. Prefer more replicas: LiteLLM's drain switch reaches one worker of a
     replica, so with more than one a stopping replica leaves the load balancer only when it stops listening,

@@ -41,7 +41,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from pulumi.runtime.rpc import is_rpc_secret  # noqa: F401  (secret inputs are unwrapped below)
 
 from operations.offline import StackRun, unwrap_all
 
@@ -156,7 +155,7 @@ class Deployment:
                 self._vault_write(run, resource.type, resource.name, inputs)
             elif resource.type == DYNAMIC:
                 self._ensure("dynamic", resource.name, inputs, lambda: self._dynamic(resource.name, inputs))
-        for old in self.pending_deletes:  # create-before-delete replacements: the old ones go last
+        for old in reversed(self.pending_deletes):  # create-before-delete: the old ones go last, dependents first
             self._delete(old)
         self.pending_deletes = []
         return self
@@ -252,7 +251,6 @@ class Deployment:
         return name
 
     def _create_config(self, logical: str, inputs: dict, image: str) -> dict:
-        api = self.api
         ports = inputs.get("ports") or []
         for port in ports:
             if set(port) - {"internal", "external", "ip", "protocol"}:
@@ -274,7 +272,7 @@ class Deployment:
         if inputs.get("logDriver") or inputs.get("logOpts"):
             log_config = {"Type": inputs.get("logDriver") or "", "Config": inputs.get("logOpts") or {}}
         cpus = inputs.get("cpus")
-        host_config = api.create_host_config(
+        host_config = self.api.create_host_config(
             port_bindings=bindings or None,
             restart_policy={"Name": inputs.get("restart", "no"), "MaximumRetryCount": int(inputs.get("maxRetryCount", 0))},
             cap_add=capabilities.get("adds") or None,

@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import io
 import os
-import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Callable, Optional
@@ -228,6 +225,11 @@ def build(name: str, base_id: str) -> str:
         tag = f"{PREFIX}/{name}:{_digest(context, base_id)}"
         if not _exists(tag):
             _build(context, tag, CACHE / f"build-{name}.log")
+            # Older builds of this stand-in are not used again: free their space.
+            listed = _cli("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{PREFIX}/{name}")
+            stale = [line for line in listed.stdout.split() if line != tag]
+            if stale:
+                _cli("image", "rm", *stale)
     return tag
 
 

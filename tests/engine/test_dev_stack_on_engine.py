@@ -1,79 +1,28 @@
 """The dev stack on a real Docker engine: every container it declares, started with its own inputs.
 
 The program is evaluated with the tests' copy of Pulumi.dev.yaml (tests/fixtures), its published ports
-moved to free ones and the dev Ollama container's CPU limit fitted to this machine; tests/engine/deploy.py creates what it
-declares as pulumi-docker would, with the stand-in images of tests/engine/images.py. Only Grafana is
-left out (no stand-in: images.NO_STANDIN says why).
+moved to free ones and its CPU limits fitted to this machine (engine_stack.engine_config);
+tests/engine/deploy.py creates what it declares as pulumi-docker would, with the stand-in images of
+tests/engine/images.py. Only Grafana is left out (no stand-in: images.NO_STANDIN says why).
 """
 
 from __future__ import annotations
 
-import datetime
 import json
-import os
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from deploy import Deployment
-from harness import run_stack, stack_file_config, unwrap_all
-from images import NO_STANDIN, standin_name
-from servers import free_port
-
-EXCLUDED = {"monitoring-grafana": NO_STANDIN["grafana/grafana"]}
-PROMETHEUS_USER = "prometheus"
-
-
-class Dev:
-    def __init__(self, run, deployment: Deployment, raw: dict, client):
-        self.run, self.deployment, self.raw, self.client = run, deployment, raw, client
-        self.gateway = f"http://127.0.0.1:{raw['gateway']['port']}"
-        self.prometheus = f"http://127.0.0.1:{raw['monitoring']['prometheusPort']}"
-
-    def inputs(self, logical: str) -> dict:
-        return unwrap_all(self.run.mocks.named(logical).inputs)
-
-    def env(self, logical: str) -> dict[str, str]:
-        return dict(item.split("=", 1) for item in self.inputs(logical).get("envs", []))
-
-    @property
-    def master_key(self) -> str:
-        return self.env("gateway-litellm-0")["LITELLM_MASTER_KEY"]
-
-    def container(self, logical: str):
-        return self.client.containers.get(self.inputs(logical)["name"])
-
-    def declared_containers(self) -> list[str]:
-        return [r.name for r in self.run.resources if r.type == "docker:index/container:Container"
-                and r.name not in EXCLUDED]
-
-
-def backup_minutes(lead_seconds: int = 75) -> list[str]:
-    """Two HH:MM (UTC) times soon after the deployment is up, for the backup scheduler."""
-    start = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=lead_seconds)
-    return [(start + datetime.timedelta(minutes=m)).strftime("%H:%M") for m in (1, 2)]
+from engine_stack import PROMETHEUS_USER, StackOnEngine, backup_minutes, chat, deployed, engine_config
+from harness import stack_file_config
 
 
 @pytest.fixture(scope="module")
 def dev(docker_engine, standin_images):
-    raw = stack_file_config("dev")
-    raw["gateway"]["port"] = free_port()
-    raw["vault"]["devPort"] = free_port()
-    raw["monitoring"]["prometheusPort"] = free_port()
-    raw["monitoring"]["grafanaPort"] = free_port()
-    # Docker refuses a CPU limit above the host's CPU count ("Range of CPUs is from 0.01 to 2.00"); the dev
-    # Ollama container's default is 4 (docs/configuration.md, "Resource limits").
-    cpus = min(4, os.cpu_count() or 1)
-    raw.setdefault("containers", {}).setdefault("limits", {})["ollamaDev"] = {"memoryMb": 8192, "cpus": cpus}
-    run = run_stack(raw, stack="dev")
-    deployment = Deployment(docker_engine.client, image_for=lambda ref: standin_images[standin_name(ref)])
-    try:
-        deployment.up(run, only=lambda typ, name: name not in EXCLUDED)
-        yield Dev(run, deployment, raw, docker_engine.client)
-    finally:
-        deployment.down()
+    with deployed(docker_engine.client, standin_images, engine_config(stack_file_config("dev")), "dev") as stack:
+        yield stack
 
 
 def test_every_declared_container_but_grafana_runs_healthy_under_its_hardening(dev):
@@ -107,12 +56,6 @@ def test_a_read_only_root_is_read_only_and_its_tmpfs_writable(dev):
     postgres = dev.container("gateway-postgres")
     assert postgres.exec_run(["touch", "/probe"]).exit_code != 0
     assert postgres.exec_run(["touch", "/tmp/probe"]).exit_code == 0
-
-
-def chat(dev: Dev, key: str, stream: bool = False, content: str = "hello") -> httpx.Response:
-    return httpx.post(f"{dev.gateway}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
-                      json={"model": "qwen-small", "messages": [{"role": "user", "content": content}],
-                            "stream": stream}, timeout=60)
 
 
 def test_a_chat_and_a_streamed_chat_through_the_published_port_reach_the_ollama_container(dev):
@@ -154,7 +97,7 @@ def test_the_admin_ui_login_works_with_the_declared_password(dev):
     assert wrong.status_code in (400, 401, 403), wrong.text[:300]
 
 
-def prometheus_password(dev: Dev) -> str:
+def prometheus_password(dev: StackOnEngine) -> str:
     uploads = {u["file"]: u["content"] for u in dev.inputs("monitoring-prometheus")["uploads"]}
     return uploads["/etc/prometheus/secrets/web-password"].strip()
 
@@ -184,12 +127,10 @@ def test_prometheus_scrapes_every_job_it_is_given_litellm_with_the_metrics_key(d
 def test_the_backup_scheduler_writes_a_dump_as_postgres_and_it_restores_into_a_fresh_database(dev):
     # A config change, as a user makes it: backups in the coming minutes. Only the scheduler is replaced.
     raw = json.loads(json.dumps(dev.raw))
-    raw["backups"]["timesUtc"] = backup_minutes(lead_seconds=0)
-    before = len(dev.deployment.log)
-    dev.run = run_stack(raw, stack="dev")
-    dev.deployment.up(dev.run, only=lambda typ, name: name not in EXCLUDED)
-    changed = {line.split()[-1] for line in dev.deployment.log[before:] if line.startswith(("create container", "remove container"))}
-    assert changed == {dev.inputs("backups-scheduler")["name"]}, dev.deployment.log[before:]
+    raw["backups"]["timesUtc"] = backup_minutes()
+    done = dev.apply(raw)
+    changed = {line.split()[-1] for line in done if line.startswith(("create container", "remove container"))}
+    assert changed == {dev.inputs("backups-scheduler")["name"]}, done
     backup = dev.container("backups-scheduler")
     deadline = time.monotonic() + 200
     dumps: list[list[str]] = []
