@@ -181,16 +181,27 @@ class Gateway(pulumi.ComponentResource):
                 env["DISABLE_SCHEMA_UPDATE"] = "true"
                 depends_on.append(containers[0])
             envs = secret_envs(env)
+            hardened = hardening(settings, Limits(memory_mb=gateway.memory_mb, cpus=gateway.cpus),
+                                 stop_grace_seconds=gateway.stop_grace_seconds)
+            replica_labels = labels(settings, "litellm", waivers={
+                "read-only-rootfs": UPLOADS_NEED_WRITABLE_ROOT,
+                "non-root-user": "the litellm-database image runs as root (Prisma keeps its engines and "
+                                 "generated client under /root); it gets no capabilities",
+            })
+            aliases = (REPLICA_SERVICE, f"litellm-{replica}")
             # Rolling replacement: a replica whose inputs change gets a new name, so its successor
             # starts beside it (create before delete), joins the `litellm` alias the load balancer
             # resolves, and only then is the old one stopped (SIGTERM, gateway.stopGraceSeconds).
+            # The revision covers every input that makes pulumi-docker replace the container (the
+            # name aside): one it missed would replace the replica under the same name, which Docker
+            # refuses while the old one still runs beside it.
             revision = random.RandomId(
                 f"{name}-litellm-{replica}-revision", byte_length=3,
-                keepers=pulumi.Output.secret(pulumi.Output.all(litellm_image.image_id, envs).apply(
+                keepers=pulumi.Output.secret(pulumi.Output.all(litellm_image.image_id, envs,
+                                                               self._args.network_name).apply(
                     lambda v, r=replica: {"revision": _digest(
-                        [r, v[0], v[1], command, entrypoints, self.rendered_config, gateway.memory_mb, gateway.cpus,
-                         gateway.stop_grace_seconds, settings.containers.log_max_size_mb,
-                         settings.containers.log_max_files])})),
+                        [r, v[0], v[1], command, entrypoints, self.rendered_config, rendered.CONFIG_PATH,
+                         _plain(hardened), _plain(replica_labels), v[2], aliases])})),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             containers.append(docker.Container(
@@ -209,19 +220,14 @@ class Gateway(pulumi.ComponentResource):
                     # balancer routes on /health/readiness (the database too).
                     interval="5s", timeout="5s", retries=6, start_period="120s",
                 ),
-                networks_advanced=self._on_network(REPLICA_SERVICE, f"litellm-{replica}"),
+                networks_advanced=self._on_network(*aliases),
                 restart="unless-stopped",
                 wait=True,
                 # The first start runs database migrations.
                 wait_timeout=300,
                 # SIGTERM to the entrypoint: out of the load balancer, then in-flight requests finish.
-                **hardening(settings, Limits(memory_mb=gateway.memory_mb, cpus=gateway.cpus),
-                            stop_grace_seconds=gateway.stop_grace_seconds),
-                labels=labels(settings, "litellm", waivers={
-                    "read-only-rootfs": UPLOADS_NEED_WRITABLE_ROOT,
-                    "non-root-user": "the litellm-database image runs as root (Prisma keeps its engines and "
-                                     "generated client under /root); it gets no capabilities",
-                }),
+                **hardened,
+                labels=replica_labels,
                 # pulumi-docker asks the engine to delete a container before replacing it (its provider's
                 # `DeleteBeforeReplace: true` for docker_container, provider/resources.go), which would stop
                 # the old replica before its successor exists. A replica's name is new on every replacement,
@@ -268,6 +274,19 @@ class Gateway(pulumi.ComponentResource):
             # replica changes never touch it.
             opts=container_options(child, self.litellm_containers),
         )
+
+
+def _plain(value):
+    """Pulumi input types (ContainerCapabilitiesArgs, ...) as plain dicts, for a digest."""
+    from pulumi import _types
+
+    if _types.is_input_type(type(value)):
+        return {k: _plain(v) for k, v in _types.input_type_to_dict(value).items()}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _digest(values: list) -> str:

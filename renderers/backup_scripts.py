@@ -93,12 +93,17 @@ next_run() {  # seconds since the epoch of the next scheduled time
   echo "$best"
 }
 
+# `docker stop` (SIGTERM to this PID 1): a backup that is running finishes first (bash runs the trap
+# once it returns), a wait between runs ends at once; without the trap PID 1 ignores SIGTERM and is
+# killed after the stop timeout, possibly in the middle of a dump.
+trap 'echo "{\"event\":\"litellm-backup-scheduler\",\"status\":\"stopped\"}"; exit 0' TERM INT
 while true; do
   due=$(next_run)
   while [ "$(date -u +%s)" -lt "$due" ]; do
     touch "__HEARTBEAT__"
     left=$(( due - $(date -u +%s) ))
-    sleep $(( left < 60 ? (left > 0 ? left : 1) : 60 ))
+    sleep $(( left < 60 ? (left > 0 ? left : 1) : 60 )) &
+    wait $!
   done
   if "__BACKUP_SCRIPT__"; then rm -f "__FAILED__"; else touch "__FAILED__"; fi
 done

@@ -21,6 +21,19 @@ from images import NO_STANDIN, standin_name
 from servers import free_port
 
 EXCLUDED = {"monitoring-grafana": NO_STANDIN["grafana/grafana"]}
+# Linux capability numbers (linux/capability.h), to name the bits of /proc/<pid>/status.
+CAPABILITIES = ("CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE "
+                "NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO "
+                "SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME "
+                "SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG "
+                "WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF CHECKPOINT_RESTORE").split()
+
+
+def bounding_set(pid: int) -> set[str]:
+    """The capability bounding set of a process, by name (what --cap-drop/--cap-add left it)."""
+    with open(f"/proc/{pid}/status") as status:
+        mask = int(next(line for line in status if line.startswith("CapBnd:")).split()[1], 16)
+    return {name for bit, name in enumerate(CAPABILITIES) if mask >> bit & 1}
 PROMETHEUS_USER = "prometheus"
 
 
@@ -39,6 +52,7 @@ def engine_config(raw: dict) -> dict:
 class StackOnEngine:
     def __init__(self, run, deployment: Deployment, raw: dict, client, stack: str):
         self.run, self.deployment, self.raw, self.client, self.stack = run, deployment, raw, client, stack
+        self.only = lambda typ, name: name not in EXCLUDED
         self.gateway = f"http://127.0.0.1:{raw['gateway']['port']}"
         self.prometheus = f"http://127.0.0.1:{raw['monitoring']['prometheusPort']}"
 
@@ -63,19 +77,36 @@ class StackOnEngine:
         """Evaluate `raw` and deploy it over what runs (an `up` of a config change): what it did."""
         before = len(self.deployment.log)
         self.raw, self.run = raw, run_stack(raw, stack=self.stack)
-        self.deployment.up(self.run, only=lambda typ, name: name not in EXCLUDED)
+        self.deployment.up(self.run, only=self.only)
         return self.deployment.log[before:]
 
 
+def leftovers(client, stack: str) -> list[str]:
+    """Containers, networks and volumes of `stack` still on the engine (names start litellm-gateway-<stack>-)."""
+    prefix = f"litellm-gateway-{stack}-"
+    found = [f"container {c.name}" for c in client.containers.list(all=True) if c.name.startswith(prefix)]
+    found += [f"network {n.name}" for n in client.networks.list() if n.name.startswith(prefix)]
+    found += [f"volume {v.name}" for v in client.volumes.list() if v.name.startswith(prefix)]
+    return found
+
+
 @contextlib.contextmanager
-def deployed(client, standin_images: dict[str, str], raw: dict, stack: str) -> Iterator[StackOnEngine]:
+def deployed(client, standin_images: dict[str, str], raw: dict, stack: str,
+             left_out_types: frozenset[str] = frozenset()) -> Iterator[StackOnEngine]:
+    """Deploy everything `raw` declares but EXCLUDED and `left_out_types`; afterwards delete it all and
+    check that nothing of the stack is left on the engine (also when the test failed)."""
     run = run_stack(raw, stack=stack)
     deployment = Deployment(client, image_for=lambda ref: standin_images[standin_name(ref)])
+    only = lambda typ, name: name not in EXCLUDED and typ not in left_out_types  # noqa: E731
     try:
-        deployment.up(run, only=lambda typ, name: name not in EXCLUDED)
-        yield StackOnEngine(run, deployment, raw, client, stack)
+        deployment.up(run, only=only)
+        stack_on_engine = StackOnEngine(run, deployment, raw, client, stack)
+        stack_on_engine.only = only
+        yield stack_on_engine
     finally:
-        deployment.down()
+        failed = deployment.down()
+        left = leftovers(client, stack)
+        assert not failed and not left, f"not removed: {failed} {left}"
 
 
 def chat(stack: StackOnEngine, key: str, stream: bool = False, content: str = "hello",

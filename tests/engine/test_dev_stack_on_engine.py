@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine_stack import PROMETHEUS_USER, StackOnEngine, backup_minutes, chat, deployed, engine_config
+from engine_stack import PROMETHEUS_USER, StackOnEngine, backup_minutes, bounding_set, chat, deployed, engine_config
 from harness import stack_file_config
 
 
@@ -38,8 +38,7 @@ def test_every_declared_container_but_grafana_runs_healthy_under_its_hardening(d
         status = Path(f"/proc/{state['Pid']}/status").read_text()
         fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
         # The bounding set is exactly what the stack adds back after dropping ALL.
-        bounding = int(fields["CapBnd"].strip(), 16)
-        assert bin(bounding).count("1") == len((inputs.get("capabilities") or {}).get("adds") or []), (logical, fields["CapBnd"])
+        assert bounding_set(state["Pid"]) == set((inputs.get("capabilities") or {}).get("adds") or []), logical
         if "no-new-privileges:true" in (inputs.get("securityOpts") or []):
             assert fields["NoNewPrivs"].strip() == "1", logical
         host = container.attrs["HostConfig"]
@@ -54,7 +53,8 @@ def test_every_declared_container_but_grafana_runs_healthy_under_its_hardening(d
 
 def test_a_read_only_root_is_read_only_and_its_tmpfs_writable(dev):
     postgres = dev.container("gateway-postgres")
-    assert postgres.exec_run(["touch", "/probe"]).exit_code != 0
+    refused = postgres.exec_run(["touch", "/probe"])
+    assert refused.exit_code != 0 and b"Read-only file system" in refused.output, refused.output
     assert postgres.exec_run(["touch", "/tmp/probe"]).exit_code == 0
 
 
@@ -156,3 +156,29 @@ def test_the_backup_scheduler_writes_a_dump_as_postgres_and_it_restores_into_a_f
     # The access objects were made before the change above, so the dump holds all their keys.
     assert psql("restored", count) == psql(env["PGDATABASE"], count)
     assert int(psql("restored", count)) >= 3
+
+
+def test_the_stacks_vault_container_holds_the_secret_and_each_key_policy_reads_only_its_own_path(dev):
+    vault = dev.deployment.vault
+    root = {"X-Vault-Token": vault["token"]}
+    secret = dev.inputs("secrets-kv")
+    stored = httpx.get(f"{vault['address']}/v1/{secret['mount']}/data/{secret['name']}", headers=root, timeout=10)
+    assert stored.status_code == 200
+    assert stored.json()["data"]["data"]["LITELLM_MASTER_KEY"] == dev.master_key
+    policy = dev.inputs("access-key-ada-notebook-policy")["name"]
+    own = dev.inputs("access-key-ada-notebook-vault")
+    token = httpx.post(f"{vault['address']}/v1/auth/token/create", headers=root,
+                       json={"policies": [policy], "no_default_policy": True, "ttl": "5m"}, timeout=10).json()["auth"]["client_token"]
+    mine = {"X-Vault-Token": token}
+    assert httpx.get(f"{vault['address']}/v1/{own['mount']}/data/{own['name']}", headers=mine, timeout=10).status_code == 200
+    assert httpx.get(f"{vault['address']}/v1/{secret['mount']}/data/{secret['name']}", headers=mine, timeout=10).status_code == 403
+    other = dev.inputs("access-key-bob-ci-vault")
+    assert httpx.get(f"{vault['address']}/v1/{other['mount']}/data/{other['name']}", headers=mine, timeout=10).status_code == 403
+
+
+def test_the_backup_scheduler_stops_on_sigterm_instead_of_being_killed(dev):
+    backup = dev.container("backups-scheduler")
+    backup.stop(timeout=int(dev.inputs("backups-scheduler")["destroyGraceSeconds"]))
+    backup.reload()
+    assert backup.attrs["State"]["ExitCode"] == 0, backup.attrs["State"]  # 137: killed after the stop timeout
+    assert '"status":"stopped"' in backup.logs(tail=5).decode()

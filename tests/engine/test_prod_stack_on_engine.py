@@ -12,14 +12,10 @@ reachable here (the dev stack's are created for real in test_dev_stack_on_engine
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from deploy import Deployment
-from engine_stack import EXCLUDED, StackOnEngine, engine_config
-from harness import run_stack, stack_file_config
-from images import standin_name
+from engine_stack import bounding_set, deployed, engine_config
+from harness import stack_file_config
 
 LEFT_OUT_TYPES = {
     "command:remote:Command": "the prod GPU hosts' pulls run over SSH (test_model_pulls_over_ssh.py)",
@@ -32,13 +28,8 @@ LEFT_OUT_TYPES = {
 def prod(docker_engine, standin_images):
     raw = engine_config(stack_file_config("prod"))
     raw["docker"] = {"host": "unix:///var/run/docker.sock"}
-    run = run_stack(raw, stack="prod")
-    deployment = Deployment(docker_engine.client, image_for=lambda ref: standin_images[standin_name(ref)])
-    try:
-        deployment.up(run, only=lambda typ, name: name not in EXCLUDED and typ not in LEFT_OUT_TYPES)
-        yield StackOnEngine(run, deployment, raw, docker_engine.client, "prod")
-    finally:
-        deployment.down()
+    with deployed(docker_engine.client, standin_images, raw, "prod", frozenset(LEFT_OUT_TYPES)) as stack:
+        yield stack
 
 
 def test_every_prod_container_but_grafana_runs_healthy_under_its_hardening(prod):
@@ -50,9 +41,7 @@ def test_every_prod_container_but_grafana_runs_healthy_under_its_hardening(prod)
         state = container.attrs["State"]
         assert state["Running"] and state["Health"]["Status"] == "healthy", (logical, state.get("Health"))
         inputs = prod.inputs(logical)
-        status = Path(f"/proc/{state['Pid']}/status").read_text()
-        bounding = int(next(line for line in status.splitlines() if line.startswith("CapBnd:")).split()[1], 16)
-        assert bin(bounding).count("1") == len((inputs.get("capabilities") or {}).get("adds") or []), logical
+        assert bounding_set(state["Pid"]) == set((inputs.get("capabilities") or {}).get("adds") or []), logical
     # Both replicas are behind the load balancer: HAProxy's own count of servers up.
     lb = prod.container("gateway-lb")
     stats = lb.exec_run(["wget", "-q", "-O", "-", "http://127.0.0.1:8405/metrics"]).output.decode()

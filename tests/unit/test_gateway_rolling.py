@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pulumi
+import pulumi_docker as docker
 import pytest
 
 from config.errors import SettingsError
@@ -161,3 +162,31 @@ def test_connection_reuse_and_threads_are_rendered_as_set():
     assert "option http-server-close" in fresh and "http-reuse never" in fresh and "nbthread 4" in fresh
     assert "http-reuse always" not in fresh
     assert "option http-buffer-request" in fresh
+
+
+@pytest.mark.parametrize("change", ["labels", "capabilities", "user", "network aliases"])
+def test_every_input_that_replaces_a_replica_also_renames_it(monkeypatch, change):
+    """pulumi-docker replaces a container when any of these change; under the same name the successor could
+    not start beside the old replica (Docker refuses the name), so each must be in the revision."""
+    import components.gateway as gateway_module
+
+    before = replica_names(run_stack(prod_raw()))
+    if change == "labels":
+        original = gateway_module.labels
+        monkeypatch.setattr(gateway_module, "labels", lambda *a, **k: [*original(*a, **k), docker.ContainerLabelArgs(
+            label="example.org/new", value="1")])
+    elif change in ("capabilities", "user"):
+        original = gateway_module.hardening
+
+        def changed(*args, **kwargs):
+            hardened = original(*args, **kwargs)
+            if change == "user":
+                hardened["user"] = "65534"
+            else:
+                hardened["capabilities"] = docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=["NET_BIND_SERVICE"])
+            return hardened
+        monkeypatch.setattr(gateway_module, "hardening", changed)
+    else:
+        monkeypatch.setattr(gateway_module, "REPLICA_SERVICE", "litellm-replicas")
+    after = replica_names(run_stack(prod_raw()))
+    assert set(after).isdisjoint(before), (change, before, after)
