@@ -1,6 +1,6 @@
 """A stack evaluated under the mocks and deployed on the real engine (tests/engine/deploy.py), for tests.
 
-`engine_config` moves a stack file's published ports to free ones and fits CPU limits to this machine
+`engine_config` moves a stack file's published ports to free ones on 127.0.0.1 and fits CPU limits to this machine
 (Docker refuses a limit above the host's CPU count: "Range of CPUs is from 0.01 to 2.00"; the dev
 Ollama container's default is 4). `deployed` creates everything the program declares but Grafana, and
 removes it all afterwards, also when a test fails.
@@ -38,6 +38,9 @@ PROMETHEUS_USER = "prometheus"
 
 
 def engine_config(raw: dict) -> dict:
+    # Published on this machine's loopback (prod binds its gateway host's private address).
+    raw["gateway"]["bindAddress"] = "127.0.0.1"
+    raw["monitoring"]["bindAddress"] = "127.0.0.1"
     raw["gateway"]["port"] = free_port()
     if raw.get("vault", {}).get("mode") == "dev-container":
         raw["vault"]["devPort"] = free_port()
