@@ -84,7 +84,7 @@ def test_only_tests_that_derive_their_expectations_read_the_examples():
     """A test that read an example and expected its hosts or models would break on the first edit."""
     deriving = {"test_examples.py", "test_hostile_config.py", "test_stack_check.py", "test_reference.py",
                 "test_versions.py", "test_documented_commands.py", "test_workflows.py", "harness.py",
-                "test_stack_copies.py", "test_vault_policy.py"}
+                "test_stack_copies.py", "test_vault_policy.py", "test_deploy_mapping.py"}
     readers = set()
     for module in (ROOT / "tests").rglob("*.py"):
         text = module.read_text()
