@@ -385,34 +385,28 @@ class Deployment:
             except Exception as error:  # noqa: BLE001
                 if "No such container" not in str(error) and "404" not in str(error):
                     raise
-        elif item.kind == "network":
-            for _ in range(15):  # the provider retries "has active endpoints"
-                try:
-                    self.api.remove_network(item.name)
+        elif item.kind == "network":  # the provider retries "has active endpoints"
+            self._remove_retrying(lambda: self.api.remove_network(item.name), f"network {item.name}",
+                                  gone=("No such network", "not found"), busy="active endpoints")
+        elif item.kind == "volume":  # and "volume is in use"
+            self._remove_retrying(lambda: self.api.remove_volume(item.name, force=True), f"volume {item.name}",
+                                  gone=("no such volume",), busy="in use")
+
+    def _remove_retrying(self, remove: Callable[[], Any], what: str, gone: tuple[str, ...], busy: str) -> None:
+        for _ in range(15):
+            try:
+                remove()
+                break
+            except Exception as error:  # noqa: BLE001
+                text = str(error)
+                if any(marker.lower() in text.lower() for marker in gone):
                     break
-                except Exception as error:  # noqa: BLE001
-                    if "No such network" in str(error) or "not found" in str(error):
-                        break
-                    if "active endpoints" not in str(error):
-                        raise
-                    time.sleep(2)
-            else:
-                raise DeployFailed(f"network {item.name} still has active endpoints after 30 s")
-            self.log.append(f"remove network {item.name}")
-        elif item.kind == "volume":
-            for _ in range(15):
-                try:
-                    self.api.remove_volume(item.name, force=True)
-                    break
-                except Exception as error:  # noqa: BLE001
-                    if "no such volume" in str(error).lower():
-                        break
-                    if "in use" not in str(error):
-                        raise
-                    time.sleep(2)
-            else:
-                raise DeployFailed(f"volume {item.name} is still in use after 30 s")
-            self.log.append(f"remove volume {item.name}")
+                if busy not in text:
+                    raise
+                time.sleep(2)
+        else:
+            raise DeployFailed(f"{what} is still {busy!r} after 30 s")
+        self.log.append(f"remove {what}")
 
     # --- commands and Vault --------------------------------------------------------------------------
     def _command(self, logical: str, inputs: dict) -> str:
