@@ -150,6 +150,19 @@ def _access_summary(settings) -> Optional[dict[str, Any]]:
     }
 
 
+def _gateway_summary(settings, url: str) -> dict[str, Any]:
+    summary = {"platform": settings.platform, "load_balancer": settings.gateway.load_balancer.image,
+               "replicas": settings.gateway.replicas, "url": url, "tls": settings.gateway.load_balancer.tls.enabled,
+               "replacement": "rolling (create before delete)"}
+    if settings.platform == "kubernetes":
+        kube = settings.kubernetes
+        summary.update(namespace=settings.namespace, tls=kube.ingress.enabled and kube.ingress.tls.enabled,
+                       replacement="rolling Deployment (maxUnavailable 0) after the version's migration Job")
+        if kube.autoscaling.enabled:
+            summary["replicas"] = {"autoscaled": [kube.autoscaling.min_replicas, kube.autoscaling.max_replicas]}
+    return summary
+
+
 def collect_facts(settings, secrets, gateway, fleet, monitoring=None, backups=None):
     """DeclaredFacts (as an Output) read off the declared components and the rendered LiteLLM config."""
     import pulumi  # kept local: the rest of this module is pure and tested without Pulumi
@@ -199,9 +212,7 @@ def collect_facts(settings, secrets, gateway, fleet, monitoring=None, backups=No
             admin_ui_url=f"{resolved['url']}/ui" if database else None,
             admin_ui_password_in_vault="UI_PASSWORD" in secrets.stored_fields,
             access=_access_summary(settings),
-            gateway={"load_balancer": settings.gateway.load_balancer.image, "replicas": settings.gateway.replicas,
-                     "url": resolved["url"], "tls": settings.gateway.load_balancer.tls.enabled,
-                     "replacement": "rolling (create before delete)"},
+            gateway=_gateway_summary(settings, resolved["url"]),
             cache={"type": cache_params["type"], "ttl_seconds": cache_params["ttl"],
                    "namespace": cache_params["namespace"], "image": settings.redis.image}
             if cache_params else None,

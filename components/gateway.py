@@ -296,22 +296,28 @@ def _digest(values: list) -> str:
     return hashlib.sha256(_json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def tls_pem(settings: StackSettings, vault_provider) -> pulumi.Output[str]:
-    """The certificate chain and key as one PEM (what HAProxy's crt wants), a secret from end to end."""
-    tls = settings.gateway.load_balancer.tls
-    supplied = settings.supplied_secrets
-    if tls.vault is None:
-        return pulumi.Output.secret(
-            supplied.get("gatewayTlsCertificate").rstrip("\n") + "\n" + supplied.get("gatewayTlsKey").rstrip("\n") + "\n")
-    ref = tls.vault
+def tls_parts(settings: StackSettings, ref, vault_provider, key_path: str) -> pulumi.Output[tuple[str, str]]:
+    """(certificate chain, private key) as PEM, each ending in one newline: from the Vault secret `ref`, or
+    from the secret config keys gatewayTlsCertificate and gatewayTlsKey. A secret from end to end."""
+    if ref is None:
+        supplied = settings.supplied_secrets
+        return pulumi.Output.secret((supplied.get("gatewayTlsCertificate").rstrip("\n") + "\n",
+                                     supplied.get("gatewayTlsKey").rstrip("\n") + "\n"))
     secret = vault.kv.get_secret_v2_output(mount=ref.mount, name=ref.path,
                                            opts=pulumi.InvokeOutputOptions(provider=vault_provider))
 
-    def combine(data: dict) -> str:
+    def split(data: dict) -> tuple[str, str]:
         missing = [f for f in (ref.certificate_field, ref.key_field) if not data or f not in data]
         if missing:
-            raise pulumi.RunError(f"litellm-gateway:gateway.loadBalancer.tls.vault: Vault secret {ref.mount}/{ref.path} "
+            raise pulumi.RunError(f"litellm-gateway:{key_path}: Vault secret {ref.mount}/{ref.path} "
                                   f"has no field {', '.join(repr(m) for m in missing)}")
-        return data[ref.certificate_field].rstrip("\n") + "\n" + data[ref.key_field].rstrip("\n") + "\n"
+        return data[ref.certificate_field].rstrip("\n") + "\n", data[ref.key_field].rstrip("\n") + "\n"
 
-    return pulumi.Output.secret(secret.data.apply(combine))
+    return pulumi.Output.secret(secret.data.apply(split))
+
+
+def tls_pem(settings: StackSettings, vault_provider) -> pulumi.Output[str]:
+    """The certificate chain and key as one PEM (what HAProxy's crt wants), a secret from end to end."""
+    parts = tls_parts(settings, settings.gateway.load_balancer.tls.vault, vault_provider,
+                      "gateway.loadBalancer.tls.vault")
+    return pulumi.Output.secret(parts.apply(lambda p: p[0] + p[1]))

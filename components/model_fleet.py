@@ -47,8 +47,8 @@ def ssh_private_key(settings: StackSettings, vault_provider: vault.Provider) -> 
 @dataclass
 class ModelFleetArgs:
     settings: StackSettings
-    docker_provider: docker.Provider
-    network_name: pulumi.Input[str]
+    docker_provider: Optional[docker.Provider]   # None on Kubernetes (no local Ollama containers there)
+    network_name: Optional[pulumi.Input[str]]
     ssh_private_key: Optional[pulumi.Input[str]] = None
 
 

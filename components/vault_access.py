@@ -18,7 +18,7 @@ from .containers import container_options, hardening, labels, pinned_image, secr
 @dataclass
 class VaultAccessArgs:
     settings: StackSettings
-    docker_provider: docker.Provider
+    docker_provider: Optional[docker.Provider]   # for the dev-mode Vault container only (None on Kubernetes)
 
 
 class VaultAccess(pulumi.ComponentResource):

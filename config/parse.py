@@ -18,7 +18,8 @@ from .checks import CROSS_CHECKS, SECRET_SOURCE_CHECKS, check_images, check_supp
 from .errors import SettingsError
 from .messages import plain_message
 from .secret_keys import SECRET_KEYS
-from .sections import SCALARS, SECTIONS, SECTIONS_BY_KEY
+from .sections import SCALAR_DEFAULTS, SCALARS, SECTIONS, SECTIONS_BY_KEY
+from .sections.kubernetes import PLATFORMS
 from .stack import Parsed, StackSettings, SuppliedSecrets
 
 __all__ = ["SettingsError", "parse_settings"]
@@ -126,6 +127,12 @@ def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(
     else:
         parsed.environment = environment
 
+    platform = raw.get("platform", SCALAR_DEFAULTS["platform"])
+    if platform not in PLATFORMS:
+        problems.append(("platform", f"{platform!r} is not a platform: use {' or '.join(PLATFORMS)}"))
+    else:
+        parsed.platform = platform
+
     for spec in SECTIONS:
         if spec.key not in raw:
             if spec.required:
@@ -161,4 +168,4 @@ def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(
     if problems:
         raise SettingsError(problems, list_item_labels(raw))
     sections = {spec.attribute: getattr(parsed, spec.attribute) for spec in SECTIONS}
-    return StackSettings(environment=parsed.environment, **sections, supplied_secrets=SuppliedSecrets(parsed.supplied))
+    return StackSettings(environment=parsed.environment, platform=parsed.platform, **sections, supplied_secrets=SuppliedSecrets(parsed.supplied))

@@ -24,7 +24,8 @@ from pydantic_core import PydanticUndefined
 
 from .names import PROJECT
 from .secret_keys import NOT_GENERATED, SECRET_KEYS
-from .sections import SCALARS, SECTIONS, SECTIONS_BY_KEY
+from .checks.platform import option_platform
+from .sections import SCALAR_DEFAULTS, SCALARS, SECTIONS, SECTIONS_BY_KEY
 from .stack_file import OTHER_NAMESPACES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +141,10 @@ def rows(model: type, prefix: str) -> list[tuple[str, str, str, str]]:
     out = []
     for name, field in model.model_fields.items():
         path = f"{prefix}.{field.alias or name}"
-        out.append((path, type_name(field.annotation, field.metadata), _default(field), _one_line(field.description)))
+        description = _one_line(field.description)
+        if option_platform(path) == "docker" and not path.startswith("docker.") and option_platform(prefix) is None:
+            description = "*`platform: docker` only.* " + description
+        out.append((path, type_name(field.annotation, field.metadata), _default(field), description))
         inner, suffix = _model_of(field.annotation)
         if inner is not None:
             out.extend(rows(inner, path + suffix))
@@ -196,9 +200,12 @@ def render_markdown() -> str:
         "|---|---|---|",
     ]
     for key in (*SCALARS, *SECTIONS_BY_KEY):
-        required = key in SCALARS or SECTIONS_BY_KEY[key].required
+        required = (key in SCALARS and key not in SCALAR_DEFAULTS) or (key in SECTIONS_BY_KEY and SECTIONS_BY_KEY[key].required)
         lines.append(f"| [`{key}`](#{key.lower()}) | {'yes' if required else 'no'} | {_cell(TOP_LEVEL[key])} |")
-    lines += ["", "## environment", "", TOP_LEVEL["environment"], ""]
+    for scalar in SCALARS:
+        default = f" Default: `{SCALAR_DEFAULTS[scalar]}`." if scalar in SCALAR_DEFAULTS else ""
+        lines += ["", f"## {scalar}", "", TOP_LEVEL[scalar] + default]
+    lines.append("")
     for key, (model, suffix), required in sections():
         lines += [f"## {key}", "", TOP_LEVEL[key] + (" Required." if required else ""), ""]
         if suffix:
@@ -239,6 +246,8 @@ def render_project_config() -> str:
         lines.append(f"    description: {json.dumps(_one_line(re.sub(r'`', '', TOP_LEVEL[key])))}")
         if key in SECTIONS_BY_KEY and not SECTIONS_BY_KEY[key].required:
             lines.append("    default: {}")
+        elif key in SCALAR_DEFAULTS:
+            lines.append(f"    default: {SCALAR_DEFAULTS[key]}")
     lines.append(END)
     return "\n".join(lines) + "\n"
 

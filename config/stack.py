@@ -15,6 +15,7 @@ from .sections.data import BackupSettings, CacheSettings, PostgresSettings, Redi
 from .sections.docker import DockerSettings
 from .sections.fleet import GpuHostSettings, GpuSshSettings, ModelPullSettings, ModelSettings
 from .sections.gateway import GatewaySettings
+from .sections.kubernetes import KubernetesSettings, Platform
 from .sections.monitoring import MonitoringSettings
 from .sections.router import RouterSettings
 from .sections.secrets import SecretsSettings
@@ -44,7 +45,9 @@ class SuppliedSecrets:
 @dataclass(frozen=True)
 class StackSettings:
     environment: str
+    platform: Platform
     docker: DockerSettings
+    kubernetes: KubernetesSettings
     vault: VaultSettings
     gateway: GatewaySettings
     models: tuple[ModelSettings, ...]
@@ -61,6 +64,14 @@ class StackSettings:
     containers: ContainersSettings
     access: AccessSettings
     supplied_secrets: SuppliedSecrets
+
+    @property
+    def on_kubernetes(self) -> bool:
+        return self.platform == "kubernetes"
+
+    @property
+    def namespace(self) -> str:
+        return self.kubernetes.namespace or self.names.prefix
 
     @property
     def names(self) -> StackNames:
@@ -135,7 +146,9 @@ class Parsed:
     """Every section that validated (None: missing or invalid, already reported), for the cross-checks."""
 
     environment: Optional[str] = None
+    platform: Optional[str] = None
     docker: Optional[DockerSettings] = None
+    kubernetes: Optional[KubernetesSettings] = None
     vault: Optional[VaultSettings] = None
     gateway: Optional[GatewaySettings] = None
     models: Optional[tuple[ModelSettings, ...]] = None

@@ -87,6 +87,19 @@ DockerHost = Annotated[str, full(r"(unix|ssh|tcp)://[^\s]+", "{value!r} must sta
 HttpUrl = Annotated[str, full(r"https?://[^\s/]+(/[^\s]*)?", "{value!r} must be an http:// or https:// URL")]
 VaultAddress = HttpUrl
 Text = Annotated[str, no_problem(control_character_problem)]
+# Kubernetes names: a DNS label (namespaces, Services), a DNS subdomain (most objects, classes), and a label or
+# annotation key ([prefix/]name: a DNS subdomain prefix, a name of up to 63 characters).
+_DNS_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_DNS_SUBDOMAIN = rf"{_DNS_LABEL}(\.{_DNS_LABEL})*"
+DnsLabel = Annotated[str, full(_DNS_LABEL, "{value!r} is not a Kubernetes name (a DNS label: lowercase letters, digits "
+                               "and '-', up to 63 characters, starting and ending with a letter or digit)")]
+DnsSubdomain = Annotated[str, full(_DNS_SUBDOMAIN, "{value!r} is not a Kubernetes name (a DNS subdomain: DNS labels "
+                                   "joined by '.', up to 253 characters)"),
+                         check(lambda v: len(v) <= 253, "{value!r} is longer than 253 characters")]
+LabelKey = Annotated[str, check(lambda v: len(v.rpartition("/")[0]) <= 253, "{value!r} has a prefix longer than 253 characters"),
+                     full(rf"({_DNS_SUBDOMAIN}/)?[A-Za-z0-9]([A-Za-z0-9_.-]{{0,61}}[A-Za-z0-9])?",
+                               "{value!r} is not a Kubernetes label or annotation key ([prefix/]name, the name up to "
+                               "63 letters, digits, '-', '_', '.')")]
 OllamaDigest = Annotated[str, full(r"(sha256:)?[0-9a-f]{12,64}", "{value!r} is not an Ollama model ID (12 to 64 hex characters)")]
 
 # The escape hatch's keys (LiteLLM's config.yaml keys are snake_case identifiers) and values (any YAML).

@@ -170,14 +170,17 @@ def vault_fields_named(mount: str, path: str) -> dict[str, str]:
 
     refs: list[tuple[Any, dict[str, str]]] = []
     ssh_ref = section("gpuSsh").get("privateKeyVault")
-    tls = ((section("gateway").get("loadBalancer") or {}).get("tls") or {})
+    # The load balancer's certificate (Docker platform) and the Ingress's (Kubernetes platform).
+    tls_sources = ((section("gateway").get("loadBalancer") or {}).get("tls") or {},
+                   (section("kubernetes").get("ingress") or {}).get("tls") or {})
     try:
         if isinstance(ssh_ref, dict):
             ref = VaultFieldRef.model_validate(ssh_ref)
             refs.append((ref, {ref.field: "ssh"}))
-        if isinstance(tls.get("vault"), dict):
-            ref = TlsVaultRef.model_validate(tls["vault"])
-            refs.append((ref, {ref.certificate_field: "certificate", ref.key_field: "key"}))
+        for tls in tls_sources:
+            if isinstance(tls, dict) and isinstance(tls.get("vault"), dict):
+                ref = TlsVaultRef.model_validate(tls["vault"])
+                refs.append((ref, {ref.certificate_field: "certificate", ref.key_field: "key"}))
     except ValidationError:
         return {}  # the settings report it; the program stops before any read
     fields: dict[str, str] = {}

@@ -28,23 +28,10 @@ from config.stack import StackSettings
 from config.stack_file import ROOT, StackFileError, read_stack_file
 
 
-def _summary(stack: str, settings: StackSettings, run, encrypted: frozenset[str], out: TextIO) -> None:
+def _containers(resources, out: TextIO) -> None:
     from operations.offline import unwrap_all
 
-    def section(title: str) -> None:
-        print(f"\n{title}", file=out)
-
-    resources = run.resources
-    print(f"stack {stack}: configuration valid; {len(resources)} resources would be declared", file=out)
-    print(f"  docker engine: {settings.docker.host}", file=out)
-    vault_where = "a dev-mode Vault container" if settings.vault.mode == "dev-container" else (
-        settings.vault.address or "VAULT_ADDR")
-    print(f"  vault: {vault_where}", file=out)
-    gateway_url = run.outputs.get("gatewayUrl")
-    if gateway_url:
-        print(f"  gatewayUrl: {gateway_url}", file=out)
-
-    section("containers (image):")
+    print("\ncontainers (image):", file=out)
     images = {r.name: unwrap_all(r.inputs.get("name")) for r in resources if r.type == "docker:index/remoteImage:RemoteImage"}
     for container in sorted((r for r in resources if r.type == "docker:index/container:Container"),
                             key=lambda r: r.name):
@@ -55,7 +42,52 @@ def _summary(stack: str, settings: StackSettings, run, encrypted: frozenset[str]
         image = next((img for res, img in images.items() if container.name.startswith(res.rsplit("-image", 1)[0])), "")
         print(f"  {name}{f'  ({image})' if image else ''}{published}", file=out)
 
+
+def _kubernetes_objects(resources, out: TextIO) -> None:
+    """Every Kubernetes object by kind and name, with the images of the workloads."""
+    from operations.offline import unwrap_all
+
+    print("\nkubernetes objects (kind name  (images)):", file=out)
+    for resource in sorted((r for r in resources if r.type.startswith("kubernetes:") and "providers" not in r.type),
+                           key=lambda r: (r.type.rsplit(":", 1)[-1], r.name)):
+        inputs = unwrap_all(resource.inputs)
+        name = (inputs.get("metadata") or {}).get("name") or resource.name
+        spec = inputs.get("spec") or {}
+        template = (spec.get("jobTemplate") or {}).get("spec", spec).get("template") or {}
+        images = sorted({c.get("image") for c in (template.get("spec") or {}).get("containers", []) if c.get("image")})
+        shown = f"  ({', '.join(images)})" if images else ""
+        print(f"  {resource.type.rsplit(':', 1)[-1]} {name}{shown}", file=out)
+
+
+def _summary(stack: str, settings: StackSettings, run, encrypted: frozenset[str], out: TextIO) -> None:
+    from operations.offline import unwrap_all
+
+    def section(title: str) -> None:
+        print(f"\n{title}", file=out)
+
+    resources = run.resources
+    print(f"stack {stack}: configuration valid; {len(resources)} resources would be declared", file=out)
+    if settings.on_kubernetes:
+        kube = settings.kubernetes
+        print(f"  kubernetes: context {kube.context or '(the kubeconfig current one)'}, namespace {settings.namespace}",
+              file=out)
+    else:
+        print(f"  docker engine: {settings.docker.host}", file=out)
+    vault_where = "a dev-mode Vault container" if settings.vault.mode == "dev-container" else (
+        settings.vault.address or "VAULT_ADDR")
+    print(f"  vault: {vault_where}", file=out)
+    gateway_url = run.outputs.get("gatewayUrl")
+    if gateway_url:
+        print(f"  gatewayUrl: {gateway_url}", file=out)
+
+    if settings.on_kubernetes:
+        _kubernetes_objects(resources, out)
+    else:
+        _containers(resources, out)
+
     section("model pulls per GPU host:")
+
+
     for host in settings.gpu_hosts:
         pulled = settings.models_pulled_by(host)
         where = "local Ollama container" if host.local_container else f"ssh {settings.ssh_user(host)}@{host.address}:{settings.ssh_port(host)}"

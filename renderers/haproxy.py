@@ -55,8 +55,14 @@ class Listen:
     http: str = f":{HTTP_PORT}"
     https: str = f":{HTTPS_PORT}"
     stats: str = f":{STATS_PORT}"
-    nameserver: str = DOCKER_DNS
+    # None: the nameservers of the container's /etc/resolv.conf (a Kubernetes pod's cluster DNS).
+    nameserver: str | None = DOCKER_DNS
+    # The replicas' name as DNS answers it (HAProxy's resolvers use no search domains: on Kubernetes the
+    # headless Service's full name).
     service: str = REPLICA_SERVICE
+    # Connections per client address (gateway.loadBalancer.maxConnectionsPerClient). Off behind a Kubernetes
+    # Ingress, where every client arrives from the controller's addresses.
+    limit_per_client: bool = True
     replica_port: int = PROXY_PORT
     cert_path: str = CERT_PATH
     dispatcher: str = f":{DISPATCHER_PORT}"
@@ -103,7 +109,7 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
         "    option http-buffer-request",
         "",
         "resolvers docker",
-        f"    nameserver dns1 {listen.nameserver}",
+        f"    nameserver dns1 {listen.nameserver}" if listen.nameserver else "    parse-resolv-conf",
         "    accepted_payload_size 8192",
         "    resolve_retries 3",
         "    timeout resolve 1s",
@@ -114,11 +120,14 @@ def render_haproxy_config(settings: StackSettings, listen: Listen = Listen()) ->
         "",
         "frontend gateway",
         f"    maxconn {lb.max_connections}",
-        "    # One client address may hold at most this many connections (refused at once beyond it).",
-        "    stick-table type ipv6 size 100k expire 60s store conn_cur",
-        "    tcp-request connection track-sc0 src",
-        f"    tcp-request connection reject if {{ sc_conn_cur(0) gt {lb.max_connections_per_client} }}",
     ]
+    if listen.limit_per_client:
+        lines += [
+            "    # One client address may hold at most this many connections (refused at once beyond it).",
+            "    stick-table type ipv6 size 100k expire 60s store conn_cur",
+            "    tcp-request connection track-sc0 src",
+            f"    tcp-request connection reject if {{ sc_conn_cur(0) gt {lb.max_connections_per_client} }}",
+        ]
     if tls:
         lines += [f"    bind {listen.https} ssl crt {listen.cert_path} alpn h2,http/1.1",
                   f"    bind {listen.http}",
@@ -269,6 +278,11 @@ def _refuse(status: int, message: str, condition: str, ollama: bool = False) -> 
 def published_url(settings: StackSettings) -> str:
     """The one URL clients use: the load balancer, by the certificate's name when TLS has one."""
     gateway = settings.gateway
+    if settings.on_kubernetes:
+        ingress = settings.kubernetes.ingress
+        if not ingress.enabled:
+            return f"http://{settings.names.loadbalancer}.{settings.namespace}.svc:{HTTP_PORT}"
+        return f"{'https' if ingress.tls.enabled else 'http'}://{ingress.host}"
     tls = gateway.load_balancer.tls
     url = local_url(gateway.bind_address, gateway.port)
     if not tls.enabled:

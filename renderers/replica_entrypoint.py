@@ -99,3 +99,21 @@ def entrypoints(port: int, stop_grace_seconds: int, host: str = "127.0.0.1", lit
 def environment(master_key, stop_grace_seconds: int) -> dict:
     """What the script and LiteLLM's drain need in the replica's environment (the master key as the token)."""
     return {DRAIN_TOKEN_ENV: master_key, GRACEFUL_TIMEOUT_ENV: str(graceful_timeout_seconds(stop_grace_seconds))}
+
+
+def render_prestop(port: int, stop_grace_seconds: int, host: str = "127.0.0.1") -> list[str]:
+    """A Kubernetes pod's preStop hook: the same first two steps as the entrypoint's SIGTERM branch.
+
+    The kubelet runs it before it sends SIGTERM, inside the pod's termination grace period: the drain
+    call turns readiness 503 (the load balancer and the Service's endpoints drop the pod), the wait gives
+    the load balancer `haproxy.REMOVAL_SECONDS` to stop routing to it; then SIGTERM reaches LiteLLM, which
+    finishes in-flight requests within GRACEFUL_SHUTDOWN_TIMEOUT. REMOVAL_SECONDS + GRACEFUL_SHUTDOWN_TIMEOUT
+    + TEARDOWN_SECONDS is the grace period, as on Docker."""
+    drain_url = f"http://{host}:{port}{haproxy.DRAIN_PATH}"
+    drain_timeout = graceful_timeout_seconds(stop_grace_seconds) + 2
+    script = "\n".join([
+        "# Rendered by the Pulumi stack (renderers/replica_entrypoint.py): out of the load balancer before SIGTERM.",
+        f"python3 -c {shlex.quote(_DRAIN)} {shlex.quote(drain_url)} {drain_timeout} &",
+        f"sleep {haproxy.REMOVAL_SECONDS}",
+    ])
+    return ["/bin/sh", "-c", script]

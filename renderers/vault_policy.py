@@ -44,9 +44,13 @@ def deployer_rules(settings: StackSettings) -> list[tuple[str, list[str], str]]:
     if ssh is not None:
         rules.append((f"{ssh.mount}/data/{ssh.path}", ["read"], "the GPU hosts' SSH key (gpuSsh.privateKeyVault)"))
     tls = settings.gateway.load_balancer.tls
-    if tls.enabled and tls.vault is not None:
+    if tls.enabled and tls.vault is not None and not settings.on_kubernetes:
         rules.append((f"{tls.vault.mount}/data/{tls.vault.path}", ["read"],
                       "the load balancer's certificate and key (gateway.loadBalancer.tls.vault)"))
+    ingress = settings.kubernetes.ingress
+    if settings.on_kubernetes and ingress.enabled and ingress.tls.enabled and ingress.tls.vault is not None:
+        rules.append((f"{ingress.tls.vault.mount}/data/{ingress.tls.vault.path}", ["read"],
+                      "the Ingress's certificate and key (kubernetes.ingress.tls.vault)"))
     return rules
 
 

@@ -16,13 +16,14 @@ from .monitoring import check_monitoring
 from .network import check_port_clashes
 from .routing import check_routing
 from .ownership import check_ownership
+from .platform import check_kubernetes_tls_source, check_platform
 from .secrets import check_supplied_secret
 from .vault import check_vault
 
 CROSS_CHECKS = (
-    check_gateway, check_vault, check_monitoring, check_port_clashes, check_backups, check_redis_room,
+    check_platform, check_gateway, check_vault, check_monitoring, check_port_clashes, check_backups, check_redis_room,
     check_environment, check_ownership, check_fleet, check_routing, check_access_section, check_management_reach,
 )
-SECRET_SOURCE_CHECKS = (check_fleet_access, check_tls_source)
+SECRET_SOURCE_CHECKS = (check_fleet_access, check_tls_source, check_kubernetes_tls_source)
 
 __all__ = ["CROSS_CHECKS", "SECRET_SOURCE_CHECKS", "check_images", "check_supplied_secret"]

@@ -38,8 +38,12 @@ def _loopback_url(url: str) -> bool:
 def _check_secrets_travel_encrypted(parsed: Parsed, environment: str, problems) -> None:
     """Outside dev stacks every hop that carries a secret is encrypted, or a named waiver says why not."""
     gateway, docker, access = parsed.gateway, parsed.docker, parsed.access
-    waived = gateway is not None and gateway.load_balancer.allow_plain_http is not None
-    if gateway is not None and not gateway.load_balancer.tls.enabled and not waived:
+    kube = parsed.kubernetes if parsed.platform == "kubernetes" else None
+    if kube is not None:  # the Ingress carries the keys: check_platform asks for its TLS
+        waived = kube.ingress.allow_plain_http is not None or (kube.ingress.enabled and kube.ingress.tls.enabled)
+    else:
+        waived = gateway is not None and gateway.load_balancer.allow_plain_http is not None
+    if kube is None and gateway is not None and not gateway.load_balancer.tls.enabled and not waived:
         problems.append(("gateway.loadBalancer.tls.enabled", (
             f"is false: {environment} would carry the master key and every client's key over plain HTTP. Enable "
             "TLS (gateway.loadBalancer.tls), or set gateway.loadBalancer.allowPlainHttp to the reason it is not "

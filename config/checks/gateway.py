@@ -26,7 +26,7 @@ def check_gateway(parsed: Parsed, problems) -> None:
 def check_tls_source(parsed: Parsed, problems) -> None:
     gateway = parsed.gateway
     from_config = {"gatewayTlsCertificate", "gatewayTlsKey"} & set(parsed.supplied)
-    if gateway is None:
+    if gateway is None or parsed.platform == "kubernetes":  # the Ingress's: check_kubernetes_tls_source
         return
     tls = gateway.load_balancer.tls
     if not tls.enabled:
@@ -45,7 +45,7 @@ def check_management_reach(parsed: Parsed, problems) -> None:
     """With a remote Docker engine, the load balancer on the engine's loopback is not this machine's:
     the default management URL would hand the master key to whatever listens on the operator's own."""
     gateway, docker, access = parsed.gateway, parsed.docker, parsed.access
-    if gateway is None or docker is None or access is None or access.management_url:
+    if gateway is None or docker is None or access is None or access.management_url or parsed.platform == "kubernetes":
         return
     address = ip_or_none(gateway.bind_address)
     if docker.host.startswith("unix://") or address is None or not address.is_loopback:

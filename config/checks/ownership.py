@@ -49,6 +49,9 @@ OWNED = (
     Owned("backups.volumeName", "backup volume", lambda p: p.backups and p.backups.volume_name,
           lambda n: n.backup_volume),
     Owned("backups.hostPath", "backup directory", lambda p: p.backups and p.backups.host_path),
+    # Every object of a kubernetes stack is in its namespace (and `pulumi destroy` leaves the namespace).
+    Owned("kubernetes.namespace", "Kubernetes namespace", lambda p: p.kubernetes and p.kubernetes.namespace,
+          lambda n: n.prefix),
 )
 
 

@@ -17,6 +17,7 @@ from .data import BackupSettings, CacheSettings, PostgresSettings, RedisSettings
 from .docker import DockerSettings
 from .fleet import GpuHostSettings, GpuSshSettings, ModelPullSettings, ModelSettings
 from .gateway import GatewaySettings
+from .kubernetes import PLATFORM_DESCRIPTION, KubernetesSettings
 from .monitoring import MonitoringSettings
 from .router import RouterSettings
 from .secrets import SecretsSettings
@@ -36,10 +37,14 @@ class SectionSpec:
 ENVIRONMENT_DESCRIPTION = (
     "The stack's name (it must equal it), used in every resource, volume and Vault name: lowercase "
     "letters, digits and `-`, up to 20 characters. `dev` and `dev-<name>` are dev stacks.")
-SCALARS = {"environment": ENVIRONMENT_DESCRIPTION}
+SCALARS = {"environment": ENVIRONMENT_DESCRIPTION, "platform": PLATFORM_DESCRIPTION}
+# Scalars a stack may leave out, with the value that means.
+SCALAR_DEFAULTS = {"platform": "docker"}
 
 SECTIONS = (
-    SectionSpec("docker", "docker", DockerSettings, False, "The Docker engine the containers run on."),
+    SectionSpec("docker", "docker", DockerSettings, False, "The Docker engine the containers run on (`platform: docker`)."),
+    SectionSpec("kubernetes", "kubernetes", KubernetesSettings, False,
+                "The cluster, namespace, Ingress and autoscaling of a `platform: kubernetes` stack."),
     SectionSpec("vault", "vault", VaultSettings, False, "Where the stack's secrets live (BACKLOG-001)."),
     SectionSpec("gateway", "gateway", GatewaySettings, True,
                 "The LiteLLM replicas and the HAProxy load balancer in front of them."),

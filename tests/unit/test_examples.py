@@ -33,6 +33,18 @@ def test_an_example_deploys_what_its_file_declares(stack):
         assert run.outputs["models"][model["name"]]["ollama_tag"] == model["ollamaTag"]
     hosts = {h["name"] for h in config["gpuHosts"]}
     assert set(run.outputs["gpuHostModels"]) == hosts
+    if config.get("platform") == "kubernetes":
+        (deployment,) = [r for r in run.resources if r.type == "kubernetes:apps/v1:Deployment"
+                         and r.name == "gateway-litellm"]
+        scaling = config.get("kubernetes", {}).get("autoscaling", {})
+        if scaling.get("enabled"):
+            assert "replicas" not in deployment.plain("spec")  # the autoscaler's
+            (hpa,) = run.mocks.of_type("autoscaling/v2:HorizontalPodAutoscaler")
+            assert hpa.plain("spec")["minReplicas"] == scaling.get("minReplicas", 2)
+        else:
+            assert deployment.plain("spec")["replicas"] == config["gateway"].get("replicas", 1)
+        assert not [r for r in run.resources if r.type.startswith("docker:")], "nothing on a Docker engine"
+        return
     containers = [r for r in run.resources if r.type == "docker:index/container:Container"]
     published = [r for r in containers if any(p.get("external") for p in r.plain("ports") or [])]
     assert all(not r.name.startswith("gateway-litellm") for r in published), "only the load balancer publishes"

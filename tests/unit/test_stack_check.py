@@ -43,7 +43,7 @@ def test_the_example_stacks_check_and_the_summary_follows_the_file(stack):
         pulled = host.get("models") or [m["name"] for m in config["models"] if host["name"] in m["hosts"]]
         assert f"  {host['name']} [" in out and f"]: {len(pulled)} model(s): " in out
     assert f"policy litellm-gateway-{stack}-read" in out
-    assert f"litellm-gateway-{stack}-postgres  (" in out
+    assert f"litellm-gateway-{stack}-postgres  (" in out or f"StatefulSet litellm-gateway-{stack}-postgres  (" in out
 
 
 def test_an_invalid_config_lists_every_problem_and_exits_1(tmp_path):

@@ -12,6 +12,7 @@ import copy
 
 import pytest
 
+from config.checks.platform import option_platform
 from config.errors import SettingsError
 from config.names import StackNames
 from config.parse import parse_settings
@@ -31,7 +32,8 @@ def copy_of(stack: str, new: str) -> dict:
 def without_dev_only(config: dict) -> dict:
     gateway = config["gateway"]
     load_balancer = gateway.get("loadBalancer") or {}
-    if not (load_balancer.get("tls") or {}).get("enabled") and not load_balancer.get("allowPlainHttp"):
+    on_docker = config.get("platform", "docker") == "docker"   # a kubernetes example's TLS is its Ingress's
+    if on_docker and not (load_balancer.get("tls") or {}).get("enabled") and not load_balancer.get("allowPlainHttp"):
         config["gateway"] = {**gateway, "loadBalancer": {**load_balancer, "tls": {
             "enabled": True, "serverName": "gateway.example", "vault": {"path": "ops/gateway-tls"}}}}
     vault = config.get("vault") or {}
@@ -58,6 +60,11 @@ def owned_names(run) -> set[tuple[str, str]]:
             names.add(("vault-secret", f"{r.plain('mount')}/{r.plain('name')}"))
         elif r.type == "vault:index/policy:Policy":
             names.add(("vault-policy", r.plain("name")))
+        elif r.type.startswith("kubernetes:") and "providers" not in r.type:
+            meta = r.plain("metadata") or {}
+            names.add((f"k8s:{r.type.rsplit(':', 1)[-1]}", f"{meta.get('namespace', '')}/{meta.get('name')}"))
+            for claim in (r.plain("spec") or {}).get("volumeClaimTemplates", []):
+                names.add(("k8s:claim-template", f"{meta.get('namespace', '')}/{meta.get('name')}/{claim['metadata']['name']}"))
     return {n for n in names if n[1]}
 
 
@@ -76,7 +83,21 @@ OVERRIDES = {
     "vault.policyName": lambda names: names.vault_policy,
     "postgres.volumeName": lambda names: names.postgres_volume,
     "backups.volumeName": lambda names: names.backup_volume,
+    "kubernetes.namespace": lambda names: names.prefix,
 }
+
+
+def _example_for(key: str, docker_example: str) -> str:
+    """An example of the platform that reads `key`."""
+    if option_platform(key) == "kubernetes":
+        return next(s for s in EXAMPLE_STACKS if example_config(s).get("platform") == "kubernetes")
+    return docker_example
+
+
+def _applies(stack: str, key: str) -> bool:
+    """Whether the example's platform reads `key` (the other platform's keys are refused for that)."""
+    platform = example_config(stack).get("platform", "docker")
+    return option_platform(key) in (None, platform)
 
 
 def with_key(config: dict, dotted: str, value) -> dict:
@@ -88,8 +109,7 @@ def with_key(config: dict, dotted: str, value) -> dict:
     return config
 
 
-@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
-@pytest.mark.parametrize("key", sorted(OVERRIDES))
+@pytest.mark.parametrize("stack, key", [(s, k) for s in EXAMPLE_STACKS for k in sorted(OVERRIDES) if _applies(s, k)])
 def test_a_copy_that_spells_the_originals_name_is_refused_naming_the_key(stack, key):
     """As the examples once did: `path: litellm-gateway/prod` in a copy would write prod's secret."""
     theirs = OVERRIDES[key](StackNames(stack))
@@ -107,7 +127,7 @@ def test_an_override_naming_another_stack_of_the_project_is_refused(key):
     value = {"backups.hostPath": "/srv/backups/prod"}.get(key, f"team-prod-{key.split('.')[1].lower()}")
     if key == "vault.path":
         value = "teams/prod/gateway"
-    config = with_key(copy_of("prod", "staging"), key, value)
+    config = with_key(copy_of(_example_for(key, "prod"), "staging"), key, value)
     with pytest.raises(SettingsError) as error:
         parse_settings(config, stack="staging", other_stacks=["dev", "prod", "staging"])
     assert any(k == key and "names environment 'prod'" in m for k, m in error.value.problems), error.value.problems
@@ -119,7 +139,7 @@ def test_an_override_naming_another_stack_of_the_project_is_refused(key):
 def test_a_stack_may_spell_its_own_names_even_when_they_contain_another_stacks_name(key):
     """`dev-alice` contains `dev`; its own names are not dev's."""
     own = {"backups.hostPath": "/srv/backups/litellm-gateway/dev-alice"}.get(key) or OVERRIDES[key](StackNames("dev-alice"))
-    config = with_key(copy_of("dev", "dev-alice"), key, own)
+    config = with_key(copy_of(_example_for(key, "dev"), "dev-alice"), key, own)
     parse_settings(config, stack="dev-alice", other_stacks=["dev", "dev-alice", "prod"])
 
 

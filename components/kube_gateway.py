@@ -1,0 +1,343 @@
+"""The LiteLLM gateway on Kubernetes: the same rendered config, load balancer and GPU dispatcher as on Docker,
+as native objects (pulumi-kubernetes), not LiteLLM's Helm chart (opaque to the mock tests and the offline
+check, hooks skipped, a master key of its own).
+
+In the stack's namespace:
+- a Secret of the Vault-held values and a ConfigMap of the rendered config, whose checksum and the Vault
+  secret's version are on the pod template (a change or a rotation rolls the pods);
+- a migration Job per LiteLLM version, which `pulumi up` waits for before it touches the Deployment (the
+  replicas run with DISABLE_SCHEMA_UPDATE=true and never migrate, so no pod rolls onto an old schema and no
+  two pods migrate at once);
+- the replicas' Deployment (maxUnavailable 0, spread across nodes, startup/readiness/liveness probes, a
+  preStop drain inside a grace period that covers the whole stop sequence) behind a headless Service, a
+  PodDisruptionBudget and, optionally, a HorizontalPodAutoscaler;
+- HAProxy with the rendered config: the GPU dispatcher (one place that counts each host's free slots) and
+  the gateway's front door, behind a Service the Ingress (TLS from Vault) points at;
+- Postgres and Redis (components/kube_data.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from config.images import untested_litellm_warning
+from config.names import DISPATCHER_PORT, POSTGRES_PORT, PROXY_PORT
+from config.sections.containers import Limits
+from config.stack import StackSettings
+from config.values import postgres_url
+from renderers import haproxy, replica_entrypoint
+from renderers import litellm_config as rendered
+from . import kube_data
+from .gateway import GatewaySecretValues, tls_parts
+from .kube_objects import (child_options, container_security, emptydir, http_probe, metadata, plain_env, pod_security,
+                           resources, secret_env, selector_labels, sha256, waivers)
+
+HAPROXY_UID = 99          # the haproxy image's haproxy user
+LITELLM = "litellm"
+LOADBALANCER = "loadbalancer"
+ROOT_WAIVER = ("the litellm-database image runs as root (Prisma keeps its engines and generated client under "
+               "/root); it gets no capabilities and no privilege escalation")
+WRITABLE_WAIVER = "LiteLLM and Prisma write caches and temporary files beside the application"
+# The Secret's keys: what the pods read (env) besides the non-secret settings.
+SECRET_KEYS = (rendered.MASTER_KEY_ENV, "LITELLM_SALT_KEY", "UI_PASSWORD", "POSTGRES_PASSWORD",
+               rendered.REDIS_PASSWORD_ENV, rendered.DATABASE_URL_ENV, replica_entrypoint.DRAIN_TOKEN_ENV)
+
+
+@dataclass
+class KubeGatewayArgs:
+    settings: StackSettings
+    secrets: GatewaySecretValues
+    provider: k8s.Provider
+    secret_version: pulumi.Input[Optional[int]]   # the Vault secret's version: a rotation rolls the pods
+    routes_ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    vault_provider: Optional[pulumi.ProviderResource] = None  # for the Ingress certificate kept in Vault
+
+
+class KubeGateway(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    litellm_containers: list[pulumi.Resource]   # what the access objects wait for: the replicas' Deployment
+    config: dict
+    rendered_config: str
+
+    def __init__(self, name: str, args: KubeGatewayArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("litellm-gateway:gateway:KubeGateway", name, None, opts)
+        settings = args.settings
+        self._name, self._args, self._settings, self._names = name, args, settings, settings.names
+        self.namespace = self._namespace()
+        self._child = child_options(self, args.provider, depends_on=[self.namespace] if self.namespace else [])
+        self.secret_name = f"{self._names.prefix}-gateway"
+        self.secret = self._secret()
+        self._child = pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(depends_on=[self.secret]))
+        self.postgres, self.postgres_service = kube_data.postgres(f"{name}-postgres", settings, self.secret_name,
+                                                                  self._child)
+        self.redis, self.redis_service, _ = kube_data.redis(
+            f"{name}-redis", settings, args.secrets.redis_password, self.secret_name, args.secret_version, self._child)
+        self.config = rendered.render_config_dict(settings, redis_host=self._names.redis)
+        self.rendered_config = rendered.render_litellm_config(settings, redis_host=self._names.redis, config=self.config)
+        warning = untested_litellm_warning(settings.gateway.image)
+        if warning:
+            pulumi.log.warn(warning, resource=self)
+        self.migration = self._migration()
+        self.replicas = self._replicas()
+        self.litellm_containers = [self.replicas]
+        self.load_balancer = self._load_balancer()
+        self.ingress = self._ingress()
+        self.url = pulumi.Output.from_input(self.load_balancer.metadata).apply(
+            lambda _: haproxy.published_url(settings))
+        self.register_outputs({"url": self.url})
+
+    @property
+    def replica_service(self) -> str:
+        """The headless Service the load balancer resolves to every ready replica's address."""
+        return f"{self._names.prefix}-{LITELLM}"
+
+    def _opts(self, *depends_on: pulumi.Resource, **extra) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(depends_on=list(depends_on), **extra))
+
+    def _namespace(self) -> Optional[k8s.core.v1.Namespace]:
+        settings = self._settings
+        if not settings.kubernetes.create_namespace:
+            return None
+        # baseline is enforced (LiteLLM's image runs as root); restricted is warned and audited, so every
+        # other deviation shows. Kept on destroy: deleting a namespace deletes the database's volume claim.
+        return k8s.core.v1.Namespace(
+            f"{self._name}-namespace",
+            metadata={"name": settings.namespace, "labels": {
+                "pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/warn": "restricted",
+                "pod-security.kubernetes.io/audit": "restricted"}},
+            opts=child_options(self, self._args.provider, retain_on_delete=True))
+
+    def _secret(self) -> k8s.core.v1.Secret:
+        secrets, pg, names = self._args.secrets, self._settings.postgres, self._names
+        database_url = pulumi.Output.from_input(secrets.postgres_password).apply(
+            lambda password: postgres_url(pg.user, password, names.postgres, POSTGRES_PORT, pg.database))
+        values = {
+            rendered.MASTER_KEY_ENV: secrets.master_key, "LITELLM_SALT_KEY": secrets.salt_key,
+            "UI_PASSWORD": secrets.ui_password, "POSTGRES_PASSWORD": secrets.postgres_password,
+            rendered.REDIS_PASSWORD_ENV: secrets.redis_password, rendered.DATABASE_URL_ENV: database_url,
+            # Only the preStop hook calls /health/drain (the load balancer refuses it), with this token.
+            replica_entrypoint.DRAIN_TOKEN_ENV: secrets.master_key,
+        }
+        return k8s.core.v1.Secret(
+            f"{self._name}-secret", metadata=metadata(self._settings, self.secret_name, "gateway"), type="Opaque",
+            string_data={key: pulumi.Output.secret(value) for key, value in values.items()},
+            opts=self._child)
+
+    def _litellm_container(self, name: str, *, env: list[dict[str, Any]], **extra) -> dict[str, Any]:
+        gateway = self._settings.gateway
+        return {"name": name, "image": gateway.image, "env": env,
+                "resources": resources(_replica_limits(self._settings)),
+                "security_context": container_security(read_only=False), **extra}
+
+    def _migration(self) -> k8s.batch.v1.Job:
+        """One Job per LiteLLM image: a new version gets a new Job (a Job's pod spec cannot change), which
+        `pulumi up` waits for to complete before the Deployment is updated."""
+        settings = self._settings
+        timeout = settings.kubernetes.migration_timeout_seconds
+        job_name = f"{self._names.prefix}-migrate-{sha256(settings.gateway.image)[:10]}"
+        container = self._litellm_container(
+            "migrate", env=[*secret_env(self.secret_name, rendered.DATABASE_URL_ENV),
+                            *plain_env({"LITELLM_LOCAL_MODEL_COST_MAP": "True"})],
+            # LiteLLM's own standalone migration entrypoint (what its chart's migration Job runs).
+            command=["python3", "litellm/proxy/prisma_migration.py"], working_dir="/app")
+        return k8s.batch.v1.Job(
+            f"{self._name}-migrate",
+            metadata=metadata(settings, job_name, "migrate"),
+            spec={"backoff_limit": 4, "active_deadline_seconds": timeout,
+                  "template": {"metadata": {"labels": selector_labels(settings, "migrate"),
+                                            "annotations": waivers({"CKV_K8S_40": ROOT_WAIVER,
+                                                                    "CKV_K8S_22": WRITABLE_WAIVER})},
+                               "spec": {"restart_policy": "Never", "automount_service_account_token": False,
+                                        "security_context": pod_security(),
+                                        "node_selector": dict(settings.kubernetes.node_selector) or None,
+                                        "containers": [container]}}},
+            opts=self._opts(self.postgres, self.postgres_service, custom_timeouts=pulumi.CustomTimeouts(
+                create=f"{timeout}s", update=f"{timeout}s")))
+
+    def _replicas(self) -> k8s.apps.v1.Deployment:
+        settings = self._settings
+        gateway, kube = settings.gateway, settings.kubernetes
+        config_map = k8s.core.v1.ConfigMap(
+            f"{self._name}-litellm-config", metadata=metadata(settings, f"{self._names.prefix}-litellm-config", LITELLM),
+            data={"config.yaml": self.rendered_config}, opts=self._child)
+        env = [
+            *secret_env(self.secret_name, rendered.MASTER_KEY_ENV, "LITELLM_SALT_KEY", rendered.DATABASE_URL_ENV,
+                        rendered.REDIS_PASSWORD_ENV, "UI_PASSWORD", replica_entrypoint.DRAIN_TOKEN_ENV),
+            *plain_env({"UI_USERNAME": gateway.ui_username, "LITELLM_MODE": "PRODUCTION", "LITELLM_LOG": gateway.log_level,
+                        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                        replica_entrypoint.GRACEFUL_TIMEOUT_ENV: str(
+                            replica_entrypoint.graceful_timeout_seconds(gateway.stop_grace_seconds)),
+                        # The migration Job migrates; a replica never does.
+                        "DISABLE_SCHEMA_UPDATE": "true"}),
+        ]
+        container = self._litellm_container(
+            LITELLM, env=env, command=[LITELLM],
+            args=replica_entrypoint.litellm_arguments(rendered.CONFIG_PATH, PROXY_PORT, gateway.num_workers),
+            ports=[{"name": "http", "container_port": PROXY_PORT}],
+            # Up to 5 minutes to start (as the Docker healthcheck's start period allows), then liveness; the
+            # load balancer and the Service route on readiness (the database too).
+            startup_probe=http_probe("/health/liveliness", "http", period=5, timeout=5, failures=60),
+            liveness_probe=http_probe("/health/liveliness", "http", period=10, timeout=5, failures=6),
+            readiness_probe=http_probe(haproxy.READINESS_PATH, "http", period=5, timeout=5, failures=2),
+            lifecycle={"pre_stop": {"exec_": {"command": replica_entrypoint.render_prestop(
+                PROXY_PORT, gateway.stop_grace_seconds)}}},
+            volume_mounts=[{"name": "config", "mount_path": rendered.CONFIG_PATH, "sub_path": "config.yaml",
+                            "read_only": True}, {"name": "tmp", "mount_path": "/tmp"}])
+        labels = selector_labels(settings, LITELLM)
+        annotations = {
+            "litellm-gateway/config-sha256": sha256(self.rendered_config),
+            "litellm-gateway/vault-secret-version": pulumi.Output.from_input(self._args.secret_version).apply(
+                lambda version: str(version or 0)),
+            "litellm-gateway/migration": self.migration.metadata.apply(lambda m: m["name"] if m else ""),
+            **waivers({"CKV_K8S_40": ROOT_WAIVER, "CKV_K8S_22": WRITABLE_WAIVER}),
+        }
+        spec: dict[str, Any] = {
+            "selector": {"match_labels": labels},
+            # A new pod is ready before an old one stops: the gateway never has fewer replicas than declared.
+            "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
+            "min_ready_seconds": 5, "revision_history_limit": 10, "progress_deadline_seconds": 600,
+            "template": {
+                "metadata": {"labels": labels, "annotations": annotations},
+                "spec": {
+                    "automount_service_account_token": False,
+                    "security_context": pod_security(),
+                    # preStop (drain, REMOVAL_SECONDS) + LiteLLM's graceful shutdown + teardown.
+                    "termination_grace_period_seconds": gateway.stop_grace_seconds,
+                    "topology_spread_constraints": [{
+                        "max_skew": 1, "topology_key": "kubernetes.io/hostname",
+                        "when_unsatisfiable": kube.spread, "label_selector": {"match_labels": labels}}],
+                    "node_selector": dict(kube.node_selector) or None,
+                    "containers": [container],
+                    "volumes": [{"name": "config", "config_map": {"name": f"{self._names.prefix}-litellm-config"}},
+                                emptydir("tmp", 1024)],
+                },
+            },
+        }
+        if not kube.autoscaling.enabled:
+            spec["replicas"] = gateway.replicas  # with an autoscaler the count is the autoscaler's
+        deployment = k8s.apps.v1.Deployment(
+            f"{self._name}-litellm", metadata=metadata(settings, f"{self._names.prefix}-{LITELLM}", LITELLM), spec=spec,
+            opts=self._opts(config_map, self.migration, self.redis, self.redis_service, *self._args.routes_ready,
+                            custom_timeouts=pulumi.CustomTimeouts(create="15m", update="15m")))
+        k8s.core.v1.Service(
+            f"{self._name}-litellm-service",
+            metadata=metadata(settings, self.replica_service, LITELLM),
+            # Headless: DNS answers one address per ready pod, which the load balancer's server-template
+            # slots follow (as Docker's DNS answers the replicas' alias).
+            spec={"cluster_ip": "None", "selector": labels,
+                  "ports": [{"name": "http", "port": PROXY_PORT, "target_port": "http"}]},
+            opts=self._child)
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{self._name}-litellm-pdb", metadata=metadata(settings, f"{self._names.prefix}-{LITELLM}", LITELLM),
+            # One replica at a time may be evicted (a node drain); an unready one never holds a drain up.
+            spec={"max_unavailable": 1, "selector": {"match_labels": labels},
+                  "unhealthy_pod_eviction_policy": "AlwaysAllow"},
+            opts=self._child)
+        scaling = kube.autoscaling
+        if scaling.enabled:
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{self._name}-litellm-hpa", metadata=metadata(settings, f"{self._names.prefix}-{LITELLM}", LITELLM),
+                spec={"scale_target_ref": {"api_version": "apps/v1", "kind": "Deployment",
+                                           "name": f"{self._names.prefix}-{LITELLM}"},
+                      "min_replicas": scaling.min_replicas, "max_replicas": scaling.max_replicas,
+                      "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                          "type": "Utilization", "average_utilization": scaling.target_cpu_percent}}}],
+                      # Scale down slowly: a replica leaving costs its streams their drain.
+                      "behavior": {"scale_down": {"stabilization_window_seconds": 300}}},
+                opts=self._opts(deployment))
+        return deployment
+
+    def _load_balancer(self) -> k8s.apps.v1.Deployment:
+        """HAProxy with the rendered config: the gateway's front door and the GPU dispatcher."""
+        settings = self._settings
+        names, gateway, kube = self._names, settings.gateway, settings.kubernetes
+        listen = haproxy.Listen(nameserver=None, limit_per_client=False,
+                                service=f"{self.replica_service}.{settings.namespace}.svc.{kube.cluster_domain}")
+        text = haproxy.render_haproxy_config(settings, listen)
+        config_map = k8s.core.v1.ConfigMap(
+            f"{self._name}-lb-config", metadata=metadata(settings, f"{names.loadbalancer}-config", LOADBALANCER),
+            data={"haproxy.cfg": text}, opts=self._child)
+        labels = selector_labels(settings, LOADBALANCER)
+        healthz = http_probe("/healthz", "stats", period=5, timeout=3, failures=3)
+        # HAProxy's soft stop is SIGUSR1 (the image's STOPSIGNAL, which the kubelet does not use): after the
+        # Service has dropped the pod, stop accepting and let the carried requests finish.
+        soft_stop = f"sleep {haproxy.REMOVAL_SECONDS}; kill -USR1 1; while kill -0 1 2>/dev/null; do sleep 1; done"
+        container = {
+            "name": "haproxy", "image": gateway.load_balancer.image,
+            "ports": [{"name": "http", "container_port": haproxy.HTTP_PORT},
+                      {"name": "dispatcher", "container_port": DISPATCHER_PORT},
+                      {"name": "stats", "container_port": haproxy.STATS_PORT}],
+            "readiness_probe": healthz, "liveness_probe": {**healthz, "failure_threshold": 6},
+            "lifecycle": {"pre_stop": {"exec_": {"command": ["/bin/sh", "-c", soft_stop]}}},
+            "resources": resources(settings.containers.limits.loadbalancer),
+            "security_context": container_security(),
+            "volume_mounts": [{"name": "config", "mount_path": haproxy.CONFIG_PATH, "sub_path": "haproxy.cfg",
+                               "read_only": True}],
+        }
+        deployment = k8s.apps.v1.Deployment(
+            f"{self._name}-lb", metadata=metadata(settings, names.loadbalancer, LOADBALANCER),
+            spec={
+                # One dispatcher counts every GPU host's free slots; during a config change the new one is
+                # ready before the old one stops (two, briefly).
+                "replicas": 1,
+                "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
+                "selector": {"match_labels": labels},
+                "template": {
+                    "metadata": {"labels": labels, "annotations": {"litellm-gateway/config-sha256": sha256(text)}},
+                    "spec": {
+                        "automount_service_account_token": False,
+                        "security_context": pod_security(user=HAPROXY_UID),
+                        "termination_grace_period_seconds": gateway.stop_grace_seconds,
+                        "node_selector": dict(kube.node_selector) or None,
+                        # Rescheduled 30 s after its node stops answering, not the default 5 minutes: it is
+                        # the one dispatcher.
+                        "tolerations": [{"key": key, "operator": "Exists", "effect": "NoExecute",
+                                         "toleration_seconds": 30}
+                                        for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")],
+                        "containers": [container],
+                        "volumes": [{"name": "config", "config_map": {"name": f"{names.loadbalancer}-config"}}],
+                    },
+                },
+            },
+            opts=self._opts(config_map))
+        k8s.core.v1.Service(
+            f"{self._name}-lb-service", metadata=metadata(settings, names.loadbalancer, LOADBALANCER),
+            spec={"selector": labels, "ports": [
+                {"name": "http", "port": haproxy.HTTP_PORT, "target_port": "http"},
+                {"name": "dispatcher", "port": DISPATCHER_PORT, "target_port": "dispatcher"},
+                {"name": "stats", "port": haproxy.STATS_PORT, "target_port": "stats"}]},
+            opts=self._child)
+        return deployment
+
+    def _ingress(self) -> Optional[k8s.networking.v1.Ingress]:
+        settings = self._settings
+        ingress = settings.kubernetes.ingress
+        if not ingress.enabled:
+            return None
+        spec: dict[str, Any] = {"rules": [{"host": ingress.host, "http": {"paths": [{
+            "path": "/", "path_type": "Prefix",
+            "backend": {"service": {"name": self._names.loadbalancer, "port": {"name": "http"}}}}]}}]}
+        if ingress.class_name:
+            spec["ingress_class_name"] = ingress.class_name
+        depends: list[pulumi.Resource] = [self.load_balancer]
+        if ingress.tls.enabled:
+            tls_name = f"{self._names.prefix}-tls"
+            parts = tls_parts(settings, ingress.tls.vault, self._args.vault_provider, "kubernetes.ingress.tls.vault")
+            depends.append(k8s.core.v1.Secret(
+                f"{self._name}-tls", metadata=metadata(settings, tls_name, "gateway"), type="kubernetes.io/tls",
+                string_data={"tls.crt": pulumi.Output.secret(parts.apply(lambda p: p[0])),
+                             "tls.key": pulumi.Output.secret(parts.apply(lambda p: p[1]))},
+                opts=self._child))
+            spec["tls"] = [{"hosts": [ingress.host], "secret_name": tls_name}]
+        return k8s.networking.v1.Ingress(
+            f"{self._name}-ingress",
+            metadata=metadata(settings, self._names.prefix, "gateway", annotations=dict(ingress.annotations) or None),
+            spec=spec, opts=self._opts(*depends))
+
+
+def _replica_limits(settings: StackSettings) -> Limits:
+    return Limits(memory_mb=settings.gateway.memory_mb, cpus=settings.gateway.cpus)
