@@ -19,7 +19,7 @@ from config.names import POSTGRES_PORT
 from config.stack import StackSettings
 from renderers import backup_scripts as rendered
 from .kube_data import POSTGRES_UID
-from .kube_objects import (child_options, container_security, emptydir, metadata, plain_env, pod_security, resources,
+from .kube_objects import (IMAGE_USER_WAIVER, child_options, waivers, container_security, emptydir, metadata, plain_env, pod_security, resources,
                            selector_labels)
 
 SCRIPTS = "/opt/litellm-backup"
@@ -79,7 +79,10 @@ class KubeBackups(pulumi.ComponentResource):
         }
         for index, time_utc in enumerate(backups.times_utc):
             k8s.batch.v1.CronJob(
-                f"{name}-{index}", metadata=metadata(settings, f"{names.prefix}-backup-{index}", "backup"),
+                f"{name}-{index}", metadata=metadata(settings, f"{names.prefix}-backup-{index}", "backup",
+                                                     annotations=waivers({**IMAGE_USER_WAIVER, "CKV_K8S_35": (
+                                                         "pg_dump reads the password from libpq's PGPASSWORD, as on "
+                                                         "the Docker platform; the value is the Secret's")})),
                 spec={"schedule": cron_schedule(time_utc), "time_zone": "Etc/UTC", "concurrency_policy": "Forbid",
                       "starting_deadline_seconds": 3600, "successful_jobs_history_limit": 3,
                       "failed_jobs_history_limit": 3,

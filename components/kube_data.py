@@ -18,8 +18,8 @@ import pulumi_kubernetes as k8s
 from config.names import POSTGRES_PORT, REDIS_PORT
 from config.stack import StackSettings
 from renderers import redis_conf
-from .kube_objects import (container_security, emptydir, exec_probe, metadata, pod_security, resources, secret_env,
-                           selector_labels, sha256)
+from .kube_objects import (IMAGE_USER_WAIVER, SECRETS_DIR, container_security, emptydir, exec_probe, metadata,
+                           pod_security, resources, secret_file_volume, selector_labels, sha256, waivers)
 
 POSTGRES_UID = 999     # the postgres image's postgres user
 REDIS_UID = 999        # the redis alpine image's redis user
@@ -47,8 +47,10 @@ def postgres(resource_name: str, settings: StackSettings, gateway_secret: str, o
     ready = ["pg_isready", "-U", pg.user, "-d", pg.database, "-h", "127.0.0.1"]
     container = {
         "name": "postgres", "image": pg.image,
+        # The image's POSTGRES_PASSWORD_FILE: the password is a file from the Secret, not in the environment.
         "env": [{"name": "POSTGRES_USER", "value": pg.user}, {"name": "POSTGRES_DB", "value": pg.database},
-                {"name": "PGDATA", "value": PGDATA}, *secret_env(gateway_secret, "POSTGRES_PASSWORD")],
+                {"name": "PGDATA", "value": PGDATA},
+                {"name": "POSTGRES_PASSWORD_FILE", "value": f"{SECRETS_DIR}/POSTGRES_PASSWORD"}],
         "ports": [{"name": "postgres", "container_port": POSTGRES_PORT}],
         "readiness_probe": exec_probe(ready, period=5, timeout=5, failures=3),
         "liveness_probe": {**exec_probe(ready, period=10, timeout=5, failures=6), "initial_delay_seconds": 30},
@@ -56,10 +58,11 @@ def postgres(resource_name: str, settings: StackSettings, gateway_secret: str, o
         # The image's documented arbitrary-user setup: initdb as the postgres user on a volume it owns (fsGroup).
         "security_context": container_security(),
         "volume_mounts": [{"name": "data", "mount_path": "/var/lib/postgresql/data"},
-                          {"name": "run", "mount_path": "/var/run/postgresql"}, {"name": "tmp", "mount_path": "/tmp"}],
+                          {"name": "run", "mount_path": "/var/run/postgresql"}, {"name": "tmp", "mount_path": "/tmp"},
+                          {"name": "password", "mount_path": SECRETS_DIR, "read_only": True}],
     }
     statefulset = k8s.apps.v1.StatefulSet(
-        resource_name, metadata=metadata(settings, name, "postgres"),
+        resource_name, metadata=metadata(settings, name, "postgres", annotations=waivers(IMAGE_USER_WAIVER)),
         spec={
             "service_name": name, "replicas": 1,
             "selector": {"match_labels": selector_labels(settings, "postgres")},
@@ -74,7 +77,8 @@ def postgres(resource_name: str, settings: StackSettings, gateway_secret: str, o
                     "termination_grace_period_seconds": 120,
                     "node_selector": dict(kube.node_selector) or None,
                     "containers": [container],
-                    "volumes": [emptydir("run", 16, "Memory"), emptydir("tmp", 256)],
+                    "volumes": [emptydir("run", 16, "Memory"), emptydir("tmp", 256),
+                                secret_file_volume("password", gateway_secret, "POSTGRES_PASSWORD")],
                 },
             },
             "volume_claim_templates": [{"metadata": {"name": "data"}, "spec": claim}],
@@ -111,7 +115,9 @@ def redis(resource_name: str, settings: StackSettings, redis_password: pulumi.In
                           {"name": "data", "mount_path": "/data"}],
     }
     deployment = k8s.apps.v1.Deployment(
-        resource_name, metadata=metadata(settings, name, "redis"),
+        resource_name, metadata=metadata(settings, name, "redis", annotations=waivers({
+            **IMAGE_USER_WAIVER,
+            "CKV_K8S_35": "redis-cli, the probe, reads the password from REDISCLI_AUTH only; the value is the Secret's"})),
         spec={
             "replicas": 1,
             # One Redis holds the shared counters: never two at once.

@@ -25,7 +25,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from config.images import untested_litellm_warning
-from config.names import DISPATCHER_PORT, POSTGRES_PORT, PROXY_PORT
+from config.names import (DISPATCHER_PORT, POSTGRES_EXPORTER_PORT, POSTGRES_PORT, PROXY_PORT, REDIS_EXPORTER_PORT,
+                          REDIS_PORT)
 from config.sections.containers import Limits
 from config.stack import StackSettings
 from config.values import postgres_url
@@ -33,7 +34,7 @@ from renderers import haproxy, replica_entrypoint
 from renderers import litellm_config as rendered
 from . import kube_data
 from .gateway import GatewaySecretValues, tls_parts
-from .kube_objects import (child_options, container_security, emptydir, http_probe, metadata, plain_env, pod_security,
+from .kube_objects import (IMAGE_USER_WAIVER, child_options, container_security, emptydir, http_probe, metadata, plain_env, pod_security,
                            resources, secret_env, selector_labels, sha256, waivers)
 
 HAPROXY_UID = 99          # the haproxy image's haproxy user
@@ -42,6 +43,8 @@ LOADBALANCER = "loadbalancer"
 ROOT_WAIVER = ("the litellm-database image runs as root (Prisma keeps its engines and generated client under "
                "/root); it gets no capabilities and no privilege escalation")
 WRITABLE_WAIVER = "LiteLLM and Prisma write caches and temporary files beside the application"
+ENV_SECRETS_WAIVER = ("LiteLLM reads its secrets from its environment only (os.environ/NAME in its config); the "
+                      "values are the Secret's, never in the pod spec")
 # The Secret's keys: what the pods read (env) besides the non-secret settings.
 SECRET_KEYS = (rendered.MASTER_KEY_ENV, "LITELLM_SALT_KEY", "UI_PASSWORD", "POSTGRES_PASSWORD",
                rendered.REDIS_PASSWORD_ENV, rendered.DATABASE_URL_ENV, replica_entrypoint.DRAIN_TOKEN_ENV)
@@ -86,6 +89,7 @@ class KubeGateway(pulumi.ComponentResource):
         self.litellm_containers = [self.replicas]
         self.load_balancer = self._load_balancer()
         self.ingress = self._ingress()
+        self._network_policies()
         self.url = pulumi.Output.from_input(self.load_balancer.metadata).apply(
             lambda _: haproxy.published_url(settings))
         self.register_outputs({"url": self.url})
@@ -146,11 +150,11 @@ class KubeGateway(pulumi.ComponentResource):
             command=["python3", "litellm/proxy/prisma_migration.py"], working_dir="/app")
         return k8s.batch.v1.Job(
             f"{self._name}-migrate",
-            metadata=metadata(settings, job_name, "migrate"),
+            metadata=metadata(settings, job_name, "migrate", annotations=waivers({
+                **IMAGE_USER_WAIVER, "CKV_K8S_23": ROOT_WAIVER, "CKV_K8S_22": WRITABLE_WAIVER,
+                "CKV_K8S_35": ENV_SECRETS_WAIVER})),
             spec={"backoff_limit": 4, "active_deadline_seconds": timeout,
-                  "template": {"metadata": {"labels": selector_labels(settings, "migrate"),
-                                            "annotations": waivers({"CKV_K8S_40": ROOT_WAIVER,
-                                                                    "CKV_K8S_22": WRITABLE_WAIVER})},
+                  "template": {"metadata": {"labels": selector_labels(settings, "migrate")},
                                "spec": {"restart_policy": "Never", "automount_service_account_token": False,
                                         "security_context": pod_security(),
                                         "node_selector": dict(settings.kubernetes.node_selector) or None,
@@ -193,7 +197,6 @@ class KubeGateway(pulumi.ComponentResource):
             "litellm-gateway/vault-secret-version": pulumi.Output.from_input(self._args.secret_version).apply(
                 lambda version: str(version or 0)),
             "litellm-gateway/migration": self.migration.metadata.apply(lambda m: m["name"] if m else ""),
-            **waivers({"CKV_K8S_40": ROOT_WAIVER, "CKV_K8S_22": WRITABLE_WAIVER}),
         }
         spec: dict[str, Any] = {
             "selector": {"match_labels": labels},
@@ -220,7 +223,11 @@ class KubeGateway(pulumi.ComponentResource):
         if not kube.autoscaling.enabled:
             spec["replicas"] = gateway.replicas  # with an autoscaler the count is the autoscaler's
         deployment = k8s.apps.v1.Deployment(
-            f"{self._name}-litellm", metadata=metadata(settings, f"{self._names.prefix}-{LITELLM}", LITELLM), spec=spec,
+            f"{self._name}-litellm", metadata=metadata(
+                settings, f"{self._names.prefix}-{LITELLM}", LITELLM,
+                annotations=waivers({**IMAGE_USER_WAIVER, "CKV_K8S_23": ROOT_WAIVER, "CKV_K8S_22": WRITABLE_WAIVER,
+                                     "CKV_K8S_35": ENV_SECRETS_WAIVER})),
+            spec=spec,
             opts=self._opts(config_map, self.migration, self.redis, self.redis_service, *self._args.routes_ready,
                             custom_timeouts=pulumi.CustomTimeouts(create="15m", update="15m")))
         k8s.core.v1.Service(
@@ -279,7 +286,8 @@ class KubeGateway(pulumi.ComponentResource):
                                "read_only": True}],
         }
         deployment = k8s.apps.v1.Deployment(
-            f"{self._name}-lb", metadata=metadata(settings, names.loadbalancer, LOADBALANCER),
+            f"{self._name}-lb", metadata=metadata(settings, names.loadbalancer, LOADBALANCER,
+                                                  annotations=waivers(IMAGE_USER_WAIVER)),
             spec={
                 # One dispatcher counts every GPU host's free slots; during a config change the new one is
                 # ready before the old one stops (two, briefly).
@@ -312,6 +320,41 @@ class KubeGateway(pulumi.ComponentResource):
                 {"name": "stats", "port": haproxy.STATS_PORT, "target_port": "stats"}]},
             opts=self._child)
         return deployment
+
+    def _network_policies(self) -> None:
+        """Ingress to the stack's pods only from where it is needed (egress stays open: GPU hosts, DNS)."""
+        settings = self._settings
+        stack = {"app.kubernetes.io/name": selector_labels(settings, LITELLM)["app.kubernetes.io/name"],
+                 "app.kubernetes.io/instance": settings.environment}
+
+        def pods(*components: str) -> dict[str, Any]:
+            return {"pod_selector": {"match_labels": stack, "match_expressions": [
+                {"key": "app.kubernetes.io/component", "operator": "In", "values": list(components)}]}}
+
+        monitoring = {"namespace_selector": {"match_expressions": [{
+            "key": "kubernetes.io/metadata.name", "operator": "In",
+            "values": list(settings.kubernetes.monitoring_namespaces)}]}}
+
+        def allow(role: str, *rules: tuple[list[dict[str, Any]], int], anyone: tuple[int, ...] = ()) -> None:
+            ingress = [{"from": sources, "ports": [{"port": port, "protocol": "TCP"}]} for sources, port in rules]
+            ingress += [{"ports": [{"port": port, "protocol": "TCP"}]} for port in anyone]
+            k8s.networking.v1.NetworkPolicy(
+                f"{self._name}-netpol-{role}", metadata=metadata(settings, f"{self._names.prefix}-{role}", role),
+                spec={**pods(*{"exporters": ("redis-exporter", "postgres-exporter")}.get(role, (role,))),
+                      "policy_types": ["Ingress"], "ingress": ingress},
+                opts=self._child)
+
+        # Everything of the stack admits nothing unless a policy below allows it.
+        k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-netpol-default-deny", metadata=metadata(settings, f"{self._names.prefix}-default-deny", "gateway"),
+            spec={"pod_selector": {"match_labels": stack}, "policy_types": ["Ingress"]}, opts=self._child)
+        allow("postgres", ([pods(LITELLM, "migrate", "backup", "postgres-exporter")], POSTGRES_PORT))
+        allow("redis", ([pods(LITELLM, "redis-exporter")], REDIS_PORT))
+        allow(LITELLM, ([pods(LOADBALANCER)], PROXY_PORT), ([monitoring], PROXY_PORT))
+        # The front door is the Ingress controller's to reach (wherever it runs); the dispatcher only the replicas'.
+        allow(LOADBALANCER, ([pods(LITELLM)], DISPATCHER_PORT), ([monitoring], haproxy.STATS_PORT),
+              anyone=(haproxy.HTTP_PORT,))
+        allow("exporters", ([monitoring], REDIS_EXPORTER_PORT), ([monitoring], POSTGRES_EXPORTER_PORT))
 
     def _ingress(self) -> Optional[k8s.networking.v1.Ingress]:
         settings = self._settings

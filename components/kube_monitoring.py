@@ -21,8 +21,8 @@ import pulumi_kubernetes as k8s
 from config.names import POSTGRES_EXPORTER_PORT, POSTGRES_PORT, REDIS_EXPORTER_PORT, REDIS_PORT
 from config.stack import StackSettings
 from renderers import monitoring as rendered
-from .kube_objects import (child_options, container_security, http_probe, metadata, pod_security, resources,
-                           selector_labels)
+from .kube_objects import (SECRETS_DIR, child_options, container_security, http_probe, metadata, pod_security,
+                           resources, secret_file_volume, selector_labels, waivers)
 
 METRICS_KEY_FIELD = "token"
 
@@ -125,21 +125,26 @@ class KubeMonitoring(pulumi.ComponentResource):
         self.scrape_jobs[job] = [t for sc in static_configs for t in sc["targets"]]
 
     def _exporter(self, component: str, image: str, port: int, user: int, env: list[dict[str, Any]], limits,
-                  health_path: str) -> None:
+                  health_path: str, *, password_from: Optional[str] = None, waived: Optional[dict] = None) -> None:
         settings = self._settings
         name = f"{settings.names.prefix}-{component}"
         labels = selector_labels(settings, component)
         probe = http_probe(health_path, "metrics", period=10, timeout=5, failures=3)
+        container: dict[str, Any] = {"name": component, "image": image, "env": env,
+                                     "ports": [{"name": "metrics", "container_port": port}],
+                                     "readiness_probe": probe, "liveness_probe": probe,
+                                     "resources": resources(limits), "security_context": container_security()}
+        volumes = []
+        if password_from:
+            container["volume_mounts"] = [{"name": "password", "mount_path": SECRETS_DIR, "read_only": True}]
+            volumes.append(secret_file_volume("password", password_from, "POSTGRES_PASSWORD"))
         k8s.apps.v1.Deployment(
-            f"{self._name}-{component}", metadata=metadata(settings, name, component),
+            f"{self._name}-{component}", metadata=metadata(settings, name, component, annotations=waivers(waived or {})),
             spec={"replicas": 1, "selector": {"match_labels": labels}, "template": {
                 "metadata": {"labels": labels},
                 "spec": {"automount_service_account_token": False, "security_context": pod_security(user=user),
                          "node_selector": dict(settings.kubernetes.node_selector) or None,
-                         "containers": [{"name": component, "image": image, "env": env,
-                                         "ports": [{"name": "metrics", "container_port": port}],
-                                         "readiness_probe": probe, "liveness_probe": probe,
-                                         "resources": resources(limits), "security_context": container_security()}]}}},
+                         "containers": [container], "volumes": volumes or None}}},
             opts=self._child)
         k8s.core.v1.Service(
             f"{self._name}-{component}-service", metadata=metadata(settings, name, component),
@@ -151,7 +156,9 @@ class KubeMonitoring(pulumi.ComponentResource):
         env = [{"name": "REDIS_ADDR", "value": f"redis://{settings.names.redis}:{REDIS_PORT}"},
                {"name": "REDIS_PASSWORD", "value_from": {"secret_key_ref": {"name": secret_name, "key": "REDIS_PASSWORD"}}}]
         self._exporter("redis-exporter", settings.monitoring.redis_exporter.image, REDIS_EXPORTER_PORT, 59000, env,
-                       settings.containers.limits.redis_exporter, "/health")
+                       settings.containers.limits.redis_exporter, "/health", waived={
+                           "CKV_K8S_35": "redis_exporter reads the password from REDIS_PASSWORD (its password file is "
+                                         "a map per address); the value is the Secret's"})
 
     def _postgres_exporter(self, secret_name: str) -> None:
         settings = self._settings
@@ -160,10 +167,9 @@ class KubeMonitoring(pulumi.ComponentResource):
         env = [{"name": "DATA_SOURCE_URI",
                 "value": f"{settings.names.postgres}:{POSTGRES_PORT}/{pg.database}?sslmode=disable"},
                {"name": "DATA_SOURCE_USER", "value": pg.user},
-               {"name": "DATA_SOURCE_PASS", "value_from": {"secret_key_ref": {"name": secret_name,
-                                                                              "key": "POSTGRES_PASSWORD"}}}]
+               {"name": "DATA_SOURCE_PASS_FILE", "value": f"{SECRETS_DIR}/POSTGRES_PASSWORD"}]
         self._exporter("postgres-exporter", settings.monitoring.postgres_exporter.image, POSTGRES_EXPORTER_PORT, 65534,
-                       env, settings.containers.limits.postgres_exporter, "/metrics")
+                       env, settings.containers.limits.postgres_exporter, "/metrics", password_from=secret_name)
 
 
 def _camel(key: str) -> str:

@@ -84,6 +84,9 @@ class KubernetesSettings(Section):
     other node has room."""
     node_selector: dict[LabelKey, Text] = {}
     """`nodeSelector` of the gateway's pods (LiteLLM, Postgres, Redis)."""
+    monitoring_namespaces: tuple[DnsLabel, ...] = ("monitoring",)
+    """Namespaces whose pods (the cluster's Prometheus) may reach the gateway's metrics ports; the
+    NetworkPolicies admit nothing else there."""
     monitoring_labels: dict[LabelKey, Text] = {}
     """Labels on the ServiceMonitors, ScrapeConfigs and the PrometheusRule, so the cluster's Prometheus selects
     them (for kube-prometheus-stack, its `release` label: `{release: kube-prometheus-stack}`)."""
