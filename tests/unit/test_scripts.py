@@ -81,6 +81,17 @@ def test_prod_needs_a_vault_token_but_not_a_local_docker_engine(tmp_path):
     assert "Docker" not in result.stderr, "prod's Docker host is remote (ssh://): no local engine needed"
 
 
+def test_a_kubernetes_stack_needs_a_kubeconfig_but_no_docker_engine(tmp_path):
+    result = run("stack", "preview", "k8s", PULUMI_CONFIG_PASSPHRASE="x", HOME=str(tmp_path), VAULT_TOKEN="t")
+    assert result.returncode == 1
+    assert f"no kubeconfig at {tmp_path}/.kube/config" in result.stderr
+    assert "Docker" not in result.stderr, "a kubernetes stack runs no container on a Docker engine"
+    (tmp_path / "cluster.yaml").write_text("apiVersion: v1\nkind: Config\n")
+    result = run("stack", "preview", "k8s", PULUMI_CONFIG_PASSPHRASE="x", HOME=str(tmp_path), VAULT_TOKEN="t",
+                 KUBECONFIG=f"{tmp_path}/missing:{tmp_path}/cluster.yaml")
+    assert "kubeconfig" not in result.stderr and "Pulumi CLI is not installed" in result.stderr
+
+
 def test_pulumi_cloud_backend_needs_no_passphrase():
     result = run("stack", "up", "dev", PULUMI_BACKEND_URL="https://api.pulumi.com")
     assert "PULUMI_CONFIG_PASSPHRASE" not in result.stderr
