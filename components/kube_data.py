@@ -52,8 +52,10 @@ def postgres(resource_name: str, settings: StackSettings, gateway_secret: str, o
                 {"name": "PGDATA", "value": PGDATA},
                 {"name": "POSTGRES_PASSWORD_FILE", "value": f"{SECRETS_DIR}/POSTGRES_PASSWORD"}],
         "ports": [{"name": "postgres", "container_port": POSTGRES_PORT}],
+        # Up to 10 minutes for a first initdb or a crash recovery before liveness counts.
+        "startup_probe": exec_probe(ready, period=10, timeout=5, failures=60),
         "readiness_probe": exec_probe(ready, period=5, timeout=5, failures=3),
-        "liveness_probe": {**exec_probe(ready, period=10, timeout=5, failures=6), "initial_delay_seconds": 30},
+        "liveness_probe": exec_probe(ready, period=10, timeout=5, failures=6),
         "resources": resources(settings.containers.limits.postgres),
         # The image's documented arbitrary-user setup: initdb as the postgres user on a volume it owns (fsGroup).
         "security_context": container_security(),
@@ -83,7 +85,9 @@ def postgres(resource_name: str, settings: StackSettings, gateway_secret: str, o
             },
             "volume_claim_templates": [{"metadata": {"name": "data"}, "spec": claim}],
         },
-        opts=opts)
+        # A StatefulSet's claim templates cannot change: a new size or class would replace the StatefulSet
+        # (the database restarts) and resize nothing. The claim is resized on its own (docs/kubernetes.md).
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["spec.volumeClaimTemplates"])))
     service = _service(settings, name, "postgres", POSTGRES_PORT, opts)
     return statefulset, service
 

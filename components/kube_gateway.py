@@ -89,6 +89,8 @@ class KubeGateway(pulumi.ComponentResource):
         self.litellm_containers = [self.replicas]
         self.load_balancer = self._load_balancer()
         self.ingress = self._ingress()
+        # What the access objects (through gatewayUrl: the Ingress, HAProxy, the replicas) wait for.
+        self.litellm_containers = [self.replicas, self.load_balancer, *([self.ingress] if self.ingress else [])]
         self._network_policies()
         self.url = pulumi.Output.from_input(self.load_balancer.metadata).apply(
             lambda _: haproxy.published_url(settings))
@@ -150,9 +152,11 @@ class KubeGateway(pulumi.ComponentResource):
             command=["python3", "litellm/proxy/prisma_migration.py"], working_dir="/app")
         return k8s.batch.v1.Job(
             f"{self._name}-migrate",
-            metadata=metadata(settings, job_name, "migrate", annotations=waivers({
+            # A Job that failed (backoffLimit, activeDeadlineSeconds) is replaced by the next `pulumi up` instead
+            # of being waited for again (pulumi-kubernetes' replaceUnready).
+            metadata=metadata(settings, job_name, "migrate", annotations={"pulumi.com/replaceUnready": "true", **waivers({
                 **IMAGE_USER_WAIVER, "CKV_K8S_23": ROOT_WAIVER, "CKV_K8S_22": WRITABLE_WAIVER,
-                "CKV_K8S_35": ENV_SECRETS_WAIVER})),
+                "CKV_K8S_35": ENV_SECRETS_WAIVER})}),
             spec={"backoff_limit": 4, "active_deadline_seconds": timeout,
                   "template": {"metadata": {"labels": selector_labels(settings, "migrate")},
                                "spec": {"restart_policy": "Never", "automount_service_account_token": False,
@@ -212,7 +216,9 @@ class KubeGateway(pulumi.ComponentResource):
                     "termination_grace_period_seconds": gateway.stop_grace_seconds,
                     "topology_spread_constraints": [{
                         "max_skew": 1, "topology_key": "kubernetes.io/hostname",
-                        "when_unsatisfiable": kube.spread, "label_selector": {"match_labels": labels}}],
+                        "when_unsatisfiable": kube.spread, "label_selector": {"match_labels": labels},
+                        # Counted per ReplicaSet: the old pods of a rollout do not skew the new ones' spread.
+                        "match_label_keys": ["pod-template-hash"]}],
                     "node_selector": dict(kube.node_selector) or None,
                     "containers": [container],
                     "volumes": [{"name": "config", "config_map": {"name": f"{self._names.prefix}-litellm-config"}},
@@ -222,6 +228,22 @@ class KubeGateway(pulumi.ComponentResource):
         }
         if not kube.autoscaling.enabled:
             spec["replicas"] = gateway.replicas  # with an autoscaler the count is the autoscaler's
+        # The autoscaler first. When it is turned on for a running stack, the Deployment stops declaring a count and
+        # server-side apply resets it to 1 until the autoscaler's first sync (docs/kubernetes.md); created first,
+        # the autoscaler is already there when that happens.
+        autoscaler = None
+        scaling = kube.autoscaling
+        if scaling.enabled:
+            autoscaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{self._name}-litellm-hpa", metadata=metadata(settings, f"{self._names.prefix}-{LITELLM}", LITELLM),
+                spec={"scale_target_ref": {"api_version": "apps/v1", "kind": "Deployment",
+                                           "name": f"{self._names.prefix}-{LITELLM}"},
+                      "min_replicas": scaling.min_replicas, "max_replicas": scaling.max_replicas,
+                      "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                          "type": "Utilization", "average_utilization": scaling.target_cpu_percent}}}],
+                      # Scale down slowly: a replica leaving costs its streams their drain.
+                      "behavior": {"scale_down": {"stabilization_window_seconds": 300}}},
+                opts=self._child)
         deployment = k8s.apps.v1.Deployment(
             f"{self._name}-litellm", metadata=metadata(
                 settings, f"{self._names.prefix}-{LITELLM}", LITELLM,
@@ -229,6 +251,7 @@ class KubeGateway(pulumi.ComponentResource):
                                      "CKV_K8S_35": ENV_SECRETS_WAIVER})),
             spec=spec,
             opts=self._opts(config_map, self.migration, self.redis, self.redis_service, *self._args.routes_ready,
+                            *([autoscaler] if autoscaler else []),
                             custom_timeouts=pulumi.CustomTimeouts(create="15m", update="15m")))
         k8s.core.v1.Service(
             f"{self._name}-litellm-service",
@@ -244,18 +267,6 @@ class KubeGateway(pulumi.ComponentResource):
             spec={"max_unavailable": 1, "selector": {"match_labels": labels},
                   "unhealthy_pod_eviction_policy": "AlwaysAllow"},
             opts=self._child)
-        scaling = kube.autoscaling
-        if scaling.enabled:
-            k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                f"{self._name}-litellm-hpa", metadata=metadata(settings, f"{self._names.prefix}-{LITELLM}", LITELLM),
-                spec={"scale_target_ref": {"api_version": "apps/v1", "kind": "Deployment",
-                                           "name": f"{self._names.prefix}-{LITELLM}"},
-                      "min_replicas": scaling.min_replicas, "max_replicas": scaling.max_replicas,
-                      "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-                          "type": "Utilization", "average_utilization": scaling.target_cpu_percent}}}],
-                      # Scale down slowly: a replica leaving costs its streams their drain.
-                      "behavior": {"scale_down": {"stabilization_window_seconds": 300}}},
-                opts=self._opts(deployment))
         return deployment
 
     def _load_balancer(self) -> k8s.apps.v1.Deployment:
@@ -270,8 +281,9 @@ class KubeGateway(pulumi.ComponentResource):
             data={"haproxy.cfg": text}, opts=self._child)
         labels = selector_labels(settings, LOADBALANCER)
         healthz = http_probe("/healthz", "stats", period=5, timeout=3, failures=3)
-        # HAProxy's soft stop is SIGUSR1 (the image's STOPSIGNAL, which the kubelet does not use): after the
-        # Service has dropped the pod, stop accepting and let the carried requests finish.
+        # HAProxy's soft stop is SIGUSR1 (the image's STOPSIGNAL; a pod's stop signal is not settable before
+        # Kubernetes 1.33): after the Service has dropped the pod, stop accepting and let the carried requests,
+        # streams included, finish.
         soft_stop = f"sleep {haproxy.REMOVAL_SECONDS}; kill -USR1 1; while kill -0 1 2>/dev/null; do sleep 1; done"
         container = {
             "name": "haproxy", "image": gateway.load_balancer.image,
@@ -299,7 +311,8 @@ class KubeGateway(pulumi.ComponentResource):
                     "spec": {
                         "automount_service_account_token": False,
                         "security_context": pod_security(user=HAPROXY_UID),
-                        "termination_grace_period_seconds": gateway.stop_grace_seconds,
+                        # A stream may run as long as its timeout: the old HAProxy carries it to the end.
+                        "termination_grace_period_seconds": haproxy.REMOVAL_SECONDS + gateway.request_timeout_seconds + 30,
                         "node_selector": dict(kube.node_selector) or None,
                         # Rescheduled 30 s after its node stops answering, not the default 5 minutes: it is
                         # the one dispatcher.

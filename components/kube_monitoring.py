@@ -85,7 +85,8 @@ class KubeMonitoring(pulumi.ComponentResource):
                 f"{name}-dashboard-{short}",
                 metadata=metadata(settings, f"{names.prefix}-dashboard-{short}", "monitoring",
                                   labels={"grafana_dashboard": "1"}, annotations={"grafana_folder": "LiteLLM gateway"}),
-                data={file_name: rendered.render_dashboard(board)}, opts=self._child)
+                data={file_name: rendered.render_dashboard(rendered.with_datasource_variable(board))},
+                opts=self._child)
         self.register_outputs({"scrape_jobs": self.scrape_jobs})
 
     def _relabelings(self, job: str, role: str, host: str) -> list[dict[str, Any]]:

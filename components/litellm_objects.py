@@ -74,7 +74,7 @@ class LiteLLMObjectProvider(dynamic.ResourceProvider):
             reason = getattr(error, "reason", error)
             raise ConnectionError(
                 f"the LiteLLM gateway's management API at {api_base} is not reachable from where Pulumi runs "
-                f"({reason}); access.managementUrl (default: gateway.bindAddress:gateway.port) must be "
+                f"({reason}); access.managementUrl (default: gatewayUrl) must be "
                 "reachable during `pulumi up` and `pulumi refresh`") from None
         try:
             return status, _json.loads(text) if text else {}

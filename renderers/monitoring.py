@@ -271,6 +271,27 @@ def dashboards(settings: StackSettings) -> dict[str, dict[str, Any]]:
     return {"litellm-usage.json": usage, "litellm-gpu-hosts.json": gpu}
 
 
+def with_datasource_variable(dashboard: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard for a Grafana that is not the stack's (Kubernetes: the cluster's, dashboards loaded by its
+    sidecar): every panel on a `${datasource}` variable, a choice of that Grafana's Prometheus data sources, in
+    place of the stack's own data source uid."""
+    import copy
+
+    def swap(node: Any) -> Any:
+        if isinstance(node, dict):
+            if node.get("type") == "prometheus" and node.get("uid") == DATASOURCE_UID:
+                return {"type": "prometheus", "uid": "${datasource}"}
+            return {k: swap(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [swap(v) for v in node]
+        return node
+
+    board = swap(copy.deepcopy(dashboard))
+    board["templating"]["list"].insert(0, {"name": "datasource", "label": "Prometheus", "type": "datasource",
+                                           "query": "prometheus", "hide": 0})
+    return board
+
+
 def render_dashboard(dashboard: dict[str, Any]) -> str:
     return json.dumps(dashboard, indent=2, sort_keys=True)
 

@@ -39,8 +39,10 @@ def _check_secrets_travel_encrypted(parsed: Parsed, environment: str, problems) 
     """Outside dev stacks every hop that carries a secret is encrypted, or a named waiver says why not."""
     gateway, docker, access = parsed.gateway, parsed.docker, parsed.access
     kube = parsed.kubernetes if parsed.platform == "kubernetes" else None
-    if kube is not None:  # the Ingress carries the keys: check_platform asks for its TLS
-        waived = kube.ingress.allow_plain_http is not None or (kube.ingress.enabled and kube.ingress.tls.enabled)
+    # On Kubernetes the Ingress carries the keys (check_platform asks for its TLS) and has its own waiver.
+    waiver_key = "kubernetes.ingress.allowPlainHttp" if kube is not None else "gateway.loadBalancer.allowPlainHttp"
+    if kube is not None:
+        waived = kube.ingress.allow_plain_http is not None
     else:
         waived = gateway is not None and gateway.load_balancer.allow_plain_http is not None
     if kube is None and gateway is not None and not gateway.load_balancer.tls.enabled and not waived:
@@ -52,7 +54,7 @@ def _check_secrets_travel_encrypted(parsed: Parsed, environment: str, problems) 
     if url and url.startswith("http://") and not _loopback_url(url) and not waived:
         problems.append(("access.managementUrl", (
             f"{url!r} sends the master key over plain HTTP; use https:// (or a loopback URL, such as an SSH tunnel's), "
-            "or set gateway.loadBalancer.allowPlainHttp to the reason")))
+            f"or set {waiver_key} to the reason")))
     if docker is not None and docker.host.startswith("tcp://") and docker.allow_plain_tcp is None:
         problems.append(("docker.host", (
             f"{docker.host!r}: the Docker API on TCP carries every container's secrets unauthenticated; {environment} "

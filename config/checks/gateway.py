@@ -14,7 +14,7 @@ def check_gateway(parsed: Parsed, problems) -> None:
     problem = bind_problem(gateway.bind_address, gateway.allow_public_bind, "gateway.allowPublicBind")
     if problem:
         problems.append(("gateway.bindAddress", problem))
-    if gateway.load_balancer.max_replicas < 2 * gateway.replicas:
+    if parsed.platform != "kubernetes" and gateway.load_balancer.max_replicas < 2 * gateway.replicas:
         problems.append(("gateway.loadBalancer.maxReplicas",
                          f"{gateway.load_balancer.max_replicas} slots cannot hold {gateway.replicas} replicas and their "
                          f"replacements side by side during a rolling replacement; use at least {2 * gateway.replicas}"))

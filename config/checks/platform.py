@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..stack import Parsed, is_dev_environment
+from ..values import ip_or_none
 
 # Keys of a section that only the Docker platform reads: (section attribute, key path, camelCase keys, why).
 _DOCKER_ONLY = (
@@ -96,7 +97,7 @@ def _check_kubernetes(parsed: Parsed, problems) -> None:
                 refuse(f"gateway.loadBalancer.{key}", why)
     if parsed.vault is not None and parsed.vault.mode == "dev-container":
         problems.append(("vault.mode", "dev-container runs Vault on the Docker host; a kubernetes stack needs "
-                         "mode: external (a Vault the cluster's pods and `pulumi up` both reach)"))
+                         "mode: external (a Vault `pulumi up` reaches: it writes the secrets the pods get)"))
     for i, host in enumerate(parsed.gpu_hosts or ()):
         if host.local_container is not None:
             refuse(f"gpuHosts[{i}].localContainer", "a kubernetes stack reaches its GPU hosts over the network "
@@ -117,6 +118,32 @@ def _check_kubernetes(parsed: Parsed, problems) -> None:
             f"is false: {environment} would carry the master key and every client's key over plain HTTP. Enable "
             "kubernetes.ingress.tls, or set kubernetes.ingress.allowPlainHttp to the reason")))
     scaling = kube.autoscaling
+    if parsed.gateway is not None:
+        # One server-template slot per pod the load balancer may see: the most pods, and the one a rollout adds.
+        most = scaling.max_replicas if scaling.enabled else parsed.gateway.replicas
+        if parsed.gateway.load_balancer.max_replicas < most + 1:
+            key = "kubernetes.autoscaling.maxReplicas" if scaling.enabled else "gateway.replicas"
+            problems.append(("gateway.loadBalancer.maxReplicas", (
+                f"{parsed.gateway.load_balancer.max_replicas} slots cannot hold {most} replicas ({key}) and the one a "
+                f"rolling update adds: a pod beyond the slots would be ready but get no traffic; use at least {most + 1}")))
+        if (not scaling.enabled and parsed.gateway.replicas < 2 and environment
+                and not is_dev_environment(environment)):
+            problems.append(("gateway.replicas", (
+                f"{parsed.gateway.replicas} replica: every node drain or node failure takes the gateway down; "
+                f"{environment} needs at least 2 on Kubernetes (or kubernetes.autoscaling)")))
+    if ingress.host and ip_or_none(ingress.host) is not None:
+        problems.append(("kubernetes.ingress.host", f"{ingress.host!r} is an IP address; an Ingress host is a DNS name"))
+    if not ingress.enabled:
+        for key in sorted(_given(ingress) - {"enabled"}):
+            problems.append((f"kubernetes.ingress.{key}", "is set but kubernetes.ingress.enabled is false"))
+    if not scaling.enabled:
+        for key in sorted(_given(scaling) - {"enabled"}):
+            problems.append((f"kubernetes.autoscaling.{key}", "is set but kubernetes.autoscaling.enabled is false"))
+    for i, host in enumerate(parsed.gpu_hosts or ()):
+        if ip_or_none(host.address) is None and "." not in host.address:
+            problems.append((f"gpuHosts[{i}].address", (
+                f"{host.address!r} is a short name: the load balancer's resolver in the pod uses no search domains; "
+                "give the host's full DNS name or its IP address")))
     if scaling.enabled and scaling.min_replicas > scaling.max_replicas:
         problems.append(("kubernetes.autoscaling.minReplicas",
                          f"{scaling.min_replicas} is above maxReplicas {scaling.max_replicas}"))

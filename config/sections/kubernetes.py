@@ -76,8 +76,8 @@ class KubernetesSettings(Section):
     """The cluster's DNS domain: the load balancer finds the replicas by their Service's full name
     (`litellm.<namespace>.svc.<clusterDomain>`), as HAProxy's resolver uses no search domains."""
     create_namespace: bool = True
-    """Declare the namespace (with Pod Security `restricted` enforced). `false`: it exists and is not the
-    stack's (a platform team made it)."""
+    """Declare the namespace (Pod Security `baseline` enforced, `restricted` warned and audited: LiteLLM's image
+    runs as root). `false`: it exists and is not the stack's (a platform team made it)."""
     spread: Literal["ScheduleAnyway", "DoNotSchedule"] = "ScheduleAnyway"
     """`whenUnsatisfiable` of the replicas' topology spread across nodes (`kubernetes.io/hostname`).
     `DoNotSchedule` keeps a node's failure from taking more than its share, but a pod stays Pending when no

@@ -121,12 +121,35 @@ def test_an_unknown_platform_is_refused():
     (lambda c: c["kubernetes"].update(ingress={"enabled": False}), "access.managementUrl", "port-forward"),
     (lambda c: c["kubernetes"].update(namespace="litellm-gateway-prod"), "kubernetes.namespace",
      "names environment 'prod'"),
+    (lambda c: c["kubernetes"]["autoscaling"].update(maxReplicas=20), "gateway.loadBalancer.maxReplicas",
+     "cannot hold 20 replicas"),
+    (lambda c: c["kubernetes"].update(autoscaling={"enabled": False}), "gateway.replicas", "at least 2"),
+    (lambda c: c["kubernetes"].update(autoscaling={"enabled": False, "maxReplicas": 4}),
+     "kubernetes.autoscaling.maxReplicas", "enabled is false"),
+    (lambda c: c["kubernetes"]["ingress"].update(host="10.0.0.5"), "kubernetes.ingress.host", "a DNS name"),
+    (lambda c: (c["kubernetes"].update(ingress={"enabled": False, "className": "nginx"}),
+                c["access"].update(managementUrl="https://gw.example:4000")),
+     "kubernetes.ingress.className", "enabled is false"),
+    (lambda c: c["gpuHosts"][0].update(address="gpu-01"), "gpuHosts[0].address", "short name"),
+    (lambda c: c["access"].update(managementUrl="http://gateway.example.internal"), "access.managementUrl",
+     "kubernetes.ingress.allowPlainHttp"),
 ])
 def test_kubernetes_settings_that_cannot_work_are_refused(change, key, words):
     config = k8s_config()
     change(config)
     found = problems_of(config)
     assert key in found and words in found[key], found
+
+
+def test_a_dev_stack_may_run_one_replica_and_a_prod_one_with_an_autoscaler_needs_the_slots():
+    config = k8s_config()
+    config.update(environment="dev-k8s")
+    config["kubernetes"]["autoscaling"] = {"enabled": False}
+    parse_settings(config, stack="dev-k8s")
+    config = k8s_config()
+    config["kubernetes"]["autoscaling"]["maxReplicas"] = 20
+    config["gateway"]["loadBalancer"] = {"maxReplicas": 21}
+    parse_settings(config, stack="k8s")
 
 
 def test_a_plain_http_ingress_outside_dev_passes_with_a_named_waiver():
@@ -234,6 +257,8 @@ def test_one_migration_job_per_litellm_version_runs_before_the_deployment(run):
     assert run.mocks.depends_on_names("gateway-migrate") >= {"gateway-postgres"}
     timeouts = run.mocks.options_of("gateway-migrate").custom_timeouts
     assert timeouts.create == "600s"
+    # A failed Job is replaced by the next `pulumi up`, not waited for again.
+    assert job["metadata"]["annotations"]["pulumi.com/replaceUnready"] == "true"
     # A new LiteLLM version is a new Job (a Job's pod spec is immutable), named after the image.
     newer = k8s_config()
     newer["gateway"]["image"] = "ghcr.io/berriai/litellm-database:main-v1.108.8-stable"
@@ -242,6 +267,37 @@ def test_one_migration_job_per_litellm_version_runs_before_the_deployment(run):
     # The replicas name their Job, so the pod template changes with it too.
     annotations = objects(run, "Deployment")[f"{PREFIX}-litellm"]["spec"]["template"]["metadata"]["annotations"]
     assert annotations["litellm-gateway/migration"] == job["metadata"]["name"]
+
+
+def test_the_access_objects_wait_for_the_whole_path_to_the_replicas(run):
+    teams = [r.name for r in run.resources if r.name.startswith("access-team-")]
+    assert teams and run.mocks.depends_on_names(teams[0]) >= {"gateway-litellm", "gateway-lb", "gateway-ingress"}
+
+
+def test_the_load_balancer_carries_a_stream_to_its_end_when_it_is_replaced(run):
+    spec = pod_spec(objects(run, "Deployment")[f"{PREFIX}-lb"])
+    timeout = stack_file_config("k8s")["gateway"]["requestTimeoutSeconds"]
+    assert spec["terminationGracePeriodSeconds"] >= timeout + 30
+    hook = spec["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][2]
+    assert "kill -USR1 1" in hook  # HAProxy's soft stop
+    assert objects(run, "Deployment")[f"{PREFIX}-lb"]["spec"]["strategy"]["rollingUpdate"] == {
+        "maxUnavailable": 0, "maxSurge": 1}
+
+
+def test_a_new_volume_size_does_not_replace_the_database():
+    run = run_stack(k8s_config(), stack="k8s")
+    assert "spec.volumeClaimTemplates" in run.mocks.options_of("gateway-postgres").ignore_changes
+
+
+def test_the_dashboards_use_the_clusters_prometheus_data_source(run):
+    import json as _json
+
+    boards = [obj for obj in objects(run, "ConfigMap").values() if obj["metadata"]["labels"].get("grafana_dashboard")]
+    for board in boards:
+        (text,) = board["data"].values()
+        model = _json.loads(text)
+        assert model["templating"]["list"][0]["type"] == "datasource"
+        assert "litellm-gateway-prometheus" not in text and "${datasource}" in text
 
 
 def test_the_deployment_waits_for_every_model_pull(run):
