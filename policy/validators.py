@@ -73,7 +73,26 @@ def _waived(resource: PolicyResource, policy: str) -> str | None:
 
 # --- images-pinned -------------------------------------------------------------------------------
 
+# Kubernetes workloads (platform: kubernetes) and where their pod template is.
+K8S_WORKLOADS = {f"kubernetes:{kind}" for kind in ("apps/v1:Deployment", "apps/v1:StatefulSet", "apps/v1:DaemonSet",
+                                                    "batch/v1:Job", "batch/v1:CronJob")}
+
+
+def _pod_spec(resource: PolicyResource) -> dict[str, Any]:
+    spec = _plain(resource.props.get("spec")) or {}
+    spec = (spec.get("jobTemplate") or {}).get("spec", spec)
+    return (spec.get("template") or {}).get("spec") or {}
+
+
+def _pod_containers(resource: PolicyResource) -> list[dict[str, Any]]:
+    spec = _pod_spec(resource)
+    return [c for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])] if isinstance(c, dict)]
+
+
 def images_pinned(resource: PolicyResource) -> list[str]:
+    if resource.type in K8S_WORKLOADS:
+        return [f"{resource.name}: container {c.get('name')}: image {problem}" for c in _pod_containers(resource)
+                if (problem := image_problem(str(c.get("image") or "")))]
     if resource.type == REMOTE_IMAGE:
         reference = _plain(resource.props.get("name")) or ""
     elif resource.type == CONTAINER:
@@ -185,6 +204,11 @@ NEVER_SECRET_FIELDS = {
     REMOTE_IMAGE: ("name",),
     "command:remote:Command": ("create", "delete", "update", "triggers"),
     "command:local:Command": ("create", "delete", "update", "triggers", "environment"),
+    # Kubernetes: everything but a Secret's data; pods read secrets through secretKeyRef or Secret volumes.
+    **{workload: ("metadata", "spec") for workload in K8S_WORKLOADS},
+    "kubernetes:core/v1:ConfigMap": ("metadata", "data"),
+    "kubernetes:core/v1:Service": ("metadata", "spec"),
+    "kubernetes:networking.k8s.io/v1:Ingress": ("metadata", "spec"),
 }
 CREDENTIAL_FILE_DIRS = ("/etc/prometheus/secrets/", "/usr/local/etc/redis/")
 
@@ -214,6 +238,34 @@ def no_plaintext_secrets(resource: PolicyResource) -> list[str]:
     return [f"{resource.name}: {m}" for key, value in fields.items() for m in _leaks(value, key, False)]
 
 
+# --- kubernetes-pods-hardened --------------------------------------------------------------------
+
+def kubernetes_pods_hardened(resource: PolicyResource) -> list[str]:
+    """The Docker hardening's counterpart for pods: no privilege escalation, every capability dropped (adds
+    named), the runtime's seccomp profile, limits, and no service-account token unless the pod needs one."""
+    if resource.type not in K8S_WORKLOADS:
+        return []
+    spec = _pod_spec(resource)
+    problems = []
+    if ((spec.get("securityContext") or {}).get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+        problems.append("the pod's securityContext.seccompProfile is not RuntimeDefault")
+    if spec.get("automountServiceAccountToken") is not False:
+        problems.append("the pod mounts a service-account token it does not use (automountServiceAccountToken)")
+    for container in _pod_containers(resource):
+        name = container.get("name")
+        context = container.get("securityContext") or {}
+        if context.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"container {name} may gain privileges (allowPrivilegeEscalation is not false)")
+        if "ALL" not in ((context.get("capabilities") or {}).get("drop") or []):
+            problems.append(f"container {name} keeps the default capabilities (capabilities.drop lacks ALL)")
+        if context.get("privileged"):
+            problems.append(f"container {name} is privileged")
+        limits = (container.get("resources") or {}).get("limits") or {}
+        if not {"cpu", "memory"} <= set(limits):
+            problems.append(f"container {name} has no cpu and memory limits")
+    return [f"{resource.name}: {p}" for p in problems]
+
+
 # --- salt-key-protected --------------------------------------------------------------------------
 
 def salt_key_protected(resource: PolicyResource) -> list[str]:
@@ -234,6 +286,9 @@ POLICIES: dict[str, tuple[str, Callable[[PolicyResource], list[str]]]] = {
     "containers-hardened": ("Containers drop capabilities, cannot gain privileges, rotate logs, have limits and a "
                             "stop grace period, and run as non-root on a read-only root filesystem unless waived.",
                             containers_hardened),
+    "kubernetes-pods-hardened": ("Pods cannot gain privileges, drop every capability, use the runtime's seccomp "
+                                 "profile, have limits and no unused service-account token.",
+                                 kubernetes_pods_hardened),
     "no-plaintext-secrets": ("No secret-looking value in plain text in a resource input.", no_plaintext_secrets),
     "salt-key-protected": ("The LiteLLM salt key is protected.", salt_key_protected),
 }

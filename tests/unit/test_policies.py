@@ -177,3 +177,47 @@ def test_a_published_replica_is_a_violation(shipped):
     (message,) = violations([replica], "replicas-not-published")
     assert "10.20.0.10:4000" in message and "load balancer" in message
     assert violations([named(policy_inputs(run), "gateway-lb")], "replicas-not-published") == []
+
+
+# --- platform: kubernetes ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def kubernetes_run():
+    return run_stack(stack_file_config("k8s"), stack="k8s")
+
+
+@pytest.mark.parametrize("markers", [True, False])
+def test_the_kubernetes_stack_passes_every_policy(kubernetes_run, markers):
+    resources = policy_inputs(kubernetes_run, keep_secret_markers=markers)
+    assert [r for r in resources if r.type in validators.K8S_WORKLOADS]
+    assert violations(resources) == []
+
+
+def _deployment(kubernetes_run, markers=False):
+    resources = policy_inputs(kubernetes_run, keep_secret_markers=markers)
+    return named(resources, "gateway-litellm")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda c, s: c.update(image="ghcr.io/berriai/litellm-database:latest"), "image"),
+    (lambda c, s: c["securityContext"].update(allowPrivilegeEscalation=True), "may gain privileges"),
+    (lambda c, s: c["securityContext"]["capabilities"].update(drop=[]), "capabilities.drop lacks ALL"),
+    (lambda c, s: c["securityContext"].update(privileged=True), "is privileged"),
+    (lambda c, s: c["resources"].pop("limits"), "no cpu and memory limits"),
+    (lambda c, s: s.pop("automountServiceAccountToken"), "service-account token"),
+    (lambda c, s: s["securityContext"].pop("seccompProfile"), "seccompProfile"),
+    (lambda c, s: c["env"].append({"name": "LITELLM_MASTER_KEY", "value": "sk-" + "a1b2c3d4" * 6}), "plain text"),
+])
+def test_a_weakened_pod_is_a_violation(kubernetes_run, damage, message):
+    deployment = _deployment(kubernetes_run)
+    pod = deployment.props["spec"]["template"]["spec"]
+    damage(pod["containers"][0], pod)
+    found = violations([deployment])
+    assert any(message in m for m in found), found
+
+
+def test_a_secret_in_a_configmap_is_a_violation_in_a_real_preview(kubernetes_run):
+    resources = policy_inputs(kubernetes_run, keep_secret_markers=False)
+    config_map = next(r for r in resources if r.type == "kubernetes:core/v1:ConfigMap")
+    config_map.props["data"] = {**config_map.props["data"], "leak": "master_key: sk-" + "0f1e2d3c" * 6}
+    assert any("plain text" in m for m in violations([config_map], "no-plaintext-secrets"))
