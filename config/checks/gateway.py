@@ -23,22 +23,28 @@ def check_gateway(parsed: Parsed, problems) -> None:
         problems.append(("gateway.loadBalancer.tls.enabled", "is false, but other TLS settings are given"))
 
 
+def certificate_source_problems(parsed: Parsed, enabled: bool, vault, key: str, disabled_why: str, problems) -> None:
+    """TLS material from one place: the Vault secret `<key>.vault`, or both secret config keys."""
+    from_config = {"gatewayTlsCertificate", "gatewayTlsKey"} & set(parsed.supplied)
+    if not enabled:
+        if from_config:
+            problems.append((sorted(from_config)[0], f"is set but {disabled_why}"))
+        return
+    if vault is not None and from_config:
+        problems.append((f"{key}.vault", "set both this and gatewayTlsCertificate/gatewayTlsKey; "
+                         "keep one source for the certificate"))
+    elif vault is None and len(from_config) != 2:
+        problems.append((key, f"TLS needs the certificate and key: set {key}.vault "
+                         "{mount, path}, or both secret config keys gatewayTlsCertificate and gatewayTlsKey"))
+
+
 def check_tls_source(parsed: Parsed, problems) -> None:
     gateway = parsed.gateway
-    from_config = {"gatewayTlsCertificate", "gatewayTlsKey"} & set(parsed.supplied)
     if gateway is None or parsed.platform == "kubernetes":  # the Ingress's: check_kubernetes_tls_source
         return
     tls = gateway.load_balancer.tls
-    if not tls.enabled:
-        if from_config:
-            problems.append((sorted(from_config)[0], "is set but gateway.loadBalancer.tls.enabled is false"))
-        return
-    if tls.vault is not None and from_config:
-        problems.append(("gateway.loadBalancer.tls.vault", "set both this and gatewayTlsCertificate/gatewayTlsKey; "
-                         "keep one source for the certificate"))
-    elif tls.vault is None and len(from_config) != 2:
-        problems.append(("gateway.loadBalancer.tls", "TLS needs the certificate and key: set gateway.loadBalancer.tls.vault "
-                         "{mount, path}, or both secret config keys gatewayTlsCertificate and gatewayTlsKey"))
+    certificate_source_problems(parsed, tls.enabled, tls.vault, "gateway.loadBalancer.tls",
+                                "gateway.loadBalancer.tls.enabled is false", problems)
 
 
 def check_management_reach(parsed: Parsed, problems) -> None:

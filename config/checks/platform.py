@@ -10,6 +10,7 @@ from typing import Any
 
 from ..stack import Parsed, is_dev_environment
 from ..values import ip_or_none
+from .gateway import certificate_source_problems
 
 # Keys of a section that only the Docker platform reads: (section attribute, key path, camelCase keys, why).
 _DOCKER_ONLY = (
@@ -161,15 +162,5 @@ def check_kubernetes_tls_source(parsed: Parsed, problems) -> None:
     if parsed.platform != "kubernetes" or kube is None:
         return
     tls = kube.ingress.tls
-    from_config = {"gatewayTlsCertificate", "gatewayTlsKey"} & set(parsed.supplied)
-    if not (kube.ingress.enabled and tls.enabled):
-        if from_config:
-            problems.append((sorted(from_config)[0], "is set but the Ingress has no TLS (kubernetes.ingress.tls)"))
-        return
-    if tls.vault is not None and from_config:
-        problems.append(("kubernetes.ingress.tls.vault", "set both this and gatewayTlsCertificate/gatewayTlsKey; "
-                         "keep one source for the certificate"))
-    elif tls.vault is None and len(from_config) != 2:
-        problems.append(("kubernetes.ingress.tls", "TLS needs the certificate and key: set kubernetes.ingress.tls.vault "
-                         "{mount, path}, or both secret config keys gatewayTlsCertificate and gatewayTlsKey"))
-
+    certificate_source_problems(parsed, kube.ingress.enabled and tls.enabled, tls.vault, "kubernetes.ingress.tls",
+                                "the Ingress has no TLS (kubernetes.ingress.tls)", problems)
