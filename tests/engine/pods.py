@@ -178,7 +178,7 @@ class PodRunner:
                            "retries": int(probe.get("failureThreshold", 3))}
         cpus = min(_cpus(limits["cpu"]), float(os.cpu_count() or 1)) if "cpu" in limits else None
         host_config = self.api.create_host_config(
-            user_ns_mode=None, read_only=bool(context.get("readOnlyRootFilesystem")),
+            read_only=bool(context.get("readOnlyRootFilesystem")),
             cap_drop=capabilities.get("drop") or None, cap_add=capabilities.get("add") or None,
             security_opt=["no-new-privileges:true"] if context.get("allowPrivilegeEscalation") is False else None,
             privileged=bool(context.get("privileged")), group_add=[str(fs_group)] if fs_group is not None else None,
