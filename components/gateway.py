@@ -12,7 +12,6 @@ import pulumi_vault as vault
 
 from config.images import untested_litellm_warning
 from config.names import POSTGRES_PORT, PROXY_PORT, REPLICA_SERVICE
-from config.sections.containers import Limits
 from config.stack import StackSettings
 from config.values import postgres_url
 from renderers import haproxy, replica_entrypoint
@@ -181,7 +180,7 @@ class Gateway(pulumi.ComponentResource):
                 env["DISABLE_SCHEMA_UPDATE"] = "true"
                 depends_on.append(containers[0])
             envs = secret_envs(env)
-            hardened = hardening(settings, Limits(memory_mb=gateway.memory_mb, cpus=gateway.cpus),
+            hardened = hardening(settings, settings.replica_limits(),
                                  stop_grace_seconds=gateway.stop_grace_seconds)
             replica_labels = labels(settings, "litellm", waivers={
                 "read-only-rootfs": UPLOADS_NEED_WRITABLE_ROOT,

@@ -27,7 +27,6 @@ import pulumi_kubernetes as k8s
 from config.images import untested_litellm_warning
 from config.names import (DISPATCHER_PORT, POSTGRES_EXPORTER_PORT, POSTGRES_PORT, PROXY_PORT, REDIS_EXPORTER_PORT,
                           REDIS_PORT)
-from config.sections.containers import Limits
 from config.stack import StackSettings
 from config.values import postgres_url
 from renderers import haproxy, replica_entrypoint
@@ -136,7 +135,7 @@ class KubeGateway(pulumi.ComponentResource):
     def _litellm_container(self, name: str, *, env: list[dict[str, Any]], **extra) -> dict[str, Any]:
         gateway = self._settings.gateway
         return {"name": name, "image": gateway.image, "env": env,
-                "resources": resources(_replica_limits(self._settings)),
+                "resources": resources(self._settings.replica_limits()),
                 "security_context": container_security(read_only=False), **extra}
 
     def _migration(self) -> k8s.batch.v1.Job:
@@ -393,7 +392,3 @@ class KubeGateway(pulumi.ComponentResource):
             f"{self._name}-ingress",
             metadata=metadata(settings, self._names.prefix, "gateway", annotations=dict(ingress.annotations) or None),
             spec=spec, opts=self._opts(*depends))
-
-
-def _replica_limits(settings: StackSettings) -> Limits:
-    return Limits(memory_mb=settings.gateway.memory_mb, cpus=settings.gateway.cpus)

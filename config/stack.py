@@ -98,6 +98,10 @@ class StackSettings:
             return self.containers.limits.redis
         return Limits(memory_mb=self.redis.max_memory_mb + max(64, self.redis.max_memory_mb // 4), cpus=1)
 
+    def replica_limits(self) -> Limits:
+        """A LiteLLM replica's memory and CPU limit (gateway.memoryMb, gateway.cpus), on either platform."""
+        return Limits(memory_mb=self.gateway.memory_mb, cpus=self.gateway.cpus)
+
     def resource_prefix(self) -> str:
         return self.names.prefix
 
