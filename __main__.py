@@ -36,6 +36,8 @@ secret_values = GatewaySecretValues(
     ui_password=secrets.ui_password,
     postgres_password=secrets.postgres_password,
     redis_password=secrets.redis_password,
+    database_url=secrets.database_url,
+    read_replica_url=secrets.read_replica_url,
 )
 if cluster:
     gateway = KubeGateway("gateway", KubeGatewayArgs(
@@ -63,7 +65,7 @@ elif settings.monitoring.enabled:
         settings, docker_provider, network.name,
         metrics_key=access.metrics_key,  # may read /metrics and nothing else
         redis_password=secrets.redis_password,
-        postgres_password=secrets.postgres_password,
+        database_url=secrets.database_url,
         grafana_admin_password=secrets.grafana_admin_password,
         prometheus_password=secrets.prometheus_password,
         prometheus_password_hash=secrets.prometheus_password_hash,
@@ -74,7 +76,7 @@ if settings.backups.enabled and cluster:
     backups = KubeBackups("backups", KubeBackupsArgs(settings, cluster, gateway))
 elif settings.backups.enabled:
     backups = DatabaseBackups("backups", DatabaseBackupsArgs(
-        settings, docker_provider, network.name, secrets.postgres_password, gateway.postgres,
+        settings, docker_provider, network.name, secrets.database_url, gateway.postgres,
     ))
 
 pulumi.export("environment", settings.environment)

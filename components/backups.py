@@ -8,11 +8,12 @@ from typing import Optional
 import pulumi
 import pulumi_docker as docker
 
-from config.names import POSTGRES_PORT
 from config.stack import StackSettings
+from config.values import libpq_environment
 from renderers import backup_scripts as rendered
-from .containers import (UPLOADS_NEED_WRITABLE_ROOT, container_options, hardening, healthcheck, labels, on_network,
-                         pinned_image, secret_envs)
+from renderers.data_stores import ca_files
+from .containers import (UPLOADS_NEED_WRITABLE_ROOT, ca_uploads, container_options, hardening, healthcheck, labels,
+                         on_network, pinned_image)
 
 RUNBOOK = "docs/RUNBOOK.md"
 
@@ -22,8 +23,8 @@ class DatabaseBackupsArgs:
     settings: StackSettings
     docker_provider: docker.Provider
     network_name: pulumi.Input[str]
-    postgres_password: pulumi.Input[str]
-    database: pulumi.Resource  # the Postgres container
+    database_url: pulumi.Input[str]            # libpq's URL of the database (GatewaySecrets.database_url)
+    database: Optional[pulumi.Resource]        # the Postgres container; None for an external database
 
 
 class DatabaseBackups(pulumi.ComponentResource):
@@ -59,6 +60,7 @@ class DatabaseBackups(pulumi.ComponentResource):
             image=pinned_image(f"{name}-image", pg.image, child).image_id,
             entrypoints=["bash", rendered.SCHEDULER_SCRIPT_PATH],
             uploads=[
+                *ca_uploads(ca_files(settings, redis=False)),
                 # 0755, not `executable` (0744 in pulumi-docker: root's only): the scheduler runs the backup
                 # script after it has dropped to postgres (found on the real engine: "Permission denied").
                 docker.ContainerUploadArgs(file=rendered.SCHEDULER_SCRIPT_PATH, permissions="0755",
@@ -66,11 +68,10 @@ class DatabaseBackups(pulumi.ComponentResource):
                 docker.ContainerUploadArgs(file=rendered.BACKUP_SCRIPT_PATH, permissions="0755",
                                            content=rendered.render_backup_script(backups.retention, settings.environment)),
             ],
-            envs=secret_envs({
-                "PGHOST": names.postgres, "PGPORT": str(POSTGRES_PORT), "PGUSER": pg.user, "PGDATABASE": pg.database,
-                "PGPASSWORD": args.postgres_password,
-                "BACKUP_DIR": rendered.BACKUP_DIR, "BACKUP_RETENTION": str(backups.retention),
-            }),
+            # libpq's environment (PGHOST, ..., PGPASSWORD, PGSSLMODE): the URL never on a command line.
+            envs=pulumi.Output.secret(pulumi.Output.from_input(args.database_url).apply(lambda url: [
+                f"{k}={v}" for k, v in {**libpq_environment(url), "BACKUP_DIR": rendered.BACKUP_DIR,
+                                        "BACKUP_RETENTION": str(backups.retention)}.items()])),
             mounts=[mount],
             healthcheck=healthcheck(rendered.healthcheck_command(), start_period="30s"),
             networks_advanced=on_network(args.network_name, names.backup),
@@ -86,6 +87,6 @@ class DatabaseBackups(pulumi.ComponentResource):
                 "read-only-rootfs": UPLOADS_NEED_WRITABLE_ROOT,
                 "non-root-user": "starts as root to give /backups to the postgres user, then runs as postgres",
             }),
-            opts=container_options(child, [args.database]),
+            opts=container_options(child, [args.database] if args.database is not None else []),
         )
         self.register_outputs({"schedule": self.schedule, "location": self.location})

@@ -59,6 +59,11 @@ def hardening(settings: StackSettings, limits: Limits, *, user: Optional[str] = 
     return hardened
 
 
+def ca_uploads(files: dict[str, str]) -> list[docker.ContainerUploadArgs]:
+    """The external data stores' CA certificates (renderers.litellm_config.ca_files), readable by any user."""
+    return [docker.ContainerUploadArgs(file=path, content=pem, permissions="0644") for path, pem in files.items()]
+
+
 def on_network(network_name: pulumi.Input[str], *aliases: str) -> list[docker.ContainerNetworksAdvancedArgs]:
     """Attach to the gateway's private network, reachable there under `aliases` (Docker's DNS)."""
     return [docker.ContainerNetworksAdvancedArgs(name=network_name, aliases=list(aliases))]

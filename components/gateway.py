@@ -11,14 +11,13 @@ import pulumi_random as random
 import pulumi_vault as vault
 
 from config.images import untested_litellm_warning
-from config.names import POSTGRES_PORT, PROXY_PORT, REPLICA_SERVICE
+from config.names import PROXY_PORT, REPLICA_SERVICE
 from config.stack import StackSettings
-from config.values import postgres_url
-from renderers import haproxy, replica_entrypoint
+from renderers import data_stores, haproxy, replica_entrypoint
 from renderers import litellm_config as rendered
 from renderers import redis_conf
-from .containers import (UPLOADS_NEED_WRITABLE_ROOT, container_options, hardening, healthcheck, labels, on_network,
-                         pinned_image, secret_envs)
+from .containers import (UPLOADS_NEED_WRITABLE_ROOT, ca_uploads, container_options, hardening, healthcheck, labels,
+                         on_network, pinned_image, secret_envs)
 
 
 @dataclass
@@ -30,6 +29,8 @@ class GatewaySecretValues:
     ui_password: pulumi.Input[str]
     postgres_password: pulumi.Input[str]
     redis_password: pulumi.Input[str]
+    database_url: pulumi.Input[str]                          # libpq's, the stack's or the external database's
+    read_replica_url: Optional[pulumi.Input[str]] = None     # an external read replica's
 
 
 @dataclass
@@ -63,11 +64,11 @@ class Gateway(pulumi.ComponentResource):
         super().__init__("litellm-gateway:gateway:Gateway", name, None, opts)
         self._name, self._args, self._settings, self._names = name, args, args.settings, args.settings.names
         self._child = pulumi.ResourceOptions(parent=self, provider=args.docker_provider)
-        self.postgres = self._postgres()
-        self.redis = self._redis()
-        self.config = rendered.render_config_dict(self._settings, redis_host=self._names.redis)
-        self.rendered_config = rendered.render_litellm_config(self._settings, redis_host=self._names.redis,
-                                                              config=self.config)
+        # postgres.mode / redis.mode external: the stack runs neither (None), the replicas reach the external ones.
+        self.postgres = self._postgres() if self._settings.postgres.mode == "container" else None
+        self.redis = self._redis() if self._settings.redis.mode == "container" else None
+        self.config = rendered.render_config_dict(self._settings)
+        self.rendered_config = rendered.render_litellm_config(self._settings, config=self.config)
         warning = untested_litellm_warning(self._settings.gateway.image)
         if warning:
             pulumi.log.warn(warning, resource=self)
@@ -145,13 +146,13 @@ class Gateway(pulumi.ComponentResource):
 
     def _replica_environment(self) -> dict[str, pulumi.Input[str]]:
         settings, secrets = self._settings, self._args.secrets
-        gateway, pg = settings.gateway, settings.postgres
-        database_url = pulumi.Output.secret(pulumi.Output.from_input(secrets.postgres_password).apply(
-            lambda password: postgres_url(pg.user, password, self._names.postgres, POSTGRES_PORT, pg.database)))
+        gateway = settings.gateway
+        replica = {rendered.READ_REPLICA_URL_ENV: secrets.read_replica_url} if secrets.read_replica_url else {}
         return {
             rendered.MASTER_KEY_ENV: secrets.master_key,
             "LITELLM_SALT_KEY": secrets.salt_key,
-            rendered.DATABASE_URL_ENV: database_url,
+            rendered.DATABASE_URL_ENV: secrets.database_url,
+            **replica,
             rendered.REDIS_PASSWORD_ENV: secrets.redis_password,
             "UI_USERNAME": gateway.ui_username,
             "UI_PASSWORD": secrets.ui_password,
@@ -171,10 +172,12 @@ class Gateway(pulumi.ComponentResource):
         # The first process drains the replica out of the load balancer before LiteLLM gets SIGTERM.
         entrypoints = replica_entrypoint.entrypoints(PROXY_PORT, gateway.stop_grace_seconds)
         environment = self._replica_environment()
+        ca_files = data_stores.ca_files(settings)
         containers: list[docker.Container] = []
         for replica in range(gateway.replicas):
             env = dict(environment)
-            depends_on: list[pulumi.Resource] = [self.postgres, self.redis, *self._args.routes_ready]
+            depends_on: list[pulumi.Resource] = [r for r in (self.postgres, self.redis) if r is not None]
+            depends_on += self._args.routes_ready
             if replica > 0:
                 # Replica 0 runs the Prisma migrations; the others wait for it and never migrate.
                 env["DISABLE_SCHEMA_UPDATE"] = "true"
@@ -199,7 +202,7 @@ class Gateway(pulumi.ComponentResource):
                 keepers=pulumi.Output.secret(pulumi.Output.all(litellm_image.image_id, envs,
                                                                self._args.network_name).apply(
                     lambda v, r=replica: {"revision": _digest(
-                        [r, v[0], v[1], command, entrypoints, self.rendered_config, rendered.CONFIG_PATH,
+                        [r, v[0], v[1], command, entrypoints, self.rendered_config, rendered.CONFIG_PATH, ca_files,
                          _plain(hardened), _plain(replica_labels), v[2], aliases])})),
                 opts=pulumi.ResourceOptions(parent=self),
             )
@@ -209,7 +212,8 @@ class Gateway(pulumi.ComponentResource):
                 image=litellm_image.image_id,
                 entrypoints=entrypoints,
                 command=command,
-                uploads=[docker.ContainerUploadArgs(file=rendered.CONFIG_PATH, content=self.rendered_config)],
+                uploads=[docker.ContainerUploadArgs(file=rendered.CONFIG_PATH, content=self.rendered_config),
+                         *ca_uploads(ca_files)],
                 envs=envs,
                 healthcheck=docker.ContainerHealthcheckArgs(
                     tests=["CMD", "python3", "-c",

@@ -15,12 +15,11 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from config.names import POSTGRES_PORT
 from config.stack import StackSettings
 from renderers import backup_scripts as rendered
 from .kube_data import POSTGRES_UID
-from .kube_objects import (IMAGE_USER_WAIVER, child_options, waivers, container_security, emptydir, metadata, plain_env, pod_security, resources,
-                           selector_labels)
+from .kube_objects import (IMAGE_USER_WAIVER, ca_volume, child_options, container_security, emptydir, metadata,
+                           plain_env, pod_security, resources, selector_labels, waivers)
 
 SCRIPTS = "/opt/litellm-backup"
 # A directory the postgres user creates on the claim (the claim's root is root's, group-writable by fsGroup;
@@ -66,16 +65,14 @@ class KubeBackups(pulumi.ComponentResource):
             opts=child)
         container = {
             "name": "backup", "image": pg.image, "command": ["bash", f"{SCRIPTS}/litellm-backup"],
-            "env": [*plain_env({"PGHOST": names.postgres, "PGPORT": str(POSTGRES_PORT), "PGUSER": pg.user,
-                                "PGDATABASE": pg.database, "BACKUP_DIR": DUMP_DIR}),
-                    # libpq's PGPASSWORD, which the script relies on (it never names the password).
-                    {"name": "PGPASSWORD", "value_from": {"secret_key_ref": {
-                        "name": args.gateway.secret_name, "key": "POSTGRES_PASSWORD"}}}],
+            # libpq's environment (PGHOST, ..., PGPASSWORD, PGSSLMODE) from the Secret: the script never names the
+            # database or its password; the stack's own database or an external one over the network.
+            "env": [*plain_env({"BACKUP_DIR": DUMP_DIR}), *args.gateway.libpq_env()],
             "resources": resources(settings.containers.limits.backup),
             "security_context": container_security(),
             "volume_mounts": [{"name": "backups", "mount_path": rendered.BACKUP_DIR},
                               {"name": "scripts", "mount_path": SCRIPTS, "read_only": True},
-                              {"name": "tmp", "mount_path": "/tmp"}],
+                              {"name": "tmp", "mount_path": "/tmp"}, *ca_volume(settings)[1]],
         }
         for index, time_utc in enumerate(backups.times_utc):
             k8s.batch.v1.CronJob(
@@ -95,9 +92,9 @@ class KubeBackups(pulumi.ComponentResource):
                                    "volumes": [{"name": "backups", "persistent_volume_claim": {"claim_name": claim_name}},
                                                {"name": "scripts", "config_map": {"name": script_map,
                                                                                   "default_mode": 0o555}},
-                                               emptydir("tmp", 64)]}}}}},
+                                               emptydir("tmp", 64), *ca_volume(settings)[0]]}}}}},
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-                    depends_on=[claim, scripts, args.gateway.postgres])))
+                    depends_on=[claim, scripts, *([args.gateway.postgres] if args.gateway.postgres else [])])))
         self.schedule = f"daily at {', '.join(backups.times_utc)} UTC"
         self.retention = backups.retention
         self.location = f"persistent volume claim {claim_name} (namespace {settings.namespace})"

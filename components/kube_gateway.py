@@ -28,13 +28,14 @@ from config.images import untested_litellm_warning
 from config.names import (DISPATCHER_PORT, POSTGRES_EXPORTER_PORT, POSTGRES_PORT, PROXY_PORT, REDIS_EXPORTER_PORT,
                           REDIS_PORT)
 from config.stack import StackSettings
-from config.values import postgres_url
-from renderers import haproxy, replica_entrypoint
+from config.values import LIBPQ_ENVIRONMENT, libpq_environment
+from renderers import data_stores, haproxy, replica_entrypoint
 from renderers import litellm_config as rendered
 from . import kube_data
 from .gateway import GatewaySecretValues, tls_parts
-from .kube_objects import (IMAGE_USER_WAIVER, child_options, container_security, emptydir, http_probe, metadata, plain_env, pod_security,
-                           resources, secret_env, selector_labels, sha256, waivers)
+from .kube_objects import (IMAGE_USER_WAIVER, ca_config_map_name, ca_volume, child_options, container_security, emptydir,
+                           http_probe, metadata, plain_env, pod_security, resources, secret_env, selector_labels, sha256,
+                           waivers)
 
 HAPROXY_UID = 99          # the haproxy image's haproxy user
 LITELLM = "litellm"
@@ -44,9 +45,9 @@ ROOT_WAIVER = ("the litellm-database image runs as root (Prisma keeps its engine
 WRITABLE_WAIVER = "LiteLLM and Prisma write caches and temporary files beside the application"
 ENV_SECRETS_WAIVER = ("LiteLLM reads its secrets from its environment only (os.environ/NAME in its config); the "
                       "values are the Secret's, never in the pod spec")
-# The Secret's keys: what the pods read (env) besides the non-secret settings.
-SECRET_KEYS = (rendered.MASTER_KEY_ENV, "LITELLM_SALT_KEY", "UI_PASSWORD", "POSTGRES_PASSWORD",
-               rendered.REDIS_PASSWORD_ENV, rendered.DATABASE_URL_ENV, replica_entrypoint.DRAIN_TOKEN_ENV)
+POSTGRES_EXPORTER_URL_KEY = "POSTGRES_EXPORTER_URL"
+# libpq's environment for the backups' pg_dump (config.values.libpq_environment): every key the URL may give.
+LIBPQ_KEYS = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", *LIBPQ_ENVIRONMENT.values())
 
 
 @dataclass
@@ -74,12 +75,24 @@ class KubeGateway(pulumi.ComponentResource):
         self.secret_name = f"{self._names.prefix}-gateway"
         self.secret = self._secret()
         self._child = pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(depends_on=[self.secret]))
-        self.postgres, self.postgres_service = kube_data.postgres(f"{name}-postgres", settings, self.secret_name,
-                                                                  self._child)
-        self.redis, self.redis_service, _ = kube_data.redis(
-            f"{name}-redis", settings, args.secrets.redis_password, self.secret_name, args.secret_version, self._child)
-        self.config = rendered.render_config_dict(settings, redis_host=self._names.redis)
-        self.rendered_config = rendered.render_litellm_config(settings, redis_host=self._names.redis, config=self.config)
+        # postgres.mode / redis.mode external: the stack runs neither (None), the pods reach the external ones.
+        self.postgres = self.postgres_service = self.redis = self.redis_service = None
+        if settings.postgres.mode == "container":
+            self.postgres, self.postgres_service = kube_data.postgres(f"{name}-postgres", settings, self.secret_name,
+                                                                      self._child)
+        if settings.redis.mode == "container":
+            self.redis, self.redis_service, _ = kube_data.redis(
+                f"{name}-redis", settings, args.secrets.redis_password, self.secret_name, args.secret_version,
+                self._child)
+        self.ca_files = data_stores.ca_files(settings)
+        if self.ca_files:
+            # The external data stores' CA certificates (public), mounted where the URLs and the config name them.
+            self._child = pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(depends_on=[
+                k8s.core.v1.ConfigMap(f"{name}-ca", metadata=metadata(settings, ca_config_map_name(settings), "gateway"),
+                                      data={path.rsplit("/", 1)[1]: pem for path, pem in self.ca_files.items()},
+                                      opts=self._child)]))
+        self.config = rendered.render_config_dict(settings)
+        self.rendered_config = rendered.render_litellm_config(settings, config=self.config)
         warning = untested_litellm_warning(settings.gateway.image)
         if warning:
             pulumi.log.warn(warning, resource=self)
@@ -117,20 +130,38 @@ class KubeGateway(pulumi.ComponentResource):
             opts=child_options(self, self._args.provider, retain_on_delete=True))
 
     def _secret(self) -> k8s.core.v1.Secret:
-        secrets, pg, names = self._args.secrets, self._settings.postgres, self._names
-        database_url = pulumi.Output.from_input(secrets.postgres_password).apply(
-            lambda password: postgres_url(pg.user, password, names.postgres, POSTGRES_PORT, pg.database))
+        settings, secrets = self._settings, self._args.secrets
+        database_url = pulumi.Output.from_input(secrets.database_url)
         values = {
             rendered.MASTER_KEY_ENV: secrets.master_key, "LITELLM_SALT_KEY": secrets.salt_key,
             "UI_PASSWORD": secrets.ui_password, "POSTGRES_PASSWORD": secrets.postgres_password,
             rendered.REDIS_PASSWORD_ENV: secrets.redis_password, rendered.DATABASE_URL_ENV: database_url,
             # Only the preStop hook calls /health/drain (the load balancer refuses it), with this token.
             replica_entrypoint.DRAIN_TOKEN_ENV: secrets.master_key,
+            POSTGRES_EXPORTER_URL_KEY: database_url.apply(lambda url: data_stores.postgres_exporter_url(settings, url)),
+            **({rendered.READ_REPLICA_URL_ENV: secrets.read_replica_url} if secrets.read_replica_url else {}),
         }
+        # The backups' libpq environment: the keys the URL gives (the CronJob reads each one as optional).
+        string_data = pulumi.Output.all(values=pulumi.Output.all(**values), url=database_url).apply(
+            lambda v: {**v["values"], **libpq_environment(v["url"])})
         return k8s.core.v1.Secret(
-            f"{self._name}-secret", metadata=metadata(self._settings, self.secret_name, "gateway"), type="Opaque",
-            string_data={key: pulumi.Output.secret(value) for key, value in values.items()},
-            opts=self._child)
+            f"{self._name}-secret", metadata=metadata(settings, self.secret_name, "gateway"), type="Opaque",
+            string_data=pulumi.Output.secret(string_data), opts=self._child)
+
+    def database_env(self) -> list[dict[str, Any]]:
+        """The replicas' and the migration's database URLs, from the Secret."""
+        keys = [rendered.DATABASE_URL_ENV] + ([rendered.READ_REPLICA_URL_ENV] if self._args.secrets.read_replica_url
+                                              else [])
+        return secret_env(self.secret_name, *keys)
+
+    def libpq_env(self) -> list[dict[str, Any]]:
+        """libpq's environment from the Secret, for pg_dump: each key only when the database's URL gives it."""
+        return [{"name": key, "value_from": {"secret_key_ref": {"name": self.secret_name, "key": key,
+                                                                 "optional": True}}} for key in LIBPQ_KEYS]
+
+    def _stores(self, store: str) -> list[pulumi.Resource]:
+        """The stack's own `postgres` or `redis` objects to wait for (none for an external store)."""
+        return [r for r in (getattr(self, store), getattr(self, f"{store}_service")) if r is not None]
 
     def _litellm_container(self, name: str, *, env: list[dict[str, Any]], **extra) -> dict[str, Any]:
         gateway = self._settings.gateway
@@ -145,10 +176,10 @@ class KubeGateway(pulumi.ComponentResource):
         timeout = settings.kubernetes.migration_timeout_seconds
         job_name = f"{self._names.prefix}-migrate-{sha256(settings.gateway.image)[:10]}"
         container = self._litellm_container(
-            "migrate", env=[*secret_env(self.secret_name, rendered.DATABASE_URL_ENV),
-                            *plain_env({"LITELLM_LOCAL_MODEL_COST_MAP": "True"})],
+            "migrate", env=[*self.database_env(), *plain_env({"LITELLM_LOCAL_MODEL_COST_MAP": "True"})],
             # LiteLLM's own standalone migration entrypoint (what its chart's migration Job runs).
-            command=["python3", "litellm/proxy/prisma_migration.py"], working_dir="/app")
+            command=["python3", "litellm/proxy/prisma_migration.py"], working_dir="/app",
+            **({"volume_mounts": ca_volume(settings)[1]} if self.ca_files else {}))
         return k8s.batch.v1.Job(
             f"{self._name}-migrate",
             # A Job that failed (backoffLimit, activeDeadlineSeconds) is replaced by the next `pulumi up` instead
@@ -161,8 +192,9 @@ class KubeGateway(pulumi.ComponentResource):
                                "spec": {"restart_policy": "Never", "automount_service_account_token": False,
                                         "security_context": pod_security(),
                                         "node_selector": dict(settings.kubernetes.node_selector) or None,
-                                        "containers": [container]}}},
-            opts=self._opts(self.postgres, self.postgres_service, custom_timeouts=pulumi.CustomTimeouts(
+                                        "containers": [container],
+                                        "volumes": ca_volume(settings)[0] or None}}},
+            opts=self._opts(*self._stores("postgres"), custom_timeouts=pulumi.CustomTimeouts(
                 create=f"{timeout}s", update=f"{timeout}s")))
 
     def _replicas(self) -> k8s.apps.v1.Deployment:
@@ -172,8 +204,9 @@ class KubeGateway(pulumi.ComponentResource):
             f"{self._name}-litellm-config", metadata=metadata(settings, f"{self._names.prefix}-litellm-config", LITELLM),
             data={"config.yaml": self.rendered_config}, opts=self._child)
         env = [
-            *secret_env(self.secret_name, rendered.MASTER_KEY_ENV, "LITELLM_SALT_KEY", rendered.DATABASE_URL_ENV,
-                        rendered.REDIS_PASSWORD_ENV, "UI_PASSWORD", replica_entrypoint.DRAIN_TOKEN_ENV),
+            *secret_env(self.secret_name, rendered.MASTER_KEY_ENV, "LITELLM_SALT_KEY", rendered.REDIS_PASSWORD_ENV,
+                        "UI_PASSWORD", replica_entrypoint.DRAIN_TOKEN_ENV),
+            *self.database_env(),
             *plain_env({"UI_USERNAME": gateway.ui_username, "LITELLM_MODE": "PRODUCTION", "LITELLM_LOG": gateway.log_level,
                         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
                         replica_entrypoint.GRACEFUL_TIMEOUT_ENV: str(
@@ -193,10 +226,11 @@ class KubeGateway(pulumi.ComponentResource):
             lifecycle={"pre_stop": {"exec_": {"command": replica_entrypoint.render_prestop(
                 PROXY_PORT, gateway.stop_grace_seconds)}}},
             volume_mounts=[{"name": "config", "mount_path": rendered.CONFIG_PATH, "sub_path": "config.yaml",
-                            "read_only": True}, {"name": "tmp", "mount_path": "/tmp"}])
+                            "read_only": True}, {"name": "tmp", "mount_path": "/tmp"}, *ca_volume(settings)[1]])
         labels = selector_labels(settings, LITELLM)
         annotations = {
-            "litellm-gateway/config-sha256": sha256(self.rendered_config),
+            # The config and the CA certificates it names: a new one of either rolls the pods.
+            "litellm-gateway/config-sha256": sha256(self.rendered_config + "".join(self.ca_files.values())),
             "litellm-gateway/vault-secret-version": pulumi.Output.from_input(self._args.secret_version).apply(
                 lambda version: str(version or 0)),
             "litellm-gateway/migration": self.migration.metadata.apply(lambda m: m["name"] if m else ""),
@@ -221,7 +255,7 @@ class KubeGateway(pulumi.ComponentResource):
                     "node_selector": dict(kube.node_selector) or None,
                     "containers": [container],
                     "volumes": [{"name": "config", "config_map": {"name": f"{self._names.prefix}-litellm-config"}},
-                                emptydir("tmp", 1024)],
+                                emptydir("tmp", 1024), *ca_volume(settings)[0]],
                 },
             },
         }
@@ -249,7 +283,7 @@ class KubeGateway(pulumi.ComponentResource):
                 annotations=waivers({**IMAGE_USER_WAIVER, "CKV_K8S_23": ROOT_WAIVER, "CKV_K8S_22": WRITABLE_WAIVER,
                                      "CKV_K8S_35": ENV_SECRETS_WAIVER})),
             spec=spec,
-            opts=self._opts(config_map, self.migration, self.redis, self.redis_service, *self._args.routes_ready,
+            opts=self._opts(config_map, self.migration, *self._stores("redis"), *self._args.routes_ready,
                             *([autoscaler] if autoscaler else []),
                             custom_timeouts=pulumi.CustomTimeouts(create="15m", update="15m")))
         k8s.core.v1.Service(
@@ -360,8 +394,10 @@ class KubeGateway(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{self._name}-netpol-default-deny", metadata=metadata(settings, f"{self._names.prefix}-default-deny", "gateway"),
             spec={"pod_selector": {"match_labels": stack}, "policy_types": ["Ingress"]}, opts=self._child)
-        allow("postgres", ([pods(LITELLM, "migrate", "backup", "postgres-exporter")], POSTGRES_PORT))
-        allow("redis", ([pods(LITELLM, "redis-exporter")], REDIS_PORT))
+        if self.postgres is not None:
+            allow("postgres", ([pods(LITELLM, "migrate", "backup", "postgres-exporter")], POSTGRES_PORT))
+        if self.redis is not None:
+            allow("redis", ([pods(LITELLM, "redis-exporter")], REDIS_PORT))
         allow(LITELLM, ([pods(LOADBALANCER)], PROXY_PORT), ([monitoring], PROXY_PORT))
         # The front door is the Ingress controller's to reach (wherever it runs); the dispatcher only the replicas'.
         allow(LOADBALANCER, ([pods(LITELLM)], DISPATCHER_PORT), ([monitoring], haproxy.STATS_PORT),

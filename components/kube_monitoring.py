@@ -18,11 +18,13 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from config.names import POSTGRES_EXPORTER_PORT, POSTGRES_PORT, REDIS_EXPORTER_PORT, REDIS_PORT
+from config.names import POSTGRES_EXPORTER_PORT, REDIS_EXPORTER_PORT
 from config.stack import StackSettings
+from renderers import data_stores
 from renderers import monitoring as rendered
-from .kube_objects import (SECRETS_DIR, child_options, container_security, http_probe, metadata, pod_security,
-                           resources, secret_file_volume, selector_labels, waivers)
+from .kube_gateway import POSTGRES_EXPORTER_URL_KEY
+from .kube_objects import (ca_volume, child_options, container_security, http_probe, metadata, plain_env, pod_security,
+                           resources, secret_env, selector_labels, waivers)
 
 METRICS_KEY_FIELD = "token"
 
@@ -60,11 +62,12 @@ class KubeMonitoring(pulumi.ComponentResource):
                               host=names.loadbalancer)
         if monitoring.redis_exporter.enabled:
             self._redis_exporter(args.gateway.secret_name)
-            self._service_monitor("redis", "redis-exporter", "redis", "metrics", "/metrics", interval, host=names.redis)
+            self._service_monitor("redis", "redis-exporter", "redis", "metrics", "/metrics", interval,
+                                  host=data_stores.host_labels(settings)["redis"])
         if monitoring.postgres_exporter.enabled:
             self._postgres_exporter(args.gateway.secret_name)
             self._service_monitor("postgres", "postgres-exporter", "postgres", "metrics", "/metrics", interval,
-                                  host=names.postgres)
+                                  host=data_stores.host_labels(settings)["postgres"])
         jobs = rendered.scrape_jobs(settings)
         for job in ("gpu-node", "gpu-dcgm"):
             if job in jobs:
@@ -126,7 +129,7 @@ class KubeMonitoring(pulumi.ComponentResource):
         self.scrape_jobs[job] = [t for sc in static_configs for t in sc["targets"]]
 
     def _exporter(self, component: str, image: str, port: int, user: int, env: list[dict[str, Any]], limits,
-                  health_path: str, *, password_from: Optional[str] = None, waived: Optional[dict] = None) -> None:
+                  health_path: str, *, waived: Optional[dict] = None) -> None:
         settings = self._settings
         name = f"{settings.names.prefix}-{component}"
         labels = selector_labels(settings, component)
@@ -135,10 +138,10 @@ class KubeMonitoring(pulumi.ComponentResource):
                                      "ports": [{"name": "metrics", "container_port": port}],
                                      "readiness_probe": probe, "liveness_probe": probe,
                                      "resources": resources(limits), "security_context": container_security()}
-        volumes = []
-        if password_from:
-            container["volume_mounts"] = [{"name": "password", "mount_path": SECRETS_DIR, "read_only": True}]
-            volumes.append(secret_file_volume("password", password_from, "POSTGRES_PASSWORD"))
+        # The external data stores' CA certificates, where the exporter's address or URL names them.
+        volumes, mounts = ca_volume(settings)
+        if mounts:
+            container["volume_mounts"] = mounts
         k8s.apps.v1.Deployment(
             f"{self._name}-{component}", metadata=metadata(settings, name, component, annotations=waivers(waived or {})),
             spec={"replicas": 1, "selector": {"match_labels": labels}, "template": {
@@ -154,7 +157,7 @@ class KubeMonitoring(pulumi.ComponentResource):
 
     def _redis_exporter(self, secret_name: str) -> None:
         settings = self._settings
-        env = [{"name": "REDIS_ADDR", "value": f"redis://{settings.names.redis}:{REDIS_PORT}"},
+        env = [*plain_env(data_stores.redis_exporter_environment(settings)),
                {"name": "REDIS_PASSWORD", "value_from": {"secret_key_ref": {"name": secret_name, "key": "REDIS_PASSWORD"}}}]
         self._exporter("redis-exporter", settings.monitoring.redis_exporter.image, REDIS_EXPORTER_PORT, 59000, env,
                        settings.containers.limits.redis_exporter, "/health", waived={
@@ -163,14 +166,13 @@ class KubeMonitoring(pulumi.ComponentResource):
 
     def _postgres_exporter(self, secret_name: str) -> None:
         settings = self._settings
-        pg = settings.postgres
-        # The exporter's documented split form: the URI without credentials, the password from the Secret.
-        env = [{"name": "DATA_SOURCE_URI",
-                "value": f"{settings.names.postgres}:{POSTGRES_PORT}/{pg.database}?sslmode=disable"},
-               {"name": "DATA_SOURCE_USER", "value": pg.user},
-               {"name": "DATA_SOURCE_PASS_FILE", "value": f"{SECRETS_DIR}/POSTGRES_PASSWORD"}]
+        # The stack's own database or an external one (its sslmode and CA), the URL from the Secret.
+        env = secret_env(secret_name, POSTGRES_EXPORTER_URL_KEY)
+        env[0]["name"] = "DATA_SOURCE_NAME"
         self._exporter("postgres-exporter", settings.monitoring.postgres_exporter.image, POSTGRES_EXPORTER_PORT, 65534,
-                       env, settings.containers.limits.postgres_exporter, "/metrics", password_from=secret_name)
+                       env, settings.containers.limits.postgres_exporter, "/metrics", waived={
+                           "CKV_K8S_35": "postgres_exporter reads its connection URL from DATA_SOURCE_NAME (the "
+                                         "password inside it); the value is the Secret's"})
 
 
 def _camel(key: str) -> str:

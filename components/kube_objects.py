@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 from config.names import PROJECT
 from config.sections.containers import Limits
 from config.stack import StackSettings
+from renderers import data_stores
 
 # Why a workload may keep what a checkov Kubernetes check forbids: checkov's own skip annotation on the
 # object (`checkov.io/skip<n>: <check>=<reason>`), so `checkov --framework kubernetes` reads the waiver and its
@@ -131,3 +132,20 @@ def emptydir(name: str, size_mb: int, medium: Optional[str] = None) -> dict[str,
     if medium:
         spec["medium"] = medium
     return {"name": name, "empty_dir": spec}
+
+
+def ca_config_map_name(settings: StackSettings) -> str:
+    """The ConfigMap of the external data stores' CA certificates (KubeGateway declares it)."""
+    return f"{settings.names.prefix}-ca"
+
+
+def ca_volume(settings: StackSettings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, volume mounts) that put the external data stores' CA certificates where the URLs and the rendered
+    config name them (renderers.data_stores.CA_DIR); none when there are none."""
+    files = data_stores.ca_files(settings)
+    if not files:
+        return [], []
+    items = [{"key": path.rsplit("/", 1)[1], "path": path.rsplit("/", 1)[1]} for path in files]
+    return ([{"name": "data-store-ca", "config_map": {"name": ca_config_map_name(settings), "items": items,
+                                                      "default_mode": 0o444}}],
+            [{"name": "data-store-ca", "mount_path": data_stores.CA_DIR, "read_only": True}])

@@ -20,6 +20,7 @@ from renderers.litellm_config import ollama_api_base
 from renderers.ollama_scripts import install_command, pull_command, render_host_script
 from .containers import container_options, hardening, healthcheck, labels, on_network, pinned_image
 from .ollama_drift import OllamaHostModels
+from .vault_access import vault_field
 
 
 def ssh_private_key(settings: StackSettings, vault_provider: vault.Provider) -> Optional[pulumi.Output[str]]:
@@ -29,19 +30,7 @@ def ssh_private_key(settings: StackSettings, vault_provider: vault.Provider) -> 
     supplied = settings.supplied_secrets.get("gpuSshPrivateKey")
     if supplied is not None:
         return pulumi.Output.secret(supplied)
-    ref = settings.gpu_ssh.private_key_vault
-    secret = vault.kv.get_secret_v2_output(
-        mount=ref.mount, name=ref.path, opts=pulumi.InvokeOutputOptions(provider=vault_provider)
-    )
-
-    def field(data: dict) -> str:
-        if not data or ref.field not in data:
-            raise pulumi.RunError(
-                f"litellm-gateway:gpuSsh.privateKeyVault: Vault secret {ref.mount}/{ref.path} has no field '{ref.field}'"
-            )
-        return data[ref.field]
-
-    return pulumi.Output.secret(secret.data.apply(field))
+    return vault_field(settings.gpu_ssh.private_key_vault, "gpuSsh.privateKeyVault", vault_provider)
 
 
 @dataclass

@@ -8,13 +8,13 @@ from typing import Optional
 import pulumi
 import pulumi_docker as docker
 
-from config.names import (GRAFANA_PORT, POSTGRES_EXPORTER_PORT, POSTGRES_PORT, PROMETHEUS_PORT, REDIS_EXPORTER_PORT,
-                          REDIS_PORT)
+from config.names import GRAFANA_PORT, POSTGRES_EXPORTER_PORT, PROMETHEUS_PORT, REDIS_EXPORTER_PORT
 from config.stack import StackSettings
-from config.values import local_url, postgres_url
+from config.values import local_url
+from renderers import data_stores
 from renderers import monitoring as rendered
-from .containers import (UPLOADS_NEED_WRITABLE_ROOT, container_options, hardening, healthcheck, labels, on_network,
-                         pinned_image, secret_envs)
+from .containers import (UPLOADS_NEED_WRITABLE_ROOT, ca_uploads, container_options, hardening, healthcheck, labels,
+                         on_network, pinned_image, secret_envs)
 
 
 @dataclass
@@ -24,10 +24,15 @@ class MonitoringArgs:
     network_name: pulumi.Input[str]
     metrics_key: pulumi.Input[str]           # bearer key for LiteLLM's /metrics (a key allowed only that route)
     redis_password: pulumi.Input[str]
-    postgres_password: pulumi.Input[str]
+    database_url: pulumi.Input[str]    # libpq's URL of the database (GatewaySecrets.database_url)
     grafana_admin_password: pulumi.Input[str]
     prometheus_password: pulumi.Input[str]        # basic auth in front of Prometheus (user "prometheus")
     prometheus_password_hash: pulumi.Input[str]   # its bcrypt hash, for Prometheus's web config
+
+
+def _ca_waiver(files: dict[str, str]) -> dict[str, str]:
+    """An exporter that gets a CA certificate uploaded cannot have a read-only root filesystem."""
+    return {"read-only-rootfs": UPLOADS_NEED_WRITABLE_ROOT} if files else {}
 
 
 def _http_check(url: str) -> list[str]:
@@ -54,30 +59,32 @@ class Monitoring(pulumi.ComponentResource):
                 f"{name}-redis-exporter",
                 name=names.redis_exporter,
                 image=pinned_image(f"{name}-redis-exporter-image", monitoring.redis_exporter.image, child).image_id,
-                envs=secret_envs({"REDIS_ADDR": f"redis://{names.redis}:{REDIS_PORT}",
+                envs=secret_envs({**data_stores.redis_exporter_environment(settings),
                                   "REDIS_PASSWORD": args.redis_password}),
+                uploads=ca_uploads(data_stores.ca_files(settings, postgres=False)),
                 healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{REDIS_EXPORTER_PORT}/health")),
                 networks_advanced=on_network(args.network_name, names.redis_exporter),
                 restart="unless-stopped", wait=True, wait_timeout=60,
-                **hardening(settings, settings.containers.limits.redis_exporter, user="59000:59000", read_only=True),
-                labels=labels(settings, "redis-exporter"),
+                **hardening(settings, settings.containers.limits.redis_exporter, user="59000:59000",
+                            read_only=not data_stores.ca_files(settings, postgres=False)),
+                labels=labels(settings, "redis-exporter", waivers=_ca_waiver(data_stores.ca_files(settings, postgres=False))),
                 opts=container_options(child),
             ))
         if monitoring.postgres_exporter.enabled:
-            pg = settings.postgres
+            database_ca = data_stores.ca_files(settings, redis=False)
             exporters.append(docker.Container(
                 f"{name}-postgres-exporter",
                 name=names.postgres_exporter,
                 image=pinned_image(f"{name}-postgres-exporter-image", monitoring.postgres_exporter.image, child).image_id,
-                envs=secret_envs({"DATA_SOURCE_NAME": pulumi.Output.from_input(args.postgres_password).apply(
-                    lambda password: postgres_url(pg.user, password, names.postgres, POSTGRES_PORT, pg.database,
-                                                  "sslmode=disable"))}),
+                envs=secret_envs({"DATA_SOURCE_NAME": pulumi.Output.from_input(args.database_url).apply(
+                    lambda url: data_stores.postgres_exporter_url(settings, url))}),
+                uploads=ca_uploads(database_ca),
                 healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{POSTGRES_EXPORTER_PORT}/metrics")),
                 networks_advanced=on_network(args.network_name, names.postgres_exporter),
                 restart="unless-stopped", wait=True, wait_timeout=60,
                 **hardening(settings, settings.containers.limits.postgres_exporter, user="65534:65534",
-                            read_only=True),
-                labels=labels(settings, "postgres-exporter"),
+                            read_only=not database_ca),
+                labels=labels(settings, "postgres-exporter", waivers=_ca_waiver(database_ca)),
                 opts=container_options(child),
             ))
 

@@ -10,9 +10,13 @@ import pulumi
 import pulumi_random as random
 import pulumi_vault as vault
 
+from config.names import POSTGRES_PORT
 from config.secret_keys import VAULT_FIELDS
 from config.stack import StackSettings
+from config.values import postgres_url, postgres_url_problem, with_query
+from renderers.data_stores import POSTGRES_CA_PATH
 from renderers.vault_policy import render_read_policy
+from .vault_access import vault_field
 
 
 @dataclass
@@ -32,6 +36,8 @@ class GatewaySecrets(pulumi.ComponentResource):
     grafana_admin_password: pulumi.Output[str]
     prometheus_password: pulumi.Output[str]
     prometheus_password_hash: pulumi.Output[str]
+    database_url: pulumi.Output[str]                  # libpq's URL of the stack's or the external database
+    read_replica_url: Optional[pulumi.Output[str]]    # an external read replica's, when there is one
     secret_path: str
     stored_fields: list[str]
     secret_version: pulumi.Output[int]
@@ -67,6 +73,12 @@ class GatewaySecrets(pulumi.ComponentResource):
         self.ui_password = generated("uiPassword")
         self.postgres_password = generated("postgresPassword")
         self.redis_password = generated("redisPassword")
+        external_redis = settings.redis.external
+        if settings.redis.mode == "external" and external_redis.password_vault is not None:
+            # An external Redis' password stays where its owner keeps it; the stack's secret holds a copy.
+            self.redis_password = vault_field(external_redis.password_vault, "redis.external.passwordVault",
+                                              args.vault_provider)
+        self.database_url, self.read_replica_url = database_urls(settings, self.postgres_password, args.vault_provider)
         self.grafana_admin_password = generated("grafanaAdminPassword")
         prometheus = random.RandomPassword(f"{name}-prometheusPassword", length=32, special=False,
                                            opts=pulumi.ResourceOptions(parent=self))
@@ -116,3 +128,31 @@ def _version_of(metadata: Optional[dict]) -> Optional[int]:
     if not metadata or metadata.get("version") in (None, ""):
         return None
     return int(metadata["version"])
+
+
+def database_urls(settings: StackSettings, postgres_password: pulumi.Input[str], vault_provider: vault.Provider
+                  ) -> tuple[pulumi.Output[str], Optional[pulumi.Output[str]]]:
+    """(database URL, read replica URL or None) in libpq's dialect, secrets from end to end: the stack's own
+    database by its name, or an external one's URLs (secret config or Vault) with postgres.external's sslmode and
+    CA certificate added (LiteLLM translates these for its Prisma engine; pg_dump and the exporter read them as
+    they are)."""
+    pg = settings.postgres
+    if pg.mode == "container":
+        url = pulumi.Output.from_input(postgres_password).apply(
+            lambda password: postgres_url(pg.user, password, settings.names.postgres, POSTGRES_PORT, pg.database))
+        return pulumi.Output.secret(url), None
+    external = pg.external
+    tls = {"sslmode": external.sslmode, **({"sslrootcert": POSTGRES_CA_PATH} if external.ca_certificate else {})}
+
+    def url_of(key: str, vault_key: str, ref) -> Optional[pulumi.Output[str]]:
+        supplied = settings.supplied_secrets.get(key)
+        if supplied is not None:
+            raw = pulumi.Output.secret(supplied)   # checked when the settings were read
+        elif ref is not None:
+            raw = vault_field(ref, f"postgres.external.{vault_key}", vault_provider, problem_of=postgres_url_problem)
+        else:
+            return None
+        return pulumi.Output.secret(raw.apply(lambda url: with_query(url, **tls)))
+
+    return (url_of("postgresUrl", "urlVault", external.url_vault),
+            url_of("postgresReadReplicaUrl", "readReplicaUrlVault", external.read_replica_url_vault))

@@ -21,6 +21,26 @@ class VaultAccessArgs:
     docker_provider: Optional[docker.Provider]   # for the dev-mode Vault container only (None on Kubernetes)
 
 
+def vault_field(ref, key_path: str, vault_provider: vault.Provider, problem_of=None) -> pulumi.Output[str]:
+    """One field of a KV v2 secret (`ref`: mount, path, field) as a secret Output; a missing field, or one
+    `problem_of(value)` finds wrong, fails the run naming `key_path` (never the value)."""
+    secret = vault.kv.get_secret_v2_output(mount=ref.mount, name=ref.path,
+                                           opts=pulumi.InvokeOutputOptions(provider=vault_provider))
+
+    def field(data: Optional[dict]) -> str:
+        if not data or ref.field not in data:
+            raise pulumi.RunError(f"litellm-gateway:{key_path}: Vault secret {ref.mount}/{ref.path} has no field "
+                                  f"'{ref.field}'")
+        value = data[ref.field]
+        problem = problem_of(value) if problem_of else None
+        if problem:
+            raise pulumi.RunError(f"litellm-gateway:{key_path}: the field '{ref.field}' of Vault secret "
+                                  f"{ref.mount}/{ref.path} {problem}")
+        return value
+
+    return pulumi.Output.secret(secret.data.apply(field))
+
+
 class VaultAccess(pulumi.ComponentResource):
     """An explicit `vault.Provider` for the stack's secrets, plus the dev-mode server when asked for."""
 

@@ -50,6 +50,10 @@ SECRET_DOCS = {
                              "(`pulumi config set --secret gatewayTlsCertificate < fullchain.pem`).",
     "gatewayTlsKey": "With `gateway.loadBalancer.tls.enabled` and no `tls.vault`: the PEM private key "
                      "(`pulumi config set --secret gatewayTlsKey < key.pem`).",
+    "postgresUrl": "With `postgres.mode: external` and no `postgres.external.urlVault`: the database's URL, "
+                   "`postgresql://user:password@host:5432/database` (password percent-encoded; no `ssl*` parameters: "
+                   "`postgres.external.sslmode` sets them).",
+    "postgresReadReplicaUrl": "Optional, with `postgres.mode: external`: a read replica's URL, in the same form.",
 }
 
 

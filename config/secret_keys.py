@@ -8,9 +8,13 @@ from __future__ import annotations
 # Secret config keys a user may set with `pulumi config set --secret <key>`, in the order the
 # reference lists them.
 SECRET_KEYS = ("masterKey", "saltKey", "uiPassword", "postgresPassword", "redisPassword", "grafanaAdminPassword",
-               "gpuSshPrivateKey", "gatewayTlsCertificate", "gatewayTlsKey")
-# Supplied material, never generated: the key and certificates belong to the operator.
-NOT_GENERATED = frozenset({"gpuSshPrivateKey", "gatewayTlsCertificate", "gatewayTlsKey"})
+               "gpuSshPrivateKey", "gatewayTlsCertificate", "gatewayTlsKey", "postgresUrl", "postgresReadReplicaUrl")
+# Supplied material, never generated: the key, the certificates and an external database belong to the operator.
+NOT_GENERATED = frozenset({"gpuSshPrivateKey", "gatewayTlsCertificate", "gatewayTlsKey", "postgresUrl",
+                           "postgresReadReplicaUrl"})
+# An external database's URLs (postgres.mode: external), with the key of their Vault reference.
+DATABASE_URL_KEYS = {"postgresUrl": "postgres.external.urlVault",
+                     "postgresReadReplicaUrl": "postgres.external.readReplicaUrlVault"}
 # Generated when unset, with pulumi-random, and kept in Vault.
 GENERATED = tuple(k for k in SECRET_KEYS if k not in NOT_GENERATED)
 # Multi-line PEM material: the only secrets that may contain line breaks.

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from .values import (
-    PG_IDENTIFIER, UNIX_USER, control_character_problem, host_key_problem, host_path_problem, host_problem, ip_or_none,
+    PG_IDENTIFIER, UNIX_USER, ca_certificate_problem, control_character_problem, host_key_problem, host_path_problem, host_problem, ip_or_none,
     split_host_port,
 )
 
@@ -87,6 +87,7 @@ DockerHost = Annotated[str, full(r"(unix|ssh|tcp)://[^\s]+", "{value!r} must sta
 HttpUrl = Annotated[str, full(r"https?://[^\s/]+(/[^\s]*)?", "{value!r} must be an http:// or https:// URL")]
 VaultAddress = HttpUrl
 Text = Annotated[str, no_problem(control_character_problem)]
+CaCertificate = Annotated[str, no_problem(ca_certificate_problem)]
 # Kubernetes names: a DNS label (namespaces, Services), a DNS subdomain (most objects, classes), and a label or
 # annotation key ([prefix/]name: a DNS subdomain prefix, a name of up to 63 characters).
 _DNS_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"

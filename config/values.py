@@ -169,3 +169,95 @@ def postgres_url(user: str, password: str, host: str, port: int, database: str, 
 
     url = f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host_port(host, port)}/{quote(database, safe='')}"
     return f"{url}?{query}" if query else url
+
+
+def ca_certificate_problem(text: str) -> Optional[str]:
+    """None when `text` is one or more PEM CA certificates OpenSSL can load (and no private key), else why not."""
+    import ssl
+
+    if "PRIVATE KEY" in text:
+        return "holds a private key; give only the CA's certificate (public), never a key"
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        return "is not a PEM certificate (expected '-----BEGIN CERTIFICATE-----'): give the certificate of the CA " \
+               "that signed the server's certificate"
+    try:
+        ssl.create_default_context(cadata=text)
+    except (ssl.SSLError, ValueError) as error:
+        return f"is not a certificate OpenSSL can load ({getattr(error, 'reason', None) or error})"
+    return None
+
+
+# Query parameters an external database URL must not carry: postgres.external.sslmode and caCertificate set them
+# for every consumer (LiteLLM's Prisma engine, pg_dump, the exporter), each in its own dialect.
+URL_TLS_PARAMETERS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslaccept", "sslnegotiation")
+
+
+def postgres_url_problem(url: str) -> Optional[str]:
+    """None when `url` is a usable libpq URL for an external database, else what is wrong (never the URL itself,
+    which holds the password)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        return f"is not a valid URL ({'the port' if 'port' in str(error).lower() else 'its address'} cannot be read)"
+    if parts.scheme not in ("postgresql", "postgres"):
+        return "must start with postgresql:// (LiteLLM's database is PostgreSQL)"
+    if not parts.hostname:
+        return "names no host (postgresql://user:password@host:5432/database)"
+    if port == 0:
+        return "has port 0"
+    if not parts.username:
+        return "names no user (postgresql://user:password@host:5432/database)"
+    if not parts.path.strip("/"):
+        return "names no database (postgresql://user:password@host:5432/database)"
+    if "," in parts.netloc:
+        return "names several hosts; give one (the primary's endpoint) and the replica as postgresReadReplicaUrl"
+    given = sorted({key for key, _ in parse_qsl(parts.query, keep_blank_values=True)} & set(URL_TLS_PARAMETERS))
+    if given:
+        return f"carries {', '.join(given)}: remove it; postgres.external.sslmode and caCertificate set TLS"
+    if control_character_problem(url) or any(c.isspace() for c in url):
+        return "contains white space or control characters"
+    return None
+
+
+def with_query(url: str, **parameters: str) -> str:
+    """`url` with the query parameters added (the URL has none of them: postgres_url_problem checks that)."""
+    from urllib.parse import urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode(parameters)) if q)
+    return urlunsplit(parts._replace(query=query))
+
+
+# libpq's environment variable for each URL parameter pg_dump may need (the rest are Prisma's, for LiteLLM only).
+LIBPQ_ENVIRONMENT = {"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "connect_timeout": "PGCONNECT_TIMEOUT",
+                     "application_name": "PGAPPNAME", "options": "PGOPTIONS",
+                     "target_session_attrs": "PGTARGETSESSIONATTRS"}
+PRISMA_ONLY_PARAMETERS = ("schema", "connection_limit", "pool_timeout", "pgbouncer", "socket_timeout",
+                          "max_idle_connection_lifetime", "statement_cache_size")
+
+
+def libpq_environment(url: str) -> dict[str, str]:
+    """libpq's environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE, ...) for a database URL, so
+    a client (pg_dump) connects without the URL, and its password, on a command line."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    parts = urlsplit(url)
+    environment = {"PGHOST": parts.hostname or "", "PGPORT": str(parts.port or 5432),
+                   "PGUSER": unquote(parts.username or ""), "PGPASSWORD": unquote(parts.password or ""),
+                   "PGDATABASE": unquote(parts.path.lstrip("/"))}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in LIBPQ_ENVIRONMENT:
+            environment[LIBPQ_ENVIRONMENT[key]] = value
+    return environment
+
+
+def libpq_url(url: str) -> str:
+    """`url` without the parameters only Prisma knows (libpq and lib/pq refuse or forward them to the server)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in PRISMA_ONLY_PARAMETERS]
+    return urlunsplit(parts._replace(query=urlencode(kept)))

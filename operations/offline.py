@@ -131,6 +131,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}
 
     def _fake_vault_value(self, kind: str) -> str:
+        if kind == "database-url":   # a marked fake of an external database's URL, of the right shape
+            return f"postgresql://litellm:{self.marker}-vault-database-password@db.example.internal:5432/litellm"
+        if kind == "password":
+            return f"{self.marker}-vault-redis-password"
         pem, label = {"ssh": ("OPENSSH PRIVATE KEY", "vault-ssh-key"), "certificate": ("CERTIFICATE", "vault-tls-certificate"),
                       "key": ("PRIVATE KEY", "vault-tls-key")}[kind]
         return f"-----BEGIN {pem}-----\n{self.marker}-{label}\n-----END {pem}-----\n"
@@ -154,9 +158,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 def vault_fields_named(mount: str, path: str) -> dict[str, str]:
     """{field: kind} of every field the stack's config (as set in the runtime) reads from the Vault
-    secret `mount`/`path`: the GPU hosts' SSH key, the load balancer's certificate and key."""
+    secret `mount`/`path`: the GPU hosts' SSH key, the load balancer's certificate and key, an external
+    database's URLs and an external Redis' password."""
     from pydantic import ValidationError
 
+    from config.sections.data import VaultPasswordRef, VaultUrlRef
     from config.sections.vault import TlsVaultRef, VaultFieldRef
     from pulumi.runtime import config as runtime_config
 
@@ -181,6 +187,15 @@ def vault_fields_named(mount: str, path: str) -> dict[str, str]:
             if isinstance(tls, dict) and isinstance(tls.get("vault"), dict):
                 ref = TlsVaultRef.model_validate(tls["vault"])
                 refs.append((ref, {ref.certificate_field: "certificate", ref.key_field: "key"}))
+        external_pg = section("postgres").get("external") or {}
+        for key in ("urlVault", "readReplicaUrlVault"):
+            if isinstance(external_pg, dict) and isinstance(external_pg.get(key), dict):
+                ref = VaultUrlRef.model_validate(external_pg[key])
+                refs.append((ref, {ref.field: "database-url"}))
+        external_redis = section("redis").get("external") or {}
+        if isinstance(external_redis, dict) and isinstance(external_redis.get("passwordVault"), dict):
+            ref = VaultPasswordRef.model_validate(external_redis["passwordVault"])
+            refs.append((ref, {ref.field: "password"}))
     except ValidationError:
         return {}  # the settings report it; the program stops before any read
     fields: dict[str, str] = {}

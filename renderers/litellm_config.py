@@ -10,11 +10,12 @@ from typing import Any
 
 import yaml
 
-from config.names import DISPATCHER_PORT, REDIS_PORT
+from config.names import DISPATCHER_PORT
 from config.sections.access import litellm_limits
 from config.sections.fleet import ModelSettings
 from config.stack import StackSettings
 from config.values import host_port
+from renderers.data_stores import redis_address, redis_tls
 from renderers.haproxy import dispatcher_path
 from renderers.monitoring import litellm_metrics_read
 
@@ -22,6 +23,7 @@ from renderers.monitoring import litellm_metrics_read
 # each of them on the LiteLLM containers.
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 DATABASE_URL_ENV = "DATABASE_URL"
+READ_REPLICA_URL_ENV = "DATABASE_URL_READ_REPLICA"   # LiteLLM reads it from the environment only
 REDIS_PASSWORD_ENV = "REDIS_PASSWORD"
 CONFIG_PATH = "/app/config.yaml"
 
@@ -103,13 +105,16 @@ def prometheus_metrics_config(settings: StackSettings) -> list[dict[str, Any]]:
     return groups
 
 
-def render_config_dict(settings: StackSettings, redis_host: str, redis_port: int = REDIS_PORT,
+def render_config_dict(settings: StackSettings, redis_host: str | None = None, redis_port: int | None = None,
                        dispatcher: str | None = None) -> dict[str, Any]:
-    """The config as a dict; `redis_host` is the Redis container's name on the gateway network, `dispatcher`
-    the GPU dispatcher's base URL (a test's; default: the load balancer's container)."""
+    """The config as a dict; `redis_host`/`redis_port` default to redis_address() (a test's loopback server
+    otherwise), `dispatcher` the GPU dispatcher's base URL (a test's; default: the load balancer's container)."""
     dispatcher = dispatcher or dispatcher_url(settings)
     router = settings.router
-    redis_connection = {"host": redis_host, "port": redis_port, "password": _ref(REDIS_PASSWORD_ENV)}
+    default_host, default_port = redis_address(settings)
+    redis_host, redis_port = redis_host or default_host, redis_port or default_port
+    tls = redis_tls(settings)
+    redis_connection = {"host": redis_host, "port": redis_port, "password": _ref(REDIS_PASSWORD_ENV), **tls}
     litellm_settings: dict[str, Any] = {
         "request_timeout": settings.gateway.request_timeout_seconds,
         "set_verbose": False,
@@ -137,6 +142,8 @@ def render_config_dict(settings: StackSettings, redis_host: str, redis_port: int
         "redis_host": redis_host,
         "redis_port": redis_port,
         "redis_password": _ref(REDIS_PASSWORD_ENV),
+        # The ACL user and TLS of an external Redis (the router passes these to its Redis client).
+        **({"cache_kwargs": dict(tls)} if tls else {}),
         "num_retries": router.retries,
         # The dispatcher already tried the model's other hosts: a 503 (no host up, or the queue's wait ran
         # out) or its queue's 429 is not sent again; timeouts, 500s and lost connections are.
@@ -207,7 +214,8 @@ def access_defaults(settings: StackSettings) -> dict[str, Any]:
 
 
 def render_litellm_config(
-    settings: StackSettings, redis_host: str, redis_port: int = REDIS_PORT, config: dict[str, Any] | None = None,
+    settings: StackSettings, redis_host: str | None = None, redis_port: int | None = None,
+    config: dict[str, Any] | None = None,
     dispatcher: str | None = None,
 ) -> str:
     """The config.yaml text; pass `config` when render_config_dict already built it."""

@@ -17,6 +17,7 @@ from config.names import HAPROXY_STATS_PORT as LB_STATS_PORT
 from config.names import POSTGRES_EXPORTER_PORT, PROMETHEUS_PORT, PROXY_PORT, REDIS_EXPORTER_PORT, REPLICA_SERVICE
 from config.stack import StackSettings
 from config.values import host_port
+from renderers.data_stores import host_labels
 
 DATASOURCE_UID = "litellm-gateway-prometheus"
 PROMETHEUS_WEB_USER = "prometheus"
@@ -70,10 +71,11 @@ def scrape_jobs(settings: StackSettings) -> dict[str, list[dict[str, Any]]]:
                             for h, port in gpus]
     if monitoring.redis_exporter.enabled:
         jobs["redis"] = [_static([f"{names.redis_exporter}:{REDIS_EXPORTER_PORT}"],
-                                 {"environment": env, "role": "redis", "host": names.redis})]
+                                 {"environment": env, "role": "redis", "host": host_labels(settings)["redis"]})]
     if monitoring.postgres_exporter.enabled:
         jobs["postgres"] = [_static([f"{names.postgres_exporter}:{POSTGRES_EXPORTER_PORT}"],
-                                    {"environment": env, "role": "postgres", "host": names.postgres})]
+                                    {"environment": env, "role": "postgres",
+                                     "host": host_labels(settings)["postgres"]})]
     jobs["prometheus"] = [_static([f"localhost:{PROMETHEUS_PORT}"],
                                   {"environment": env, "role": "monitoring", "host": names.prometheus})]
     return jobs

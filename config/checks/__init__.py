@@ -7,7 +7,7 @@ supplied secrets were read. Their order is the order problems are reported in.
 from __future__ import annotations
 
 from .access import check_access_section
-from .data import check_backups, check_redis_room
+from .data import check_backups, check_data_store_sources, check_data_stores, check_redis_room
 from .environment import check_environment
 from .fleet import check_fleet, check_fleet_access
 from .gateway import check_gateway, check_management_reach, check_tls_source
@@ -22,8 +22,9 @@ from .vault import check_vault
 
 CROSS_CHECKS = (
     check_platform, check_gateway, check_vault, check_monitoring, check_port_clashes, check_backups, check_redis_room,
+    check_data_stores,
     check_environment, check_ownership, check_fleet, check_routing, check_access_section, check_management_reach,
 )
-SECRET_SOURCE_CHECKS = (check_fleet_access, check_tls_source, check_kubernetes_tls_source)
+SECRET_SOURCE_CHECKS = (check_fleet_access, check_tls_source, check_kubernetes_tls_source, check_data_store_sources)
 
 __all__ = ["CROSS_CHECKS", "SECRET_SOURCE_CHECKS", "check_images", "check_supplied_secret"]

@@ -59,7 +59,7 @@ def option_platform(path: str) -> str | None:
     return None
 
 
-def _given(model: Any) -> set[str]:
+def given_keys(model: Any) -> set[str]:
     """The camelCase keys the stack file set on a section model."""
     if model is None:
         return set()
@@ -70,7 +70,7 @@ def _given(model: Any) -> set[str]:
 def check_platform(parsed: Parsed, problems) -> None:
     if parsed.platform == "kubernetes":
         _check_kubernetes(parsed, problems)
-    elif parsed.platform == "docker" and _given(parsed.kubernetes):
+    elif parsed.platform == "docker" and given_keys(parsed.kubernetes):
         problems.append(("kubernetes", "is set but platform is docker; set platform: kubernetes to deploy to a "
                          "cluster, or remove this section"))
 
@@ -79,20 +79,20 @@ def _check_kubernetes(parsed: Parsed, problems) -> None:
     def refuse(key: str, why: str) -> None:
         problems.append((key, f"applies only to platform docker: {why}"))
 
-    if _given(parsed.docker):
+    if given_keys(parsed.docker):
         refuse("docker", "a kubernetes stack places its containers with kubernetes.kubeconfig and kubernetes.context")
     for attribute, path, keys, why in _DOCKER_ONLY:
-        given = _given(getattr(parsed, attribute))
+        given = given_keys(getattr(parsed, attribute))
         for key in keys:
             if key in given:
                 refuse(f"{path}.{key}", why)
     if parsed.containers is not None:
-        given_limits = _given(parsed.containers.limits)
+        given_limits = given_keys(parsed.containers.limits)
         for key in _DOCKER_ONLY_LIMITS:
             if key in given_limits:
                 refuse(f"containers.limits.{key}", "that container runs only on the Docker platform")
     if parsed.gateway is not None:
-        given_lb = _given(parsed.gateway.load_balancer)
+        given_lb = given_keys(parsed.gateway.load_balancer)
         for key, why in _DOCKER_ONLY_LOAD_BALANCER.items():
             if key in given_lb:
                 refuse(f"gateway.loadBalancer.{key}", why)
@@ -135,10 +135,10 @@ def _check_kubernetes(parsed: Parsed, problems) -> None:
     if ingress.host and ip_or_none(ingress.host) is not None:
         problems.append(("kubernetes.ingress.host", f"{ingress.host!r} is an IP address; an Ingress host is a DNS name"))
     if not ingress.enabled:
-        for key in sorted(_given(ingress) - {"enabled"}):
+        for key in sorted(given_keys(ingress) - {"enabled"}):
             problems.append((f"kubernetes.ingress.{key}", "is set but kubernetes.ingress.enabled is false"))
     if not scaling.enabled:
-        for key in sorted(_given(scaling) - {"enabled"}):
+        for key in sorted(given_keys(scaling) - {"enabled"}):
             problems.append((f"kubernetes.autoscaling.{key}", "is set but kubernetes.autoscaling.enabled is false"))
     for i, host in enumerate(parsed.gpu_hosts or ()):
         if ip_or_none(host.address) is None and "." not in host.address:
@@ -148,7 +148,7 @@ def _check_kubernetes(parsed: Parsed, problems) -> None:
     if scaling.enabled and scaling.min_replicas > scaling.max_replicas:
         problems.append(("kubernetes.autoscaling.minReplicas",
                          f"{scaling.min_replicas} is above maxReplicas {scaling.max_replicas}"))
-    if parsed.gateway is not None and scaling.enabled and "replicas" in _given(parsed.gateway):
+    if parsed.gateway is not None and scaling.enabled and "replicas" in given_keys(parsed.gateway):
         problems.append(("gateway.replicas", "must be left out with kubernetes.autoscaling.enabled: the autoscaler "
                          "owns the replica count (between kubernetes.autoscaling.minReplicas and maxReplicas)"))
     if (parsed.access is not None and not parsed.access.management_url and not ingress.enabled):

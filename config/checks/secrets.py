@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..secret_keys import MIN_MASTER_KEY_RANDOM_CHARS, PEM_KEYS, PUBLICLY_KNOWN_MASTER_KEYS
+from ..secret_keys import DATABASE_URL_KEYS, MIN_MASTER_KEY_RANDOM_CHARS, NOT_GENERATED, PEM_KEYS, PUBLICLY_KNOWN_MASTER_KEYS
+from ..values import postgres_url_problem
 
 
 def check_supplied_secret(key: str, value: str, is_secret: bool, problems) -> None:
@@ -12,7 +13,7 @@ def check_supplied_secret(key: str, value: str, is_secret: bool, problems) -> No
                   "or pipe it in), never with the value on the command line")
         )
     if not value:
-        problems.append((key, "is empty; remove it to have one generated"))
+        problems.append((key, "is empty; set it, or remove it" + ("" if key in NOT_GENERATED else " to have one generated")))
         return
     # A key file has line breaks; no other secret may have control characters (a newline in the
     # Redis password stops Redis from starting). The message never shows the value.
@@ -41,5 +42,9 @@ def check_supplied_secret(key: str, value: str, is_secret: bool, problems) -> No
         if "-----BEGIN" not in value or "PRIVATE KEY-----" not in value:
             problems.append((key, "is not a PEM/OpenSSH private key (expected '-----BEGIN ... PRIVATE KEY-----'); "
                                   "set it with `pulumi config set --secret gpuSshPrivateKey < ~/.ssh/id_ed25519`"))
+    elif key in DATABASE_URL_KEYS:
+        problem = postgres_url_problem(value)
+        if problem:
+            problems.append((key, problem))
     elif len(value) < 16:
         problems.append((key, "is too short: use at least 16 random characters"))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from ..values import control_character_problem
@@ -21,9 +21,17 @@ class Section(BaseModel):
         use_attribute_docstrings=True,  # each field's docstring is its description (docs/configuration.md)
     )
 
+    # Fields whose value is PEM text (line breaks allowed; every other control character still refused).
+    MULTILINE_FIELDS: ClassVar[frozenset[str]] = frozenset()
+
     @field_validator("*", mode="after")
     @classmethod
-    def _no_control_characters(cls, value: Any) -> Any:
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name in cls.MULTILINE_FIELDS:
+            problem = isinstance(value, str) and control_character_problem(value.replace("\n", "").replace("\r", ""))
+            if problem:
+                raise ValueError(problem)
+            return value
         # A newline or NUL in any value ends up in a rendered file, a command line or a URL.
         items = value if isinstance(value, tuple) else (
             [*value.keys(), *value.values()] if isinstance(value, dict) else (value,))

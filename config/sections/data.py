@@ -2,19 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 from pydantic import Field
 
-from ..types import MAX_MEMORY_MB, HostPath, PgIdentifier, TimeOfDay, VolumeName
+from ..types import (MAX_MEMORY_MB, CaCertificate, FieldName, HostAddress, HostPath, PgIdentifier, TimeOfDay,
+                     VolumeName)
 from .base import Section
+from .vault import VaultFieldRef
+
+DataStoreMode = Literal["container", "external"]
+PostgresSslMode = Literal["disable", "require", "verify-ca", "verify-full"]
+
+
+class VaultUrlRef(VaultFieldRef):
+    field: FieldName = "url"
+    """Field holding the URL."""
+
+
+class VaultPasswordRef(VaultFieldRef):
+    field: FieldName = "password"
+    """Field holding the password."""
+
+
+class ExternalRedisSettings(Section):
+    MULTILINE_FIELDS = frozenset({"ca_certificate"})
+
+    host: Optional[HostAddress] = None
+    """The Redis server's DNS name (or IP address), reachable from the gateway's replicas. Required."""
+    port: int = Field(default=6379, ge=1, le=65535)
+    """The Redis server's port."""
+    tls: bool = True
+    """Connect over TLS, verifying the server's certificate and name (`false`: dev stacks only)."""
+    ca_certificate: Optional[CaCertificate] = None
+    """PEM of the CA that signed the server's certificate. Unset: the system's trusted CAs."""
+    username: Optional[str] = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")
+    """The Redis ACL user (Redis 6+). Unset: Redis' `default` user."""
+    password_vault: Optional[VaultPasswordRef] = None
+    """Where the user's password is in Vault. Unset: the secret config key `redisPassword` (required then)."""
 
 
 class RedisSettings(Section):
+    mode: DataStoreMode = "container"
+    """`container`: the stack runs Redis (a container on Docker, a Deployment on Kubernetes). `external`: an
+    existing Redis (a managed one) at `redis.external`."""
     image: str = "redis:7.4.6-alpine"
-    """Redis 7 or newer, pinned."""
+    """Redis 7 or newer, pinned (`mode: container`)."""
     max_memory_mb: int = Field(default=256, ge=16, le=MAX_MEMORY_MB)
-    """Redis `maxmemory` (LRU eviction)."""
+    """Redis `maxmemory` (LRU eviction; `mode: container`)."""
+    external: ExternalRedisSettings = ExternalRedisSettings()
+    """The existing Redis (`mode: external`): standalone (one primary endpoint), as LiteLLM's cache, router and
+    shared limits use it."""
 
 
 class CacheSettings(Section):
@@ -24,15 +62,42 @@ class CacheSettings(Section):
     """How long a cached response is served."""
 
 
+class ExternalPostgresSettings(Section):
+    MULTILINE_FIELDS = frozenset({"ca_certificate"})
+
+    url_vault: Optional[VaultUrlRef] = None
+    """Where the database URL (`postgresql://user:password@host:5432/database`) is in Vault. Unset: the secret
+    config key `postgresUrl` (required then). The URL carries no `ssl*` parameters: they come from `sslmode` and
+    `caCertificate`."""
+    read_replica_url_vault: Optional[VaultUrlRef] = None
+    """Where a read replica's URL is in Vault (or the secret config key `postgresReadReplicaUrl`): LiteLLM sends
+    its reads there (`DATABASE_URL_READ_REPLICA`). Unset, and no `postgresReadReplicaUrl`: no read replica."""
+    sslmode: PostgresSslMode = "verify-full"
+    """libpq's `sslmode` for every connection (the replicas, migrations, backups, the exporter): `verify-full`
+    checks the server's certificate and name, `verify-ca` the certificate only, `require` encrypts without
+    checking either (a man in the middle can read the traffic), `disable` sends the password in clear (dev stacks
+    only)."""
+    ca_certificate: Optional[CaCertificate] = None
+    """PEM of the CA (or bundle, such as a cloud provider's) that signed the server's certificate; required with
+    `verify-ca` and `verify-full`."""
+
+
 class PostgresSettings(Section):
+    mode: DataStoreMode = "container"
+    """`container`: the stack runs Postgres (a container on Docker, a StatefulSet on Kubernetes). `external`: an
+    existing database (a managed one) at `postgres.external`; the stack never creates or drops it."""
+    external: ExternalPostgresSettings = ExternalPostgresSettings()
+    """The existing database (`mode: external`)."""
     image: str = "postgres:16.10"
-    """Pinned Postgres image."""
+    """Pinned Postgres image: the database's (`mode: container`), and the backups' `pg_dump` on both modes (use
+    the server's major version or newer)."""
     volume_name: Optional[VolumeName] = None
-    """Named volume for the database, kept on `pulumi destroy`. Unset: `litellm-gateway-<environment>-pgdata`."""
+    """Named volume for the database, kept on `pulumi destroy` (`mode: container`). Unset:
+    `litellm-gateway-<environment>-pgdata`."""
     database: PgIdentifier = "litellm"
-    """Database name: lowercase letters, digits, `_`."""
+    """Database name: lowercase letters, digits, `_` (`mode: container`; an external database's is in its URL)."""
     user: PgIdentifier = "litellm"
-    """Database role: lowercase letters, digits, `_`."""
+    """Database role: lowercase letters, digits, `_` (`mode: container`; an external database's is in its URL)."""
 
 
 class BackupSettings(Section):

@@ -13,7 +13,9 @@ from pulumi.runtime.sync_await import _sync_await
 from components.gateway import Gateway, GatewayArgs, GatewaySecretValues, private_network
 from components.secrets import GatewaySecrets, GatewaySecretsArgs
 from components.vault_access import VaultAccess, VaultAccessArgs
+from config.names import POSTGRES_PORT
 from config.parse import parse_settings
+from config.values import postgres_url
 from harness import ROOT, SECRET_MARKER, run_under_mocks, stack_file_config, walk_plain
 
 
@@ -146,6 +148,9 @@ def test_dev_vault_provider_waits_for_the_dev_server():
 def declare_gateway(settings):
     values = {k: pulumi.Output.secret(f"{SECRET_MARKER}-{k}") for k in
               ("master_key", "salt_key", "ui_password", "postgres_password", "redis_password")}
+    values["database_url"] = pulumi.Output.secret(postgres_url(
+        settings.postgres.user, f"{SECRET_MARKER}-postgres_password", settings.names.postgres, POSTGRES_PORT,
+        settings.postgres.database))
     provider = docker.Provider("docker", host=settings.docker.host)
     network = private_network(settings, provider)
     return Gateway("gateway", GatewayArgs(settings, GatewaySecretValues(**values), provider, network.name))

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
+from config.checks.data import option_mode
 from config.checks.platform import option_platform
 from config.parse import parse_settings
 from config.sections import SECTIONS
@@ -71,9 +72,15 @@ def put(raw: dict, path: list, value) -> bool:
     return True
 
 
+def key_path(path) -> str:
+    return ".".join(str(p) for p in path).replace(".0.", "[].").replace(".0", "[]")
+
+
 def fixture_with(path, value):
-    platform = option_platform(".".join(str(p) for p in path).replace(".0.", "[].").replace(".0", "[]"))
+    platform = option_platform(key_path(path))
     stacks = {"kubernetes": ("k8s",), "docker": ("prod", "dev")}.get(platform, ("prod", "dev", "k8s"))
+    if option_mode(key_path(path)) == "external":
+        stacks = ("ext",)   # the fixture with external data stores (postgres.mode, redis.mode: external)
     for stack in stacks:
         raw = copy.deepcopy(stack_file_config(stack))
         if put(raw, path, value):
@@ -87,11 +94,12 @@ def test_each_option_set_to_its_documented_default_is_accepted(path, value):
     parse_settings(raw, stack=stack)
 
 
-@pytest.mark.parametrize("stack, platform", [("prod", "docker"), ("k8s", "kubernetes")])
-def test_all_options_at_their_documented_defaults_pass_the_whole_check(tmp_path, stack, platform):
+@pytest.mark.parametrize("stack, platform, mode", [("prod", "docker", "container"), ("k8s", "kubernetes", "container"),
+                                                  ("ext", "docker", "external")])
+def test_all_options_at_their_documented_defaults_pass_the_whole_check(tmp_path, stack, platform, mode):
     raw = copy.deepcopy(stack_file_config(stack))
     for path, value in every_default():
-        if option_platform(".".join(str(p) for p in path).replace(".0.", "[].").replace(".0", "[]")) in (None, platform):
+        if option_platform(key_path(path)) in (None, platform) and option_mode(key_path(path)) in (None, mode):
             put(raw, path, value)
     # Documented alternatives that exclude each other: keep the fixture's choice.
     raw.get("backups", {}).pop("hostPath", None)
