@@ -227,7 +227,7 @@ def with_query(url: str, **parameters: str) -> str:
     from urllib.parse import urlencode, urlsplit, urlunsplit
 
     parts = urlsplit(url)
-    query = "&".join(q for q in (parts.query, urlencode(parameters)) if q)
+    query = "&".join(q for q in (parts.query, urlencode(parameters, safe="/")) if q)
     return urlunsplit(parts._replace(query=query))
 
 
@@ -260,4 +260,4 @@ def libpq_url(url: str) -> str:
 
     parts = urlsplit(url)
     kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in PRISMA_ONLY_PARAMETERS]
-    return urlunsplit(parts._replace(query=urlencode(kept)))
+    return urlunsplit(parts._replace(query=urlencode(kept, safe="/")))

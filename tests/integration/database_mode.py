@@ -61,12 +61,15 @@ def rewrite_addresses(config: dict, redis_port: int) -> dict:
 
 
 def settings_on(raw: dict, hosts: dict[str, str]):
-    """The declared stack's settings with each GPU host at its double's URL (`http://127.0.0.1:<port>`)."""
+    """The declared stack's settings with each GPU host at its double's URL (`http://127.0.0.1:<port>`). `raw`
+    may hold secret config keys (an external data store's): they are read as set with --secret."""
+    from config.secret_keys import SECRET_KEYS
+
     raw = copy.deepcopy(raw)
     for host in raw["gpuHosts"]:
         address, port = hosts[host["name"]].removeprefix("http://").rsplit(":", 1)
         host.update(address=address, ollamaPort=int(port))
-    return parse_settings(raw)
+    return parse_settings(raw, secret_keys=frozenset(k for k in SECRET_KEYS if k in raw))
 
 
 class DatabaseServer:

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Iterator, Optional
 
 import httpx
@@ -377,9 +378,76 @@ def _postgres_bin(program: str) -> str:
     return str(candidates[-1])
 
 
+@dataclass(frozen=True)
+class TlsMaterial:
+    """A throwaway CA and a server certificate it signed for 127.0.0.1 (and localhost), made with openssl."""
+
+    ca: Path
+    server_certificate: Path
+    server_key: Path
+
+    @property
+    def ca_pem(self) -> str:
+        return self.ca.read_text()
+
+
+def make_certificates(directory: Path, name: str = "test") -> TlsMaterial:
+    """A CA named `name` and a server certificate for 127.0.0.1 it signed, under `directory` (EC P-256, 2 days)."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    ca, ca_key = directory / f"{name}-ca.pem", directory / f"{name}-ca.key"
+    cert, key, csr = directory / f"{name}-server.pem", directory / f"{name}-server.key", directory / f"{name}.csr"
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(ca_key),
+            "-out", str(ca), "-days", "2", "-subj", f"/CN={name} test CA")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out",
+            str(csr), "-subj", "/CN=127.0.0.1")
+    (directory / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out",
+            str(cert), "-days", "2", "-extfile", str(directory / f"{name}.ext"))
+    return TlsMaterial(ca, cert, key)
+
+
 @contextlib.contextmanager
-def postgres_cluster(user: str = "litellm", password: str = "pg-test-password", database: str = "litellm"):
-    """A throwaway PostgreSQL server (Debian's) on a free loopback port; yields its database URL."""
+def redis_tls_server(certificates: TlsMaterial, users: dict[str, str]) -> Iterator[int]:
+    """redis-server on loopback with TLS only (no plain port) and ACL users (`users`: name -> password, all
+    commands and keys); the `default` user is off, so a client that names no user is refused. Yields the port."""
+    port = free_port()
+    directory = Path(tempfile.mkdtemp(prefix="redis-tls-test-"))
+    acl = directory / "users.acl"
+    acl.write_text("user default off\n" + "".join(f"user {name} on >{password} ~* &* +@all\n"
+                                                   for name, password in users.items()))
+    process = subprocess.Popen(
+        [require_program("redis-server"), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", str(certificates.server_certificate), "--tls-key-file", str(certificates.server_key),
+         "--tls-ca-cert-file", str(certificates.ca), "--tls-auth-clients", "no", "--aclfile", str(acl),
+         "--save", "", "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        name, password = next(iter(users.items()))
+        deadline = time.monotonic() + 20
+        while True:
+            done = subprocess.run(["redis-cli", "--tls", "--cacert", str(certificates.ca), "-h", "127.0.0.1", "-p",
+                                   str(port), "--user", name, "--no-auth-warning", "ping"],
+                                  capture_output=True, text=True, env={**os.environ, "REDISCLI_AUTH": password})
+            if done.stdout.strip() == "PONG":
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server with TLS did not start: {process.stdout.read().decode()[-2000:]}")
+            time.sleep(0.2)
+        yield port
+    finally:
+        _stop(process)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres_cluster(user: str = "litellm", password: str = "pg-test-password", database: str = "litellm",
+                     certificates: Optional["TlsMaterial"] = None):
+    """A throwaway PostgreSQL server (Debian's) on a free loopback port; yields its database URL. With
+    `certificates`, it accepts TLS connections only (pg_hba: hostssl, and every other TCP connection rejected)."""
     root = Path(tempfile.mkdtemp(prefix="pg-test-"))
     os.chmod(root, 0o755)
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses root
@@ -395,12 +463,24 @@ def postgres_cluster(user: str = "litellm", password: str = "pg-test-password", 
         subprocess.run(as_postgres + [_postgres_bin("initdb"), "-D", str(data), "-U", user, f"--pwfile={root / 'pw'}",
                                       "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8"],
                        check=True, capture_output=True)
+        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
+        if certificates is not None:
+            for source, target in ((certificates.server_certificate, "server.crt"), (certificates.server_key, "server.key")):
+                shutil.copy(source, data / target)
+                os.chmod(data / target, 0o600)
+                if as_postgres:
+                    shutil.chown(data / target, "postgres")
+            (data / "pg_hba.conf").write_text("local all all trust\n"
+                                              "hostssl all all 127.0.0.1/32 scram-sha-256\n"
+                                              "host all all 0.0.0.0/0 reject\nhost all all ::/0 reject\n")
+            options += " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
         subprocess.run(as_postgres + [_postgres_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
-                                      "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
+                                      "-o", options, "start"],
                        check=True, capture_output=True)
         started = True
         base = f"postgresql://{user}:{password}@127.0.0.1:{port}"
-        subprocess.run(["psql", f"{base}/postgres", "-X", "-q", "-c", f'CREATE DATABASE "{database}"'],
+        tls = f"?sslmode=verify-full&sslrootcert={certificates.ca}" if certificates is not None else ""
+        subprocess.run(["psql", f"{base}/postgres{tls}", "-X", "-q", "-c", f'CREATE DATABASE "{database}"'],
                        check=True, capture_output=True)
         yield f"{base}/{database}"
     finally:
