@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from config.stack import StackSettings
+from config.values import host_port
+
 BACKLOG = {
     "BACKLOG-001": ("The LiteLLM master key lives in HashiCorp Vault", "P1"),
     "BACKLOG-002": ("Every Ollama model the gateway routes to is pulled and verified on its GPU hosts", "P1"),
@@ -39,6 +42,7 @@ class DeclaredFacts:
     backup_location: Optional[str] = None
     runbook: Optional[str] = None
     database: bool = False
+    database_store: Optional[str] = None   # "container postgres:16.10" or "external (sslmode verify-full)"
     shared_limit_store: Optional[str] = None
     deployment_limits: int = 0
     admin_ui_url: Optional[str] = None
@@ -92,7 +96,7 @@ def backlog_evidence(facts: DeclaredFacts) -> dict[str, dict[str, Any]]:
         "BACKLOG-004",
         "done" if facts.backup_schedule and facts.runbook else ("partial" if facts.backup_schedule else "not started"),
         {"backup_schedule": facts.backup_schedule, "retention": facts.backup_retention,
-         "location": facts.backup_location, "runbook": facts.runbook},
+         "location": facts.backup_location, "runbook": facts.runbook, "database": facts.database_store},
     )
 
     # Per-user limits: teams, users and keys declared in the stack and kept in line with the gateway.
@@ -171,7 +175,8 @@ def collect_facts(settings, secrets, gateway, fleet, monitoring=None, backups=No
     general = config.get("general_settings", {})
     litellm_settings = config.get("litellm_settings", {})
     cache_params = litellm_settings.get("cache_params") if litellm_settings.get("cache") else None
-    database = gateway.postgres is not None and "database_url" in general
+    # The stack's own database or an external one (postgres.mode): LiteLLM runs in database mode either way.
+    database = "database_url" in general and (gateway.postgres is not None or settings.postgres.mode == "external")
     # One route per (model, GPU host) the dispatcher sends the model's requests to.
     routes = [
         {"model": d["model_name"], "host": host, "deployment": d["model_info"]["id"],
@@ -204,6 +209,9 @@ def collect_facts(settings, secrets, gateway, fleet, monitoring=None, backups=No
             backup_location=backups.location if backups else None,
             runbook="docs/RUNBOOK.md" if backups else None,
             database=database,
+            database_store=(f"container {settings.postgres.image}" if settings.postgres.mode == "container" else
+                            f"external (sslmode {settings.postgres.external.sslmode}"
+                            f"{', read replica' if secrets.read_replica_url is not None else ''})"),
             shared_limit_store="redis (router_settings and general_settings.coordination_redis)"
             if general.get("coordination_redis") and config.get("router_settings", {}).get("redis_host") else None,
             deployment_limits=sum(
@@ -214,7 +222,7 @@ def collect_facts(settings, secrets, gateway, fleet, monitoring=None, backups=No
             access=_access_summary(settings),
             gateway=_gateway_summary(settings, resolved["url"]),
             cache={"type": cache_params["type"], "ttl_seconds": cache_params["ttl"],
-                   "namespace": cache_params["namespace"], "image": settings.redis.image}
+                   "namespace": cache_params["namespace"], **_redis_store(settings)}
             if cache_params else None,
         )
 
@@ -224,3 +232,12 @@ def collect_facts(settings, secrets, gateway, fleet, monitoring=None, backups=No
         missing={h: r.missing for h, r in fleet.observed.items()},
         mismatched={h: r.mismatched for h, r in fleet.observed.items()},
     ).apply(build)
+
+
+def _redis_store(settings: StackSettings) -> dict[str, Any]:
+    """Where the cache lives: the stack's Redis (its image), or the external one (address, TLS, user)."""
+    if settings.redis.mode == "container":
+        return {"image": settings.redis.image}
+    external = settings.redis.external
+    return {"external": host_port(external.host, external.port), "tls": external.tls,
+            "user": external.username or "default"}

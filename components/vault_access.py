@@ -26,19 +26,21 @@ def vault_field(ref, key_path: str, vault_provider: vault.Provider, problem_of=N
     `problem_of(value)` finds wrong, fails the run naming `key_path` (never the value)."""
     secret = vault.kv.get_secret_v2_output(mount=ref.mount, name=ref.path,
                                            opts=pulumi.InvokeOutputOptions(provider=vault_provider))
+    return pulumi.Output.secret(secret.data.apply(lambda data: checked_field(data, ref, key_path, problem_of)))
 
-    def field(data: Optional[dict]) -> str:
-        if not data or ref.field not in data:
-            raise pulumi.RunError(f"litellm-gateway:{key_path}: Vault secret {ref.mount}/{ref.path} has no field "
-                                  f"'{ref.field}'")
-        value = data[ref.field]
-        problem = problem_of(value) if problem_of else None
-        if problem:
-            raise pulumi.RunError(f"litellm-gateway:{key_path}: the field '{ref.field}' of Vault secret "
-                                  f"{ref.mount}/{ref.path} {problem}")
-        return value
 
-    return pulumi.Output.secret(secret.data.apply(field))
+def checked_field(data: Optional[dict], ref, key_path: str, problem_of=None) -> str:
+    """The field `ref.field` of a Vault secret's data; a RunError naming `key_path` when it is missing or
+    `problem_of(value)` finds it wrong (the message never shows the value)."""
+    if not data or ref.field not in data:
+        raise pulumi.RunError(f"litellm-gateway:{key_path}: Vault secret {ref.mount}/{ref.path} has no field "
+                              f"'{ref.field}'")
+    value = data[ref.field]
+    problem = problem_of(value) if problem_of else None
+    if problem:
+        raise pulumi.RunError(f"litellm-gateway:{key_path}: the field '{ref.field}' of Vault secret "
+                              f"{ref.mount}/{ref.path} {problem}")
+    return value
 
 
 class VaultAccess(pulumi.ComponentResource):

@@ -23,6 +23,17 @@ def secret_problem(secret: dict) -> Optional[str]:
     return f"the Vault secret lacks {', '.join(missing)}; it is not a secret this stack wrote" if missing else None
 
 
+def not_adopted(facts: StackFacts) -> set[str]:
+    """Secret config keys the stack's Vault secret holds but the stack must not take back: an external database's
+    (its password is in postgresUrl, its role is not the stack's) and a Redis password read from elsewhere."""
+    settings, keys = facts.settings, set()
+    if settings.postgres.mode == "external":
+        keys.add("postgresPassword")
+    if settings.redis.mode == "external" and settings.redis.external.password_vault is not None:
+        keys.add("redisPassword")
+    return keys
+
+
 def adopt_vault_secret(facts: StackFacts, secret: dict, database: Optional[Database], config: StackConfig,
                        say=print) -> list[str]:
     """Set the stack's secret config (and the role's password) from the Vault secret `secret`.
@@ -38,8 +49,13 @@ def adopt_vault_secret(facts: StackFacts, secret: dict, database: Optional[Datab
         raise Refused(problem)
     if unknown:
         say(f"note: fields not used by the stack are left in Vault only: {', '.join(unknown)}")
+    # What the stack does not own is left alone: an external database's role and password (in its URL), an
+    # external Redis' password kept in Vault elsewhere (redis.external.passwordVault).
+    settings = facts.settings
+    for key in not_adopted(facts):
+        by_field.pop(VAULT_FIELDS[key], None)
     password_field = VAULT_FIELDS["postgresPassword"]
-    if database is not None:
+    if database is not None and settings.postgres.mode == "container":
         # The role's password lives in the database cluster, not in the dump: set it to Vault's.
         database.set_role_password(facts.settings.postgres.user, secret[password_field])
         say(f"set the password of database role {facts.settings.postgres.user} to Vault's {password_field}")

@@ -28,9 +28,16 @@ from .vault import Vault
 
 def database_from(args, facts: StackFacts) -> Database:
     pg = facts.settings.postgres
+    if args.docker_container and pg.mode == "external":
+        raise Refused(f"{facts.stack} has no database container (postgres.mode: external): give --database-url, "
+                      "the external database's URL")
     if args.docker_container:
         return Database(container=args.docker_container, user=pg.user, name=pg.database)
     url = args.database_url or os.environ.get("DATABASE_URL")
+    if not url and pg.mode == "external":
+        raise Refused("give --database-url (or DATABASE_URL): the external database's URL with its TLS, for example "
+                      "postgresql://user@host:5432/db?sslmode=verify-full&sslrootcert=ca.pem (the password in "
+                      "PGPASSWORD or ~/.pgpass)")
     if not url:
         raise Refused(f"give --database-url (or DATABASE_URL; the password in PGPASSWORD or ~/.pgpass), or "
                       f"--docker-container {facts.postgres_container}")

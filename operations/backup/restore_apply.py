@@ -37,7 +37,9 @@ def apply_restore(checked: CheckedRestore, plan: RestorePlan, say=print) -> None
     done.append(f"the Vault secret {plan.vault.data_path} was written as version {version} (the content of "
                 f"version {checked.manifest['vault'].get('version')})")
     say(done[-1])
-    adopt = f"./scripts/adopt-vault-secret {target.stack} --docker-container {target.postgres_container}"
+    adopt = (f"./scripts/adopt-vault-secret {target.stack} --docker-container {target.postgres_container}"
+             if target.settings.postgres.mode == "container" else
+             f"./scripts/adopt-vault-secret {target.stack} --database-url <the external database's URL>")
     if plan.config is None:
         say(f"the containers still use the old values: run {adopt}, then ./scripts/stack up {target.stack}")
         return

@@ -7,6 +7,8 @@ values Pulumi would encrypt), and the stack outputs are resolved with their secr
 
 from __future__ import annotations
 
+import copy
+
 import runpy
 import sys
 from pathlib import Path
@@ -53,6 +55,25 @@ def stack_file_config(stack: str) -> dict[str, Any]:
     Tests with expectations about hosts, models or limits read these copies, never the shipped
     example files, so users can edit the examples freely."""
     return _project_config(stack, FIXTURES)
+
+
+def with_external_data_stores(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with the ext fixture's external Postgres and Redis (URLs and password in Vault, TLS with a CA),
+    and without the keys only the stack's own stores read."""
+    from config.checks.data import CONTAINER_ONLY_KEYS
+
+    config = copy.deepcopy(config)
+    external = stack_file_config("ext")
+    config["postgres"], config["redis"] = copy.deepcopy(external["postgres"]), copy.deepcopy(external["redis"])
+    for keys in CONTAINER_ONLY_KEYS.values():
+        for path in keys:
+            section, *rest = path.split(".")
+            node = config.get(section)
+            for part in rest[:-1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict) and section not in ("postgres", "redis"):
+                node.pop(rest[-1], None)
+    return config
 
 
 def example_config(stack: str) -> dict[str, Any]:

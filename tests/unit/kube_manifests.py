@@ -41,6 +41,19 @@ def manifests_of(run) -> list[dict[str, Any]]:
     return out
 
 
+def objects(run, kind: str) -> dict[str, dict]:
+    """metadata.name -> plain inputs of every declared object of `kind`."""
+    return {r.plain("metadata")["name"]: r.plain_inputs() for r in run.resources
+            if r.type.startswith("kubernetes:") and r.type.endswith(f":{kind}")}
+
+
+def pod_spec(obj: dict) -> dict:
+    """The pod spec of a Deployment, StatefulSet, Job or CronJob."""
+    spec = obj["spec"]
+    spec = spec.get("jobTemplate", {}).get("spec", spec)
+    return spec["template"]["spec"]
+
+
 def stack_manifests(config: dict, secrets: dict | None = None, stack: str | None = None) -> list[dict[str, Any]]:
     return manifests_of(run_stack(config, secrets=secrets or {}, stack=stack))
 

@@ -13,6 +13,7 @@ from config.checks.platform import DOCKER_ONLY_KEYS
 from config.errors import SettingsError
 from config.parse import parse_settings
 from harness import SECRET_MARKER, run_stack, stack_file_config, walk_plain
+from kube_manifests import objects, pod_spec
 from renderers import haproxy
 
 PREFIX = "litellm-gateway-k8s"
@@ -31,21 +32,9 @@ def problems_of(config: dict, secrets: frozenset = frozenset(), stack: str = "k8
     return found
 
 
-def objects(run, kind: str) -> dict[str, dict]:
-    """metadata.name -> plain inputs of every declared object of `kind`."""
-    return {r.plain("metadata")["name"]: r.plain_inputs() for r in run.resources
-            if r.type.startswith("kubernetes:") and r.type.endswith(f":{kind}")}
-
-
 @pytest.fixture(scope="module")
 def run():
     return run_stack(k8s_config(), stack="k8s")
-
-
-def pod_spec(obj: dict) -> dict:
-    spec = obj["spec"]
-    spec = spec.get("jobTemplate", {}).get("spec", spec)
-    return spec["template"]["spec"]
 
 
 # --- settings -------------------------------------------------------------------------------------------

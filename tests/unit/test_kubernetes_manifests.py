@@ -24,7 +24,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from harness import ROOT, stack_file_config
+from harness import ROOT, stack_file_config, with_external_data_stores
 from kube_manifests import crd_schema, stack_manifests, without_bookkeeping, write_manifests
 
 # The oldest Kubernetes release still in upstream support when this was written, and the newest
@@ -49,18 +49,26 @@ def _variant(name: str) -> tuple[dict, dict]:
         kube.update(ingress={"enabled": False}, createNamespace=False, namespace="platform-gateways",
                     spread="DoNotSchedule", nodeSelector={"node.kubernetes.io/pool": "gateway"})
         config["access"]["managementUrl"] = "http://127.0.0.1:14000"
+    elif name == "external-data-stores":
+        config = with_external_data_stores(config)
     elif name == "bare":
         config.update(monitoring={"enabled": False}, backups={"enabled": False}, cache={"enabled": False})
     return config, secrets
 
 
-VARIANTS = ("fixture", "no-autoscaler-supplied-tls", "no-ingress-existing-namespace", "bare")
+VARIANTS = ("fixture", "no-autoscaler-supplied-tls", "no-ingress-existing-namespace", "external-data-stores", "bare")
+
+
+class Manifests(list):
+    variant: str
 
 
 @pytest.fixture(scope="module", params=VARIANTS)
 def manifests(request):
     config, secrets = _variant(request.param)
-    return stack_manifests(config, secrets, stack="k8s")
+    found = Manifests(stack_manifests(config, secrets, stack="k8s"))
+    found.variant = request.param
+    return found
 
 
 def _is_custom(manifest: dict) -> bool:
@@ -78,7 +86,8 @@ def _validate(manifest: dict, version: str) -> None:
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_every_object_is_valid_for_the_api(manifests, version):
     kinds = {m["kind"] for m in manifests}
-    assert {"Deployment", "Service", "Secret", "ConfigMap", "Job", "StatefulSet", "NetworkPolicy"} <= kinds
+    assert {"Deployment", "Service", "Secret", "ConfigMap", "Job", "NetworkPolicy"} <= kinds
+    assert ("StatefulSet" in kinds) == (manifests.variant != "external-data-stores")   # the in-cluster database
     problems = []
     for manifest in manifests:
         try:
