@@ -51,7 +51,23 @@ def deployer_rules(settings: StackSettings) -> list[tuple[str, list[str], str]]:
     if settings.on_kubernetes and ingress.enabled and ingress.tls.enabled and ingress.tls.vault is not None:
         rules.append((f"{ingress.tls.vault.mount}/data/{ingress.tls.vault.path}", ["read"],
                       "the Ingress's certificate and key (kubernetes.ingress.tls.vault)"))
-    return rules
+    external = settings.postgres.external
+    for ref, why in ((external.url_vault, "the external database's URL (postgres.external.urlVault)"),
+                     (external.read_replica_url_vault,
+                      "the read replica's URL (postgres.external.readReplicaUrlVault)")):
+        if settings.postgres.mode == "external" and ref is not None:
+            rules.append((f"{ref.mount}/data/{ref.path}", ["read"], why))
+    redis = settings.redis.external.password_vault
+    if settings.redis.mode == "external" and redis is not None:
+        rules.append((f"{redis.mount}/data/{redis.path}", ["read"],
+                      "the external Redis user's password (redis.external.passwordVault)"))
+    # One rule per path: two settings may name fields of the same secret.
+    merged: dict[str, tuple[list[str], list[str]]] = {}
+    for path, capabilities, why in rules:
+        caps, whys = merged.setdefault(path, ([], []))
+        caps.extend(c for c in capabilities if c not in caps)
+        whys.append(why)
+    return [(path, caps, "; ".join(whys)) for path, (caps, whys) in merged.items()]
 
 
 def render_deployer_policy(settings: StackSettings) -> str:

@@ -297,3 +297,15 @@ def test_on_kubernetes_the_secret_holds_both_urls_and_the_backups_libpq_environm
     assert {"DATABASE_URL", "DATABASE_URL_READ_REPLICA"} <= env
     assert json.dumps(deployment).count("vault-database-password") == 0
 
+
+
+def test_the_deploying_token_may_read_the_external_stores_secrets_and_nothing_else_there():
+    from renderers.vault_policy import deployer_rules
+
+    rules = {path: (caps, why) for path, caps, why in deployer_rules(parse_settings(ext(), stack="ext"))}
+    assert rules["secret/data/ops/gateway-database"][0] == ["read"]
+    assert "urlVault" in rules["secret/data/ops/gateway-database"][1]
+    assert "readReplicaUrlVault" in rules["secret/data/ops/gateway-database"][1]
+    assert rules["secret/data/ops/gateway-redis"][0] == ["read"]
+    own = {path for path, _, _ in deployer_rules(parse_settings(stack_file_config("prod"), stack="prod"))}
+    assert not own & {"secret/data/ops/gateway-database", "secret/data/ops/gateway-redis"}
