@@ -18,6 +18,8 @@ In the stack's namespace:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -74,6 +76,12 @@ class KubeGateway(pulumi.ComponentResource):
         self._child = child_options(self, args.provider, depends_on=[self.namespace] if self.namespace else [])
         self.secret_name = f"{self._names.prefix}-gateway"
         self.secret = self._secret()
+        # Pods read the Secret when they start: a new database URL (or Redis password) that is not in the stack's
+        # Vault secret must still roll them. A keyed digest (the salt key, which never changes), not the values.
+        secrets = args.secrets
+        self.data_store_digest = pulumi.Output.secret(pulumi.Output.all(
+            secrets.salt_key, secrets.database_url, secrets.read_replica_url or "", secrets.redis_password).apply(
+            lambda v: hmac.new(v[0].encode(), "\0".join(v[1:]).encode(), hashlib.sha256).hexdigest()[:16]))
         self._child = pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(depends_on=[self.secret]))
         # postgres.mode / redis.mode external: the stack runs neither (None), the pods reach the external ones.
         self.postgres = self.postgres_service = self.redis = self.redis_service = None
@@ -174,7 +182,10 @@ class KubeGateway(pulumi.ComponentResource):
         `pulumi up` waits for to complete before the Deployment is updated."""
         settings = self._settings
         timeout = settings.kubernetes.migration_timeout_seconds
-        job_name = f"{self._names.prefix}-migrate-{sha256(settings.gateway.image)[:10]}"
+        job_name: pulumi.Input[str] = f"{self._names.prefix}-migrate-{sha256(settings.gateway.image)[:10]}"
+        if settings.postgres.mode == "external":
+            # Another external database (a new URL) gets its migrations too: one Job per image and database.
+            job_name = pulumi.Output.concat(job_name, "-", self.data_store_digest.apply(lambda d: d[:6]))
         container = self._litellm_container(
             "migrate", env=[*self.database_env(), *plain_env({"LITELLM_LOCAL_MODEL_COST_MAP": "True"})],
             # LiteLLM's own standalone migration entrypoint (what its chart's migration Job runs).
@@ -234,6 +245,7 @@ class KubeGateway(pulumi.ComponentResource):
             "litellm-gateway/vault-secret-version": pulumi.Output.from_input(self._args.secret_version).apply(
                 lambda version: str(version or 0)),
             "litellm-gateway/migration": self.migration.metadata.apply(lambda m: m["name"] if m else ""),
+            "litellm-gateway/data-stores": self.data_store_digest,
         }
         spec: dict[str, Any] = {
             "selector": {"match_labels": labels},

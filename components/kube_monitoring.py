@@ -49,6 +49,7 @@ class KubeMonitoring(pulumi.ComponentResource):
         settings = self._settings = args.settings
         names, monitoring = settings.names, settings.monitoring
         self._name = name
+        self._data_store_digest = args.gateway.data_store_digest
         self._child = child_options(self, args.provider, depends_on=[args.gateway.secret])
         self._labels = dict(settings.kubernetes.monitoring_labels)
         interval = f"{monitoring.scrape_interval_seconds}s"
@@ -145,7 +146,9 @@ class KubeMonitoring(pulumi.ComponentResource):
         k8s.apps.v1.Deployment(
             f"{self._name}-{component}", metadata=metadata(settings, name, component, annotations=waivers(waived or {})),
             spec={"replicas": 1, "selector": {"match_labels": labels}, "template": {
-                "metadata": {"labels": labels},
+                # A new database URL or Redis password restarts the exporter with it (KubeGateway.data_store_digest).
+                "metadata": {"labels": labels,
+                             "annotations": {"litellm-gateway/data-stores": self._data_store_digest}},
                 "spec": {"automount_service_account_token": False, "security_context": pod_security(user=user),
                          "node_selector": dict(settings.kubernetes.node_selector) or None,
                          "containers": [container], "volumes": volumes or None}}},

@@ -158,7 +158,8 @@ def parse_settings(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset(
             if not isinstance(value, str):
                 problems.append((key, "must be a string"))
                 continue
-            check_supplied_secret(key, value, key in secret_keys, problems)
+            check_supplied_secret(key, value, key in secret_keys, problems, generated_here=not (
+                key == "redisPassword" and parsed.redis is not None and parsed.redis.mode == "external"))
             parsed.supplied[key] = value
 
     for cross_check in SECRET_SOURCE_CHECKS:

@@ -190,6 +190,9 @@ def ca_certificate_problem(text: str) -> Optional[str]:
 # Query parameters an external database URL must not carry: postgres.external.sslmode and caCertificate set them
 # for every consumer (LiteLLM's Prisma engine, pg_dump, the exporter), each in its own dialect.
 URL_TLS_PARAMETERS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslaccept", "sslnegotiation")
+# ... nor name the server, user or database in its query: libpq would take them over the URL's own, and pg_dump
+# (through libpq's environment) would reach another server or database than LiteLLM.
+URL_TARGET_PARAMETERS = ("host", "hostaddr", "port", "user", "password", "dbname", "service", "passfile")
 
 
 def postgres_url_problem(url: str) -> Optional[str]:
@@ -199,6 +202,8 @@ def postgres_url_problem(url: str) -> Optional[str]:
 
     try:
         parts = urlsplit(url)
+        if "," in parts.netloc.rpartition("@")[2]:   # in the host part only: a password may hold a comma
+            return "names several hosts; give one (the primary's endpoint) and the replica as postgresReadReplicaUrl"
         port = parts.port
     except ValueError as error:
         return f"is not a valid URL ({'the port' if 'port' in str(error).lower() else 'its address'} cannot be read)"
@@ -212,11 +217,13 @@ def postgres_url_problem(url: str) -> Optional[str]:
         return "names no user (postgresql://user:password@host:5432/database)"
     if not parts.path.strip("/"):
         return "names no database (postgresql://user:password@host:5432/database)"
-    if "," in parts.netloc:
-        return "names several hosts; give one (the primary's endpoint) and the replica as postgresReadReplicaUrl"
-    given = sorted({key for key, _ in parse_qsl(parts.query, keep_blank_values=True)} & set(URL_TLS_PARAMETERS))
+    keys = {key for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    given = sorted(keys & set(URL_TLS_PARAMETERS))
     if given:
         return f"carries {', '.join(given)}: remove it; postgres.external.sslmode and caCertificate set TLS"
+    given = sorted(keys & set(URL_TARGET_PARAMETERS))
+    if given:
+        return f"carries {', '.join(given)} as a parameter: put the host, port, user and database in the URL itself"
     if control_character_problem(url) or any(c.isspace() for c in url):
         return "contains white space or control characters"
     return None

@@ -6,7 +6,9 @@ from ..secret_keys import DATABASE_URL_KEYS, MIN_MASTER_KEY_RANDOM_CHARS, NOT_GE
 from ..values import postgres_url_problem
 
 
-def check_supplied_secret(key: str, value: str, is_secret: bool, problems) -> None:
+def check_supplied_secret(key: str, value: str, is_secret: bool, problems, generated_here: bool = True) -> None:
+    """`generated_here`: the stack would generate this value (so it holds it to the generated ones' length);
+    False for an external Redis' password, which its owner chose."""
     if not is_secret:
         problems.append(
             (key, f"is stored in plain text; set it with `pulumi config set --secret {key}` (it asks for the value; "
@@ -46,5 +48,5 @@ def check_supplied_secret(key: str, value: str, is_secret: bool, problems) -> No
         problem = postgres_url_problem(value)
         if problem:
             problems.append((key, problem))
-    elif len(value) < 16:
+    elif generated_here and len(value) < 16:
         problems.append((key, "is too short: use at least 16 random characters"))

@@ -84,7 +84,7 @@ OWNED_LITELLM_SETTINGS = {
 }
 OWNED_ROUTER_SETTINGS = {
     "routing_strategy": None, "redis_host": "redis", "redis_port": "redis", "redis_password": "redis",
-    "redis_url": "redis", "num_retries": "router.retries", "allowed_fails": "router.allowedFails",
+    "redis_url": "redis", "cache_kwargs": "redis.external", "num_retries": "router.retries", "allowed_fails": "router.allowedFails",
     "cooldown_time": "router.cooldownSeconds", "timeout": "gateway.requestTimeoutSeconds",
     "stream_timeout": "router.streamTimeoutSeconds", "optional_pre_call_checks": "models[].rpm",
     "fallbacks": "models[].fallbacks", "context_window_fallbacks": "models[].contextWindowFallbacks",

@@ -99,7 +99,7 @@ def _render_config(facts: StackFacts, into: Path) -> list[str]:
     settings = facts.settings
     into.mkdir(parents=True)
     files = {
-        "litellm-config.yaml": render_litellm_config(settings, redis_host=facts.names.redis),
+        "litellm-config.yaml": render_litellm_config(settings),
         "prometheus.yml": render_prometheus_config(settings),
         "litellm-gateway.rules.yml": render_alert_rules(settings),
         "Pulumi.yaml.stack-config": facts.stack_file.read_text(),

@@ -138,7 +138,9 @@ def restore_main(argv=None) -> int:
         if args.vault_only and not args.restore_vault:
             raise Refused("--vault-only goes with --restore-vault")
         facts = load_stack(args.stack)
-        needs_database = not args.vault_only or (args.restore_vault and not args.no_pulumi_config)
+        # The role's password is set only in the stack's own database (an external one's role is not the stack's).
+        sets_role = args.restore_vault and not args.no_pulumi_config and facts.settings.postgres.mode == "container"
+        needs_database = not args.vault_only or sets_role
         database = database_from(args, facts) if needs_database else None
         plan = RestorePlan(
             target=facts, database=None if args.vault_only else database,
@@ -169,8 +171,10 @@ def adopt_main(argv=None) -> int:
         vault = vault_from(facts)
         if vault is None:
             raise Refused("VAULT_ADDR and VAULT_TOKEN are needed to read the stack's Vault secret")
-        database = database_from(args, facts)
-        database.server_version_num()  # reachable before anything changes
+        # An external database's role is not the stack's: nothing to set there, no database needed.
+        database = database_from(args, facts) if facts.settings.postgres.mode == "container" else None
+        if database is not None:
+            database.server_version_num()  # reachable before anything changes
         secret, version = vault.read()
         config = StackConfig(args.stack)
         config.check()

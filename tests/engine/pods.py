@@ -84,7 +84,10 @@ class PodRunner:
             ref = (item.get("valueFrom") or {}).get("secretKeyRef")
             if ref is None or set(item["valueFrom"]) != {"secretKeyRef"}:
                 raise NotApplied(f"env {item['name']}: {item.get('valueFrom')}")
-            out.append(f"{item['name']}={self.secrets[ref['name']][ref['key']]}")
+            secret = self.secrets[ref["name"]]
+            if ref["key"] not in secret and ref.get("optional"):
+                continue   # an optional key the Secret lacks: the kubelet leaves the variable unset
+            out.append(f"{item['name']}={secret[ref['key']]}")
         return out
 
     def _files(self, volume: dict[str, Any], fs_group: Optional[int]) -> Path:

@@ -309,3 +309,56 @@ def test_the_deploying_token_may_read_the_external_stores_secrets_and_nothing_el
     assert rules["secret/data/ops/gateway-redis"][0] == ["read"]
     own = {path for path, _, _ in deployer_rules(parse_settings(stack_file_config("prod"), stack="prod"))}
     assert not own & {"secret/data/ops/gateway-database", "secret/data/ops/gateway-redis"}
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("postgresql://u:a,b@db.internal:5432/x", None),                       # a comma in the password is fine
+    ("postgresql://u:s3cr3tpw@h1:5432,h2:5432/x", "several hosts"),
+    ("postgresql://u:s3cr3tpw@db.internal/x?host=other.internal", "carries host as a parameter"),
+    ("postgresql://u:s3cr3tpw@db.internal/x?dbname=other", "carries dbname as a parameter"),
+    ("postgresql://u:s3cr3tpw@db.internal/x?user=other&port=1", "carries port, user as a parameter"),
+])
+def test_the_url_names_one_server_and_database_in_one_place(url, problem):
+    found = postgres_url_problem(url)
+    assert (found is None) if problem is None else (problem in found and "s3cr3t" not in found), found
+
+
+def test_an_external_redis_password_is_its_owners_a_generated_ones_length_is_not_required():
+    config = ext()
+    config["redis"]["external"].pop("passwordVault")
+    settings = parse_settings({**config, "redisPassword": "short-pw"}, secret_keys=frozenset({"redisPassword"}),
+                              stack="ext")
+    assert settings.supplied_secrets.get("redisPassword") == "short-pw"
+    problems = problems_of(stack_file_config("prod"), "prod", {"redisPassword": "short-pw"})
+    assert "too short" in problems["redisPassword"]
+
+
+def test_a_new_database_url_rolls_the_pods_and_migrates_the_new_database_on_kubernetes():
+    def declared(url: str):
+        config = with_external_data_stores(stack_file_config("k8s"))
+        config["postgres"]["external"].pop("urlVault")
+        run = run_stack(config, secrets={"postgresUrl": url}, stack="k8s")
+        replicas = objects(run, "Deployment")["litellm-gateway-k8s-litellm"]
+        exporter = objects(run, "Deployment")["litellm-gateway-k8s-postgres-exporter"]
+        return (replicas["spec"]["template"]["metadata"]["annotations"]["litellm-gateway/data-stores"],
+                exporter["spec"]["template"]["metadata"]["annotations"]["litellm-gateway/data-stores"],
+                sorted(objects(run, "Job")))
+
+    first, second = declared(URL), declared(URL.replace("litellm_prod", "litellm_new"))
+    assert first[0] == first[1] and second[0] == second[1] and first[0] != second[0]
+    assert first[2] != second[2] and all(name.startswith("litellm-gateway-k8s-migrate-") for name in first[2] + second[2])
+    assert URL.split("@")[0].split(":")[-1] not in first[0]   # a keyed digest, not the password
+
+
+def test_operations_need_no_database_container_for_an_external_database(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    from types import SimpleNamespace
+
+    from operations.backup.cli import database_from
+    from operations.backup.errors import Refused
+
+    facts = StackFacts("ext", parse_settings(ext(), stack="ext"), tmp_path / "Pulumi.ext.yaml")
+    with pytest.raises(Refused, match="no database container"):
+        database_from(SimpleNamespace(docker_container="litellm-gateway-ext-postgres", database_url=None), facts)
+    with pytest.raises(Refused, match="sslmode=verify-full"):
+        database_from(SimpleNamespace(docker_container=None, database_url=None), facts)
