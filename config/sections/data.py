@@ -67,8 +67,8 @@ class ExternalPostgresSettings(Section):
 
     url_vault: Optional[VaultUrlRef] = None
     """Where the database URL (`postgresql://user:password@host:5432/database`) is in Vault. Unset: the secret
-    config key `postgresUrl` (required then). The URL carries no `ssl*` parameters: they come from `sslmode` and
-    `caCertificate`."""
+    config key `postgresUrl` (required then). The URL carries no `ssl*` parameters (they come from `sslmode` and
+    `caCertificate`) and names its one host, port, user and database in the URL itself, not as parameters."""
     read_replica_url_vault: Optional[VaultUrlRef] = None
     """Where a read replica's URL is in Vault (or the secret config key `postgresReadReplicaUrl`): LiteLLM sends
     its reads there (`DATABASE_URL_READ_REPLICA`). Unset, and no `postgresReadReplicaUrl`: no read replica."""
