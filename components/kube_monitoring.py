@@ -24,7 +24,7 @@ from renderers import data_stores
 from renderers import monitoring as rendered
 from .kube_gateway import POSTGRES_EXPORTER_URL_KEY
 from .kube_objects import (ca_volume, child_options, container_security, http_probe, metadata, plain_env, pod_security,
-                           resources, secret_env, selector_labels, waivers)
+                           resources, selector_labels, waivers)
 
 METRICS_KEY_FIELD = "token"
 
@@ -170,8 +170,8 @@ class KubeMonitoring(pulumi.ComponentResource):
     def _postgres_exporter(self, secret_name: str) -> None:
         settings = self._settings
         # The stack's own database or an external one (its sslmode and CA), the URL from the Secret.
-        env = secret_env(secret_name, POSTGRES_EXPORTER_URL_KEY)
-        env[0]["name"] = "DATA_SOURCE_NAME"
+        env = [{"name": "DATA_SOURCE_NAME", "value_from": {"secret_key_ref": {
+            "name": secret_name, "key": POSTGRES_EXPORTER_URL_KEY}}}]
         self._exporter("postgres-exporter", settings.monitoring.postgres_exporter.image, POSTGRES_EXPORTER_PORT, 65534,
                        env, settings.containers.limits.postgres_exporter, "/metrics", waived={
                            "CKV_K8S_35": "postgres_exporter reads its connection URL from DATA_SOURCE_NAME (the "

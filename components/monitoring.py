@@ -55,19 +55,20 @@ class Monitoring(pulumi.ComponentResource):
 
         exporters: list[pulumi.Resource] = []
         if monitoring.redis_exporter.enabled:
+            redis_ca = data_stores.ca_files(settings, postgres=False)
             exporters.append(docker.Container(
                 f"{name}-redis-exporter",
                 name=names.redis_exporter,
                 image=pinned_image(f"{name}-redis-exporter-image", monitoring.redis_exporter.image, child).image_id,
                 envs=secret_envs({**data_stores.redis_exporter_environment(settings),
                                   "REDIS_PASSWORD": args.redis_password}),
-                uploads=ca_uploads(data_stores.ca_files(settings, postgres=False)),
+                uploads=ca_uploads(redis_ca),
                 healthcheck=healthcheck(_http_check(f"http://127.0.0.1:{REDIS_EXPORTER_PORT}/health")),
                 networks_advanced=on_network(args.network_name, names.redis_exporter),
                 restart="unless-stopped", wait=True, wait_timeout=60,
                 **hardening(settings, settings.containers.limits.redis_exporter, user="59000:59000",
-                            read_only=not data_stores.ca_files(settings, postgres=False)),
-                labels=labels(settings, "redis-exporter", waivers=_ca_waiver(data_stores.ca_files(settings, postgres=False))),
+                            read_only=not redis_ca),
+                labels=labels(settings, "redis-exporter", waivers=_ca_waiver(redis_ca)),
                 opts=container_options(child),
             ))
         if monitoring.postgres_exporter.enabled:
