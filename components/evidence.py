@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from config.stack import StackSettings
 from config.values import host_port
+from renderers.data_stores import redis_topology
 
 BACKLOG = {
     "BACKLOG-001": ("The LiteLLM master key lives in HashiCorp Vault", "P1"),
@@ -212,8 +213,7 @@ def collect_facts(settings, secrets, gateway, fleet, monitoring=None, backups=No
             database_store=(f"container {settings.postgres.image}" if settings.postgres.mode == "container" else
                             f"external (sslmode {settings.postgres.external.sslmode}"
                             f"{', read replica' if secrets.read_replica_url is not None else ''})"),
-            shared_limit_store="redis (router_settings and general_settings.coordination_redis)"
-            if general.get("coordination_redis") and config.get("router_settings", {}).get("redis_host") else None,
+            shared_limit_store=_shared_limit_store(config),
             deployment_limits=sum(
                 1 for d in config.get("model_list", []) if {"rpm", "tpm"} & set(d["litellm_params"])
             ),
@@ -234,10 +234,27 @@ def collect_facts(settings, secrets, gateway, fleet, monitoring=None, backups=No
     ).apply(build)
 
 
+def _shared_limit_store(config: dict[str, Any]) -> str | None:
+    """Where the replicas share their limits and counters: the router's Redis and coordination_redis, or
+    coordination_redis alone (behind Sentinel or in a cluster, LiteLLM gives the router its client)."""
+    if not config["general_settings"].get("coordination_redis"):
+        return None
+    if config.get("router_settings", {}).get("redis_host"):
+        return "redis (router_settings and general_settings.coordination_redis)"
+    return "redis (general_settings.coordination_redis, the router's too)"
+
+
 def _redis_store(settings: StackSettings) -> dict[str, Any]:
-    """Where the cache lives: the stack's Redis (its image), or the external one (address, TLS, user)."""
+    """Where the cache lives: the stack's Redis (its image), or the external one (address or topology, TLS,
+    user)."""
     if settings.redis.mode == "container":
         return {"image": settings.redis.image}
     external = settings.redis.external
-    return {"external": host_port(external.host, external.port), "tls": external.tls,
-            "user": external.username or "default"}
+    topology = redis_topology(settings)
+    if topology == "standalone":
+        where = host_port(external.host, external.port)
+    else:
+        group = getattr(external, topology)
+        nodes = ", ".join(host_port(node.host, node.port) for node in group.nodes)
+        where = (f"sentinel {group.master_name} via {nodes}" if topology == "sentinel" else f"cluster via {nodes}")
+    return {"external": where, "tls": external.tls, "user": external.username or "default"}

@@ -51,10 +51,12 @@ def _key_path(root: str, loc: tuple[Any, ...]) -> str:
 
 
 def _pydantic_problems(root: str, error: ValidationError) -> list[tuple[str, str]]:
-    problems = []
-    for item in error.errors():
-        problems.append((_key_path(root, item["loc"]), plain_message(item)))
-    return problems
+    items = error.errors()
+    # pydantic counts only the valid items of a list against its min_length: a list whose items are wrong is
+    # not also "too short" (the items' own problems say what is wrong).
+    inner = {tuple(item["loc"][:n]) for item in items for n in range(len(item["loc"]))}
+    return [(_key_path(root, item["loc"]), plain_message(item)) for item in items
+            if not (item["type"] == "too_short" and tuple(item["loc"]) in inner)]
 
 
 def _without(value: Any, loc: tuple[Any, ...]) -> None:

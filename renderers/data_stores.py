@@ -42,11 +42,46 @@ def redis_tls(settings: StackSettings) -> dict[str, Any]:
     return arguments
 
 
+def redis_topology(settings: StackSettings) -> str:
+    """`standalone` (the stack's Redis, or an external `host`), `sentinel` or `cluster`."""
+    external = settings.redis.external
+    if settings.redis.mode == "external" and external.sentinel is not None:
+        return "sentinel"
+    if settings.redis.mode == "external" and external.cluster is not None:
+        return "cluster"
+    return "standalone"
+
+
 def redis_address(settings: StackSettings) -> tuple[str, int]:
-    """Where the replicas reach Redis: the external server, or the stack's Redis by its name."""
+    """The one address a single-endpoint client (the exporter, the standalone router) takes: the stack's Redis by
+    its name, the external server, its first Sentinel or its first cluster node."""
+    external = settings.redis.external
+    topology = redis_topology(settings)
+    if topology != "standalone":
+        node = getattr(external, topology).nodes[0]
+        return node.host, node.port
     if settings.redis.mode == "external":
-        return settings.redis.external.host, settings.redis.external.port
+        return external.host, external.port
     return settings.names.redis, REDIS_PORT
+
+
+def redis_connection(settings: StackSettings, password: str, host: str | None = None,
+                     port: int | None = None) -> dict[str, Any]:
+    """LiteLLM's connection arguments for Redis (`coordination_redis`'s spelling), with `password` (a reference):
+    one server (`host`, `port`: by default redis_address()), the Sentinels and the primary's name (the same user
+    and password authenticate to the Sentinels), or the cluster's startup nodes; then the ACL user and TLS."""
+    topology = redis_topology(settings)
+    if topology == "sentinel":
+        sentinel = settings.redis.external.sentinel
+        target: dict[str, Any] = {"sentinel_nodes": [[node.host, node.port] for node in sentinel.nodes],
+                                  "service_name": sentinel.master_name, "sentinel_password": password}
+    elif topology == "cluster":
+        target = {"startup_nodes": [{"host": node.host, "port": node.port}
+                                    for node in settings.redis.external.cluster.nodes]}
+    else:
+        default_host, default_port = redis_address(settings)
+        target = {"host": host or default_host, "port": port or default_port}
+    return {**target, "password": password, **redis_tls(settings)}
 
 
 def redis_exporter_environment(settings: StackSettings) -> dict[str, str]:

@@ -15,7 +15,7 @@ from config.sections.access import litellm_limits
 from config.sections.fleet import ModelSettings
 from config.stack import StackSettings
 from config.values import host_port
-from renderers.data_stores import redis_address, redis_tls
+from renderers import data_stores
 from renderers.haproxy import dispatcher_path
 from renderers.monitoring import litellm_metrics_read
 
@@ -111,10 +111,7 @@ def render_config_dict(settings: StackSettings, redis_host: str | None = None, r
     otherwise), `dispatcher` the GPU dispatcher's base URL (a test's; default: the load balancer's container)."""
     dispatcher = dispatcher or dispatcher_url(settings)
     router = settings.router
-    default_host, default_port = redis_address(settings)
-    redis_host, redis_port = redis_host or default_host, redis_port or default_port
-    tls = redis_tls(settings)
-    redis_connection = {"host": redis_host, "port": redis_port, "password": _ref(REDIS_PASSWORD_ENV), **tls}
+    redis_connection = data_stores.redis_connection(settings, _ref(REDIS_PASSWORD_ENV), redis_host, redis_port)
     litellm_settings: dict[str, Any] = {
         "request_timeout": settings.gateway.request_timeout_seconds,
         "set_verbose": False,
@@ -131,7 +128,9 @@ def render_config_dict(settings: StackSettings, redis_host: str | None = None, r
         litellm_settings["cache"] = True
         litellm_settings["cache_params"] = {
             "type": "redis",
-            **redis_connection,
+            # The cache's spelling of a cluster's startup nodes.
+            **{("redis_startup_nodes" if key == "startup_nodes" else key): value
+               for key, value in redis_connection.items()},
             "ttl": settings.cache.ttl_seconds,
             "namespace": f"litellm.{settings.environment}.cache",
         }
@@ -139,11 +138,7 @@ def render_config_dict(settings: StackSettings, redis_host: str | None = None, r
     router_settings: dict[str, Any] = {
         "routing_strategy": "simple-shuffle",
         # Cooldowns, and the deployment rpm/tpm counters below, shared across replicas.
-        "redis_host": redis_host,
-        "redis_port": redis_port,
-        "redis_password": _ref(REDIS_PASSWORD_ENV),
-        # The ACL user and TLS of an external Redis (the router passes these to its Redis client).
-        **({"cache_kwargs": dict(tls)} if tls else {}),
+        **_router_redis(settings, redis_connection),
         "num_retries": router.retries,
         # The dispatcher already tried the model's other hosts: a 503 (no host up, or the queue's wait ran
         # out) or its queue's 429 is not sent again; timeouts, 500s and lost connections are.
@@ -195,6 +190,18 @@ def render_config_dict(settings: StackSettings, redis_host: str | None = None, r
         "litellm_settings": litellm_settings,
         "general_settings": general_settings,
     }
+
+
+def _router_redis(settings: StackSettings, connection: dict[str, Any]) -> dict[str, Any]:
+    """The router's own Redis client: one server, with the ACL user and TLS of an external one in `cache_kwargs`.
+    Behind Sentinel or in a cluster, none: the router's client takes a host and port, so LiteLLM gives the
+    router coordination_redis' client instead (it does when router_settings names no Redis)."""
+    if data_stores.redis_topology(settings) != "standalone":
+        return {}
+    tls = data_stores.redis_tls(settings)
+    return {"redis_host": connection["host"], "redis_port": connection["port"], "redis_password": connection["password"],
+            # The ACL user and TLS of an external Redis (the router passes these to its Redis client).
+            **({"cache_kwargs": dict(tls)} if tls else {})}
 
 
 def access_defaults(settings: StackSettings) -> dict[str, Any]:

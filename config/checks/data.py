@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..names import StackNames
 from ..stack import Parsed, is_dev_environment
-from ..values import duplicates
+from ..values import duplicates, host_port
 from .platform import given_keys
 
 
@@ -94,8 +94,7 @@ def check_data_stores(parsed: Parsed, problems) -> None:
     redis = parsed.redis
     if redis is not None and redis.mode == "external":
         external = redis.external
-        if external.host is None:
-            problems.append(("redis.external.host", "required with redis.mode: external (the Redis server's DNS name)"))
+        check_redis_topology(external, given_keys(external), problems)
         if not external.tls and not dev:
             problems.append(("redis.external.tls", (
                 f"is false: the Redis password and every cached response would cross the network in clear; "
@@ -132,3 +131,22 @@ def check_data_store_sources(parsed: Parsed, problems) -> None:
         elif "redisPassword" not in supplied and ref is None:
             problems.append(("redisPassword", "required with redis.mode: external: `pulumi config set --secret "
                              "redisPassword` (the external Redis user's password), or set redis.external.passwordVault"))
+
+
+def check_redis_topology(external, given: set[str], problems) -> None:
+    """An external Redis is one of: a standalone server (`host`), a primary behind Sentinel, a cluster."""
+    chosen = [key for key in ("host", "sentinel", "cluster") if getattr(external, key) is not None]
+    if not chosen:
+        problems.append(("redis.external.host", "required with redis.mode: external (the Redis server's DNS name), "
+                         "or set redis.external.sentinel or redis.external.cluster"))
+    for key in chosen[1:]:
+        problems.append((f"redis.external.{key}", f"and redis.external.{chosen[0]} are both set; an external Redis "
+                         "is one of host (standalone), sentinel or cluster"))
+    if "port" in given and external.host is None:
+        problems.append(("redis.external.port", "applies to redis.external.host only; give each Sentinel's or "
+                         "cluster node's port in its nodes entry"))
+    for key in ("sentinel", "cluster"):
+        group = getattr(external, key)
+        if group is not None:
+            for dup in duplicates([host_port(node.host.lower(), node.port) for node in group.nodes]):
+                problems.append((f"redis.external.{key}.nodes", f"'{dup}' is listed twice"))

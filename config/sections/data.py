@@ -25,13 +25,47 @@ class VaultPasswordRef(VaultFieldRef):
     """Field holding the password."""
 
 
+class SentinelNode(Section):
+    host: HostAddress
+    """A Sentinel's DNS name (or IP address), reachable from the gateway's replicas."""
+    port: int = Field(default=26379, ge=1, le=65535)
+    """The Sentinel's port."""
+
+
+class ClusterNode(Section):
+    host: HostAddress
+    """A cluster node's DNS name (or IP address), or the cluster's configuration endpoint."""
+    port: int = Field(default=6379, ge=1, le=65535)
+    """The node's port."""
+
+
+class RedisSentinelSettings(Section):
+    nodes: tuple[SentinelNode, ...] = Field(min_length=1)
+    """Every Sentinel that watches the primary: a client asks them in turn for the primary's address, so a
+    Sentinel that is down costs nothing while another answers."""
+    master_name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    """The name the Sentinels know the primary by (`sentinel monitor <masterName> ...`)."""
+
+
+class RedisClusterSettings(Section):
+    nodes: tuple[ClusterNode, ...] = Field(min_length=1)
+    """Startup nodes: the client learns the whole cluster (slots, primaries, their moves) from the first one that
+    answers; list several, or the cluster's configuration endpoint."""
+
+
 class ExternalRedisSettings(Section):
     MULTILINE_FIELDS = frozenset({"ca_certificate"})
 
     host: Optional[HostAddress] = None
-    """The Redis server's DNS name (or IP address), reachable from the gateway's replicas. Required."""
+    """A standalone Redis (or a managed one's primary endpoint): its DNS name (or IP address), reachable from the
+    gateway's replicas. Set exactly one of `host`, `sentinel` and `cluster`."""
     port: int = Field(default=6379, ge=1, le=65535)
-    """The Redis server's port."""
+    """The standalone Redis' port (`host`)."""
+    sentinel: Optional[RedisSentinelSettings] = None
+    """A primary with replicas behind Redis Sentinel: the clients ask the Sentinels for the primary and follow a
+    failover. The Sentinels take the same TLS, user and password as the data nodes."""
+    cluster: Optional[RedisClusterSettings] = None
+    """A Redis Cluster (cluster mode enabled): keys spread over its primaries by slot."""
     tls: bool = True
     """Connect over TLS, verifying the server's certificate and name (`false`: dev stacks only)."""
     ca_certificate: Optional[CaCertificate] = None
@@ -51,8 +85,8 @@ class RedisSettings(Section):
     max_memory_mb: int = Field(default=256, ge=16, le=MAX_MEMORY_MB)
     """Redis `maxmemory` (LRU eviction; `mode: container`)."""
     external: ExternalRedisSettings = ExternalRedisSettings()
-    """The existing Redis (`mode: external`): standalone (one primary endpoint), as LiteLLM's cache, router and
-    shared limits use it."""
+    """The existing Redis (`mode: external`): standalone (`host`), behind Sentinel (`sentinel`) or a cluster
+    (`cluster`); LiteLLM's cache, router and shared limits all use it."""
 
 
 class CacheSettings(Section):

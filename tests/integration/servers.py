@@ -410,36 +410,177 @@ def make_certificates(directory: Path, name: str = "test") -> TlsMaterial:
     return TlsMaterial(ca, cert, key)
 
 
+def _redis_tls_args(certificates: TlsMaterial, port: int) -> list[str]:
+    """redis-server's arguments for TLS only on loopback `port` (no plain port), replication over TLS too."""
+    return ["--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+            "--tls-cert-file", str(certificates.server_certificate), "--tls-key-file", str(certificates.server_key),
+            "--tls-ca-cert-file", str(certificates.ca), "--tls-auth-clients", "no", "--tls-replication", "yes"]
+
+
+def _acl_text(users: dict[str, str]) -> str:
+    """ACL users (name -> password, all commands and keys); the `default` user off."""
+    return "user default off\n" + "".join(f"user {name} on >{password} ~* &* +@all\n" for name, password in users.items())
+
+
+def redis_tls_cli(certificates: TlsMaterial, port: int, user: str, password: str, *command: str,
+                  cluster: bool = False) -> subprocess.CompletedProcess:
+    """redis-cli over TLS (the server's certificate checked against the test CA) as an ACL user."""
+    return subprocess.run(["redis-cli", "--tls", "--cacert", str(certificates.ca), "-h", "127.0.0.1", "-p", str(port),
+                           "--user", user, "--no-auth-warning", *(["-c"] if cluster else []), *command],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "REDISCLI_AUTH": password})
+
+
+def _start_redis(arguments: list[str], log: Path) -> subprocess.Popen:
+    with log.open("wb") as output:
+        return subprocess.Popen([require_program("redis-server"), *arguments], stdout=output,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _await_redis(processes: list[subprocess.Popen], logs: list[Path], ready, what: str, timeout: float = 30) -> None:
+    """Wait until `ready()` is true; a process that exits, or the timeout, raises with the servers' logs."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
+            tails = "\n".join(f"{log.name}: {log.read_text(errors='replace')[-1500:]}" for log in logs if log.exists())
+            raise RuntimeError(f"{what} did not start:\n{tails}")
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def redis_tls_server(certificates: TlsMaterial, users: dict[str, str]) -> Iterator[int]:
     """redis-server on loopback with TLS only (no plain port) and ACL users (`users`: name -> password, all
     commands and keys); the `default` user is off, so a client that names no user is refused. Yields the port."""
     port = free_port()
     directory = Path(tempfile.mkdtemp(prefix="redis-tls-test-"))
-    acl = directory / "users.acl"
-    acl.write_text("user default off\n" + "".join(f"user {name} on >{password} ~* &* +@all\n"
-                                                   for name, password in users.items()))
-    process = subprocess.Popen(
-        [require_program("redis-server"), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-         "--tls-cert-file", str(certificates.server_certificate), "--tls-key-file", str(certificates.server_key),
-         "--tls-ca-cert-file", str(certificates.ca), "--tls-auth-clients", "no", "--aclfile", str(acl),
-         "--save", "", "--appendonly", "no", "--dir", str(directory)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    (directory / "users.acl").write_text(_acl_text(users))
+    log = directory / "server.log"
+    process = _start_redis([*_redis_tls_args(certificates, port), "--aclfile", str(directory / "users.acl"),
+                            "--save", "", "--appendonly", "no", "--dir", str(directory)], log)
     try:
         name, password = next(iter(users.items()))
-        deadline = time.monotonic() + 20
-        while True:
-            done = subprocess.run(["redis-cli", "--tls", "--cacert", str(certificates.ca), "-h", "127.0.0.1", "-p",
-                                   str(port), "--user", name, "--no-auth-warning", "ping"],
-                                  capture_output=True, text=True, env={**os.environ, "REDISCLI_AUTH": password})
-            if done.stdout.strip() == "PONG":
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server with TLS did not start: {process.stdout.read().decode()[-2000:]}")
-            time.sleep(0.2)
+        _await_redis([process], [log], lambda: redis_tls_cli(certificates, port, name, password, "ping").stdout
+                     .strip() == "PONG", "redis-server with TLS")
         yield port
     finally:
         _stop(process)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@dataclass
+class SentinelSet:
+    """A primary, its replica and three Sentinels (quorum 2), all TLS-only with the same ACL user."""
+
+    primary_name: str
+    data_ports: list[int]
+    sentinel_ports: list[int]
+    certificates: TlsMaterial
+    user: str
+    password: str
+
+    def cli(self, port: int, *command: str) -> str:
+        done = redis_tls_cli(self.certificates, port, self.user, self.password, *command)
+        assert done.returncode == 0 and not done.stdout.startswith("ERR"), done.stdout + done.stderr
+        return done.stdout.strip()
+
+    def primary_port(self) -> int:
+        """The primary's port, as the first Sentinel that answers sees it."""
+        return int(self.cli(self.sentinel_ports[0], "sentinel", "get-master-addr-by-name",
+                            self.primary_name).split()[1])
+
+    def fail_over(self, timeout: float = 60) -> int:
+        """SENTINEL FAILOVER, then wait until the old primary serves as a replica and every Sentinel names the
+        new one; returns the new primary's port."""
+        old = self.primary_port()
+        answer = self.cli(self.sentinel_ports[0], "sentinel", "failover", self.primary_name)
+        assert answer == "OK", answer
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = {int(self.cli(port, "sentinel", "get-master-addr-by-name", self.primary_name).split()[1])
+                    for port in self.sentinel_ports}
+            if len(seen) == 1 and old not in seen and self.cli(old, "role").split()[0] == "slave":
+                return seen.pop()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no failover from {old} within {timeout} s: the Sentinels name {seen}")
+            time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def redis_sentinel_set(certificates: TlsMaterial, user: str, password: str,
+                       primary_name: str = "gateway") -> Iterator[SentinelSet]:
+    """A primary with one replica behind three Sentinels on loopback, each TLS-only with the ACL user `user`
+    (the `default` user off): the replica and the Sentinels authenticate to the data nodes as `user`, the
+    Sentinels to each other too, and the Sentinels require `user`'s password of their clients."""
+    directory = Path(tempfile.mkdtemp(prefix="redis-sentinel-test-"))
+    data_ports, sentinel_ports = [free_port(), free_port()], [free_port(), free_port(), free_port()]
+    (directory / "users.acl").write_text(_acl_text({user: password}))
+    processes, logs = [], []
+    try:
+        for index, port in enumerate(data_ports):
+            (directory / f"data-{port}").mkdir()
+            logs.append(directory / f"data-{port}.log")
+            replica = ["--replicaof", "127.0.0.1", str(data_ports[0])] if index else []
+            processes.append(_start_redis([*_redis_tls_args(certificates, port), "--aclfile", str(directory / "users.acl"),
+                                           "--masteruser", user, "--masterauth", password, *replica, "--save", "",
+                                           "--appendonly", "no", "--dir", str(directory / f"data-{port}")], logs[-1]))
+        for port in sentinel_ports:
+            config = directory / f"sentinel-{port}.conf"
+            config.write_text(
+                f"dir {directory}\n" + _acl_text({user: password}) +
+                f"sentinel sentinel-user {user}\nsentinel sentinel-pass {password}\n"
+                f"sentinel monitor {primary_name} 127.0.0.1 {data_ports[0]} 2\n"
+                f"sentinel auth-user {primary_name} {user}\nsentinel auth-pass {primary_name} {password}\n"
+                f"sentinel down-after-milliseconds {primary_name} 3000\nsentinel failover-timeout {primary_name} 20000\n")
+            logs.append(directory / f"sentinel-{port}.log")
+            processes.append(_start_redis([str(config), "--sentinel", *_redis_tls_args(certificates, port)], logs[-1]))
+        found = SentinelSet(primary_name, data_ports, sentinel_ports, certificates, user, password)
+
+        def ready() -> bool:
+            """Replication is up, and every Sentinel knows the replica and the two other Sentinels."""
+            replicated = redis_tls_cli(certificates, data_ports[1], user, password, "info", "replication")
+            if "master_link_status:up" not in replicated.stdout:
+                return False
+            for port in sentinel_ports:
+                replicas = redis_tls_cli(certificates, port, user, password, "sentinel", "replicas", primary_name)
+                quorum = redis_tls_cli(certificates, port, user, password, "sentinel", "ckquorum", primary_name)
+                if f"127.0.0.1:{data_ports[1]}" not in replicas.stdout or not quorum.stdout.startswith("OK 3 usable"):
+                    return False
+            return True
+        _await_redis(processes, logs, ready, "the Sentinel set", timeout=60)
+        yield found
+    finally:
+        for process in processes:
+            _stop(process)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis_tls_cluster(certificates: TlsMaterial, user: str, password: str, primaries: int = 3) -> Iterator[list[int]]:
+    """A Redis Cluster of `primaries` primaries on loopback (the fewest Redis accepts), TLS-only on the client
+    and cluster bus ports, with the ACL user `user` (the `default` user off); yields the nodes' ports."""
+    directory = Path(tempfile.mkdtemp(prefix="redis-cluster-test-"))
+    ports = [free_port() for _ in range(primaries)]
+    (directory / "users.acl").write_text(_acl_text({user: password}))
+    processes, logs = [], []
+    try:
+        for port in ports:
+            (directory / str(port)).mkdir()
+            logs.append(directory / f"{port}.log")
+            processes.append(_start_redis(
+                [*_redis_tls_args(certificates, port), "--tls-cluster", "yes", "--cluster-enabled", "yes",
+                 "--cluster-port", str(free_port()), "--cluster-config-file", str(directory / str(port) / "nodes.conf"),
+                 "--aclfile", str(directory / "users.acl"), "--masteruser", user, "--masterauth", password,
+                 "--save", "", "--appendonly", "no", "--dir", str(directory / str(port))], logs[-1]))
+        _await_redis(processes, logs, lambda: all(redis_tls_cli(certificates, port, user, password, "ping").stdout
+                                                  .strip() == "PONG" for port in ports), "the cluster's nodes")
+        created = redis_tls_cli(certificates, ports[0], user, password, "--cluster", "create",
+                                *(f"127.0.0.1:{port}" for port in ports), "--cluster-yes")
+        assert created.returncode == 0, created.stdout + created.stderr
+        _await_redis(processes, logs, lambda: all("cluster_state:ok" in redis_tls_cli(
+            certificates, port, user, password, "cluster", "info").stdout for port in ports), "the cluster", timeout=60)
+        yield ports
+    finally:
+        for process in processes:
+            _stop(process)
         shutil.rmtree(directory, ignore_errors=True)
 
 

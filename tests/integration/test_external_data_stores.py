@@ -16,7 +16,6 @@ Certificates from another CA are refused by each of them. Ollama is a test doubl
 from __future__ import annotations
 
 import subprocess
-import time
 import sys
 import uuid
 from dataclasses import dataclass
@@ -29,11 +28,12 @@ import yaml
 
 from database_mode import Declared, litellm_in_database_mode
 from gateway_helpers import own_dev_config
-from harness import ROOT, run_stack
+from external_stores import declare, exporter_metrics
+from harness import ROOT
+from renderers.data_stores import CA_DIR
 from ollama_double import OllamaDouble
 from renderers import backup_scripts
-from renderers.data_stores import CA_DIR
-from servers import free_port, make_certificates, postgres_cluster, redis_tls_server, require_program
+from servers import make_certificates, postgres_cluster, redis_tls_server
 
 sys.path.insert(0, str(ROOT / "tests" / "prisma_shim"))
 import prisma_shim  # noqa: E402
@@ -74,31 +74,12 @@ def external_stack(stores: Stores) -> tuple[dict, dict]:
     return raw, {"postgresUrl": stores.database_url, "redisPassword": stores.redis_password}
 
 
-@dataclass
-class DeclaredStack:
-    run: object
-    ca_dir: Path
-
-    def env(self, name: str) -> dict[str, str]:
-        container = self.run.mocks.named(name)
-        return {k: localized(v, self.ca_dir) for k, v in (item.split("=", 1) for item in container.plain("envs"))}
-
-
-def localized(text: str, ca_dir: Path) -> str:
-    return text.replace(CA_DIR, str(ca_dir))
-
-
 @pytest.fixture(scope="module")
 def declared(stores, tmp_path_factory):
     raw, secrets = external_stack(stores)
-    run = run_stack(raw, secrets)
-    ca_dir = tmp_path_factory.mktemp("ca")
-    uploads = {u["file"]: u["content"] for u in run.mocks.named("gateway-litellm-0").plain("uploads")}
-    for path, content in uploads.items():
-        if path.startswith(CA_DIR + "/"):
-            (ca_dir / Path(path).name).write_text(content)
-    assert sorted(p.name for p in ca_dir.iterdir()) == ["postgres.pem", "redis.pem"]
-    return DeclaredStack(run, ca_dir), {**raw, **secrets}, uploads
+    found = declare(raw, secrets, tmp_path_factory.mktemp("ca"))
+    assert sorted(p.name for p in found.ca_dir.iterdir()) == ["postgres.pem", "redis.pem"]
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -110,16 +91,14 @@ def backend():
 
 @pytest.fixture(scope="module")
 def gateway(declared, stores, backend):
-    found, raw, uploads = declared
-    env = found.env("gateway-litellm-0")
-    config = yaml.safe_load(localized(uploads["/app/config.yaml"], found.ca_dir))
-    with litellm_in_database_mode(Declared(config, env, raw), env["DATABASE_URL"], stores.redis_port,
-                                  backend[0]) as proxy:
+    env = declared.env("gateway-litellm-0")
+    with litellm_in_database_mode(Declared(declared.config(), env, declared.settings_raw), env["DATABASE_URL"],
+                                  stores.redis_port, backend[0]) as proxy:
         yield proxy
 
 
 def test_the_declared_urls_and_redis_settings_carry_the_tls_settings(declared, stores):
-    found, _, uploads = declared
+    found, uploads = declared, declared.uploads
     env = found.env("gateway-litellm-0")
     url = urlsplit(env["DATABASE_URL"])
     assert url._replace(query="").geturl() == stores.database_url
@@ -165,7 +144,7 @@ def test_answers_are_cached_in_the_external_redis_as_its_acl_user(gateway, backe
 
 
 def test_the_backup_dumps_the_external_database_over_verified_tls(declared, stores, gateway, tmp_path):
-    found, _, _ = declared
+    found = declared
     assert gateway.call("POST", "/key/generate", json={}).status_code == 200   # at least one key to dump
     env = found.env("backups-scheduler")
     assert env["PGSSLMODE"] == "verify-full" and env["PGSSLROOTCERT"] == f"{found.ca_dir}/postgres.pem"
@@ -179,38 +158,38 @@ def test_the_backup_dumps_the_external_database_over_verified_tls(declared, stor
 
 
 def test_a_server_certificate_from_another_ca_is_refused(declared, stores, tmp_path):
-    found, _, _ = declared
+    found = declared
     other = make_certificates(tmp_path / "other", "other")
     env = {**found.env("backups-scheduler"), "PGSSLROOTCERT": str(other.ca)}
     done = run_backup(env, tmp_path / "dumps")
     assert done.returncode != 0 and "certificate verify failed" in done.stdout + done.stderr
     exporter = {**found.env("monitoring-redis-exporter"), "REDIS_EXPORTER_TLS_CA_CERT_FILE": str(other.ca)}
-    assert "redis_up 0" in exporter_metrics("prometheus-redis-exporter", exporter)
+    assert "redis_up 0" in exporter_metrics("prometheus-redis-exporter", exporter, "redis_up")
 
 
 def test_litellm_refuses_a_database_whose_certificate_another_ca_signed(declared, stores, backend, tmp_path):
     """Prisma verifies the chain (LiteLLM turns verify-full into sslaccept=strict): with another CA's certificate
     in place of the database's, the proxy never reaches the database."""
-    found, raw, uploads = declared
+    found = declared
     other = make_certificates(tmp_path / "other", "other")
     env = found.env("gateway-litellm-0")
-    config = yaml.safe_load(localized(uploads["/app/config.yaml"], found.ca_dir))
+    config = found.config()
     database_url = env["DATABASE_URL"].replace(f"{found.ca_dir}/postgres.pem", str(other.ca))
     # The same URL, config and environment as the gateway fixture's, which connects: only the CA differs.
     with pytest.raises(RuntimeError, match="litellm exited"):   # LiteLLM stops at start without its database
-        with litellm_in_database_mode(Declared(config, env, raw), database_url, stores.redis_port, backend[0]) as proxy:
+        with litellm_in_database_mode(Declared(config, env, found.settings_raw), database_url, stores.redis_port, backend[0]) as proxy:
             readiness = httpx.get(f"{proxy.url}/health/readiness", timeout=30)
             pytest.fail(f"the proxy started with another CA's certificate: {readiness.text}")
 
 
 def test_the_exporters_reach_both_external_stores(declared):
-    found, _, _ = declared
+    found = declared
     redis = found.env("monitoring-redis-exporter")
     assert redis["REDIS_ADDR"].startswith("rediss://") and redis["REDIS_USER"] == REDIS_USER
-    assert "redis_up 1" in exporter_metrics("prometheus-redis-exporter", redis)
+    assert "redis_up 1" in exporter_metrics("prometheus-redis-exporter", redis, "redis_up")
     postgres = found.env("monitoring-postgres-exporter")
     assert "sslmode=verify-full" in postgres["DATA_SOURCE_NAME"]
-    assert "pg_up 1" in exporter_metrics("prometheus-postgres-exporter", postgres)
+    assert "pg_up 1" in exporter_metrics("prometheus-postgres-exporter", postgres, "pg_up")
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
@@ -236,27 +215,3 @@ def run_backup(env: dict[str, str], directory: Path) -> subprocess.CompletedProc
     script.write_text(backup_scripts.render_backup_script(3, "dev"))
     env = {**env, "BACKUP_DIR": str(directory), "PATH": "/usr/bin:/bin"}
     return subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
-
-
-def exporter_metrics(program: str, env: dict[str, str]) -> str:
-    """Start a Debian exporter with `env` on a free loopback port, read /metrics once it answers, stop it."""
-    port = free_port()
-    process = subprocess.Popen([require_program(program), f"--web.listen-address=127.0.0.1:{port}"],
-                               env={**env, "PATH": "/usr/bin:/bin"}, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
-                if response.status_code == 200 and ("redis_up" in response.text or "pg_up" in response.text):
-                    return response.text
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{program} did not serve metrics: {process.stdout.read().decode()[-2000:]}")
-            time.sleep(0.3)
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-

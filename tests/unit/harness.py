@@ -76,6 +76,24 @@ def with_external_data_stores(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+# An external Redis behind Sentinel, and a Redis Cluster (redis.external.sentinel, redis.external.cluster).
+REDIS_TOPOLOGIES = {
+    "sentinel": {"masterName": "gateway", "nodes": [{"host": "sentinel-a.example.internal"},
+                                                    {"host": "sentinel-b.example.internal", "port": 26380}]},
+    "cluster": {"nodes": [{"host": "cache-1.example.internal", "port": 7000}, {"host": "cache-2.example.internal"}]},
+}
+
+
+def with_redis_topology(config: dict[str, Any], topology: str) -> dict[str, Any]:
+    """`config` (with an external Redis) with that Redis behind Sentinel or in a cluster (REDIS_TOPOLOGIES)."""
+    config = copy.deepcopy(config)
+    external = config["redis"]["external"]
+    for key in ("host", "port"):
+        external.pop(key, None)
+    external[topology] = copy.deepcopy(REDIS_TOPOLOGIES[topology])
+    return config
+
+
 def example_config(stack: str) -> dict[str, Any]:
     """A shipped example stack file (Pulumi.<stack>.yaml at the project root): for tests that check the
     examples themselves and derive every expectation from the file."""

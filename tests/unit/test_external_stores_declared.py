@@ -18,7 +18,8 @@ from config.parse import parse_settings
 from config.sections.data import VaultUrlRef
 from config.values import libpq_environment, libpq_url, postgres_url_problem, with_query
 from kube_manifests import objects, pod_spec
-from harness import SECRET_MARKER, run_stack, stack_file_config, walk_plain, with_external_data_stores
+from harness import (REDIS_TOPOLOGIES, SECRET_MARKER, run_stack, stack_file_config, walk_plain,
+                     with_external_data_stores, with_redis_topology)
 from operations import offline
 from operations.backup.adopt import not_adopted
 from operations.backup.stack import StackFacts
@@ -362,3 +363,121 @@ def test_operations_need_no_database_container_for_an_external_database(tmp_path
         database_from(SimpleNamespace(docker_container="litellm-gateway-ext-postgres", database_url=None), facts)
     with pytest.raises(Refused, match="sslmode=verify-full"):
         database_from(SimpleNamespace(docker_container=None, database_url=None), facts)
+
+
+# --- Redis behind Sentinel, or a cluster -------------------------------------------------------------------------
+
+SENTINELS = REDIS_TOPOLOGIES["sentinel"]["nodes"]
+CLUSTER = REDIS_TOPOLOGIES["cluster"]["nodes"]
+
+
+def test_a_redis_behind_sentinel_or_in_a_cluster_is_valid():
+    sentinel = parse_settings(with_redis_topology(ext(), "sentinel"), stack="ext")
+    assert [(n.host, n.port) for n in sentinel.redis.external.sentinel.nodes] == [
+        ("sentinel-a.example.internal", 26379), ("sentinel-b.example.internal", 26380)]
+    cluster = parse_settings(with_redis_topology(ext(), "cluster"), stack="ext")
+    assert [(n.host, n.port) for n in cluster.redis.external.cluster.nodes] == [
+        ("cache-1.example.internal", 7000), ("cache-2.example.internal", 6379)]
+
+
+@pytest.mark.parametrize("change, key, words", [
+    (lambda e: e.update(sentinel={"masterName": "gateway", "nodes": SENTINELS}), "redis.external.sentinel",
+     "both set"),
+    (lambda e: e.update(cluster={"nodes": CLUSTER}), "redis.external.cluster", "both set"),
+    (lambda e: (e.pop("host"), e.update(sentinel={"masterName": "gateway", "nodes": SENTINELS})),
+     "redis.external.port", "each Sentinel's or cluster node's port"),
+    (lambda e: (e.pop("host"), e.pop("port"), e.update(sentinel={"masterName": "g", "nodes": SENTINELS},
+                                                       cluster={"nodes": CLUSTER})), "redis.external.cluster",
+     "both set"),
+    (lambda e: (e.pop("host"), e.pop("port"), e.update(sentinel={"nodes": SENTINELS})),
+     "redis.external.sentinel.masterName", "required"),
+    (lambda e: (e.pop("host"), e.pop("port"), e.update(sentinel={"masterName": "gateway", "nodes": []})),
+     "redis.external.sentinel.nodes", "at least 1"),
+    (lambda e: (e.pop("host"), e.pop("port"), e.update(sentinel={"masterName": "bad name", "nodes": SENTINELS})),
+     "redis.external.sentinel.masterName", "pattern"),
+    (lambda e: (e.pop("host"), e.pop("port"), e.update(sentinel={"masterName": "gateway", "nodes": [
+        {"host": "Sentinel-A.example.internal"}, {"host": "sentinel-a.example.internal", "port": 26379}]})),
+     "redis.external.sentinel.nodes", "listed twice"),
+    (lambda e: (e.pop("host"), e.pop("port"), e.update(cluster={"nodes": [{"host": "bad host!"}]})),
+     "redis.external.cluster.nodes[0].host", ""),
+    (lambda e: (e.pop("host"), e.pop("port"), e.update(cluster={"nodes": [{"host": "c", "port": 70000}]})),
+     "redis.external.cluster.nodes[0].port", ""),
+    (lambda e: (e.pop("host"), e.pop("port"), e.update(cluster={"nodes": [{"host": "c", "extra": 1}]})),
+     "redis.external.cluster.nodes[0].extra", ""),
+])
+def test_each_wrong_sentinel_or_cluster_setting_is_refused_naming_its_key(change, key, words):
+    config = ext()
+    change(config["redis"]["external"])
+    problems = problems_of(config, "ext")
+    assert key in problems and words in problems[key], problems
+
+
+def test_topology_keys_are_refused_for_the_stacks_own_redis():
+    config = with_redis_topology(ext(), "cluster")
+    config["redis"] = {"mode": "container", "external": {"cluster": config["redis"]["external"]["cluster"]}}
+    config.get("containers", {}).get("limits", {}).pop("redis", None)
+    problems = problems_of(config, "ext")
+    assert "redis.mode is container" in problems["redis.external.cluster"], problems
+
+
+def rendered_config(run) -> dict:
+    (upload,) = [u for u in run.mocks.named("gateway-litellm-0").plain("uploads") if u["file"] == "/app/config.yaml"]
+    return yaml.safe_load(upload["content"])
+
+
+TLS = {"username": "litellm", "ssl": True, "ssl_cert_reqs": "required", "ssl_check_hostname": True,
+       "ssl_ca_certs": REDIS_CA_PATH}
+
+
+def test_behind_sentinel_every_client_asks_the_sentinels_and_the_router_takes_coordination_redis():
+    run = run_stack(with_redis_topology(ext(), "sentinel"), stack="ext")
+    config = rendered_config(run)
+    expected = {"sentinel_nodes": [["sentinel-a.example.internal", 26379], ["sentinel-b.example.internal", 26380]],
+                "service_name": "gateway", "sentinel_password": "os.environ/REDIS_PASSWORD",
+                "password": "os.environ/REDIS_PASSWORD", **TLS}
+    cache = config["litellm_settings"]["cache_params"]
+    assert {k: cache[k] for k in expected} == expected and "host" not in cache
+    assert config["general_settings"]["coordination_redis"] == expected
+    # LiteLLM's router client takes one host and port: none named, LiteLLM gives it coordination_redis' client.
+    assert not [k for k in config["router_settings"] if k.startswith("redis") or k == "cache_kwargs"]
+    exporter = envs(run, "monitoring-redis-exporter")
+    assert exporter["REDIS_ADDR"] == "rediss://sentinel-a.example.internal:26379"
+    backlog = run.outputs["backlog"]
+    assert backlog["BACKLOG-008"]["evidence"]["cache"]["external"] == (
+        "sentinel gateway via sentinel-a.example.internal:26379, sentinel-b.example.internal:26380")
+    assert backlog["BACKLOG-005"]["evidence"]["limit_store"] == (
+        "redis (general_settings.coordination_redis, the router's too)")
+
+
+def test_in_a_cluster_every_client_takes_the_startup_nodes_in_its_own_spelling():
+    run = run_stack(with_redis_topology(ext(), "cluster"), stack="ext")
+    config = rendered_config(run)
+    nodes = [{"host": "cache-1.example.internal", "port": 7000}, {"host": "cache-2.example.internal", "port": 6379}]
+    cache = config["litellm_settings"]["cache_params"]
+    assert cache["redis_startup_nodes"] == nodes and "host" not in cache and "startup_nodes" not in cache
+    assert config["general_settings"]["coordination_redis"] == {"startup_nodes": nodes,
+                                                                "password": "os.environ/REDIS_PASSWORD", **TLS}
+    assert not [k for k in config["router_settings"] if k.startswith("redis") or k == "cache_kwargs"]
+    assert envs(run, "monitoring-redis-exporter")["REDIS_ADDR"] == "rediss://cache-1.example.internal:7000"
+    scrape = yaml.safe_load(next(u["content"] for u in run.mocks.named("monitoring-prometheus").plain("uploads")
+                                 if u["file"].endswith("prometheus.yml")))
+    (redis_job,) = [j for j in scrape["scrape_configs"] if j["job_name"] == "redis"]
+    assert redis_job["static_configs"][0]["labels"]["host"] == "cache-1.example.internal"
+
+
+def test_a_sentinel_stack_on_kubernetes_declares_no_redis_and_the_same_config():
+    raw = with_redis_topology(with_external_data_stores(stack_file_config("k8s")), "sentinel")
+    run = run_stack(raw, stack="k8s")
+    assert "litellm-gateway-k8s-redis" not in objects(run, "Deployment")
+    (config_map,) = [m for name, m in objects(run, "ConfigMap").items() if "config.yaml" in m.get("data", {})]
+    config = yaml.safe_load(config_map["data"]["config.yaml"])
+    assert config["general_settings"]["coordination_redis"]["service_name"] == "gateway"
+
+
+def test_a_list_whose_only_item_is_wrong_is_not_also_called_too_short():
+    config = with_redis_topology(ext(), "cluster")
+    config["redis"]["external"]["cluster"]["nodes"] = [{"host": "bad host!"}]
+    problems = problems_of(config, "ext")
+    assert "redis.external.cluster.nodes[0].host" in problems and "redis.external.cluster.nodes" not in problems
+    config["redis"]["external"]["cluster"]["nodes"] = []
+    assert "at least 1" in problems_of(config, "ext")["redis.external.cluster.nodes"]

@@ -13,7 +13,7 @@ from config import reference
 from config.errors import SettingsError
 from config.parse import parse_settings
 from config.sections import SECTIONS
-from harness import stack_file_config
+from harness import REDIS_TOPOLOGIES, stack_file_config, with_redis_topology
 
 PYDANTIC_WORDS = re.compile(r"Input should|instance of|valid tuple|valid dictionary|valid list|Value error|"
                             r"unable to parse|fractional part|\btype=|pydantic", re.I)
@@ -66,8 +66,12 @@ def set_path(raw: dict, path: str, value) -> bool:
 
 @pytest.mark.parametrize("path, kind", every_key())
 def test_a_value_of_the_wrong_kind_is_named_in_yaml_words(path, kind):
-    for stack in ("prod", "dev"):  # the first fixture that has an item on the way (lists may be empty)
-        raw = copy.deepcopy(stack_file_config(stack))
+    # The first fixture that has an item on the way (lists may be empty); the ext one's Redis behind Sentinel and
+    # in a cluster for the keys of those.
+    candidates = [("prod", stack_file_config("prod")), ("dev", stack_file_config("dev"))] + [
+        ("ext", with_redis_topology(stack_file_config("ext"), topology)) for topology in REDIS_TOPOLOGIES]
+    for stack, config in candidates:
+        raw = copy.deepcopy(config)
         if set_path(raw, path, wrong_value(kind)):
             break
     else:
