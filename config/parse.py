@@ -52,11 +52,20 @@ def _key_path(root: str, loc: tuple[Any, ...]) -> str:
 
 def _pydantic_problems(root: str, error: ValidationError) -> list[tuple[str, str]]:
     items = error.errors()
-    # pydantic counts only the valid items of a list against its min_length: a list whose items are wrong is
-    # not also "too short" (the items' own problems say what is wrong).
-    inner = {tuple(item["loc"][:n]) for item in items for n in range(len(item["loc"]))}
     return [(_key_path(root, item["loc"]), plain_message(item)) for item in items
-            if not (item["type"] == "too_short" and tuple(item["loc"]) in inner)]
+            if not _counts_only_valid_items(item, items)]
+
+
+def _counts_only_valid_items(item: dict, items: list[dict]) -> bool:
+    """A `too_short` that is not: pydantic counts only a list's valid items against its min_length, so a list of
+    enough items, some of them wrong, is not also "too short" (the items' own problems say what is wrong)."""
+    if item["type"] != "too_short":
+        return False
+    loc = tuple(item["loc"])
+    wrong = {other["loc"][len(loc)] for other in items
+             if len(other["loc"]) > len(loc) and tuple(other["loc"][:len(loc)]) == loc}
+    context = item.get("ctx") or {}
+    return context.get("actual_length", 0) + len(wrong) >= context.get("min_length", 0)
 
 
 def _without(value: Any, loc: tuple[Any, ...]) -> None:

@@ -51,6 +51,13 @@ def ip_or_none(text: str) -> Optional[ipaddress.IPv4Address | ipaddress.IPv6Addr
     return address
 
 
+def endpoint_identity(address: str, port: int) -> str:
+    """`address:port` as one server: an IP address in its canonical form (`0:0::1` is `::1`, `::ffff:10.0.0.1`
+    is `10.0.0.1`), a DNS name in lowercase without its root dot, so one endpoint listed twice is seen."""
+    ip = ip_or_none(address)
+    return host_port(str(ip) if ip is not None else address.lower().rstrip("."), port)
+
+
 def is_hostname(text: str) -> bool:
     return len(text) <= 253 and _HOSTNAME.fullmatch(text) is not None and not text.replace(".", "").isdigit()
 

@@ -194,8 +194,9 @@ def render_config_dict(settings: StackSettings, redis_host: str | None = None, r
 
 def _router_redis(settings: StackSettings, connection: dict[str, Any]) -> dict[str, Any]:
     """The router's own Redis client: one server, with the ACL user and TLS of an external one in `cache_kwargs`.
-    Behind Sentinel or in a cluster, none: the router's client takes a host and port, so LiteLLM gives the
-    router coordination_redis' client instead (it does when router_settings names no Redis)."""
+    Behind Sentinel or in a cluster, none: LiteLLM gives the router coordination_redis' client when
+    router_settings names no Redis (the router's own would need a host and port even then, which a Sentinel
+    client refuses), so every client follows the same failover and slot moves."""
     if data_stores.redis_topology(settings) != "standalone":
         return {}
     tls = data_stores.redis_tls(settings)

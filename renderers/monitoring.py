@@ -17,7 +17,7 @@ from config.names import HAPROXY_STATS_PORT as LB_STATS_PORT
 from config.names import POSTGRES_EXPORTER_PORT, PROMETHEUS_PORT, PROXY_PORT, REDIS_EXPORTER_PORT, REPLICA_SERVICE
 from config.stack import StackSettings
 from config.values import host_port
-from renderers.data_stores import host_labels
+from renderers.data_stores import host_labels, redis_topology
 
 DATASOURCE_UID = "litellm-gateway-prometheus"
 PROMETHEUS_WEB_USER = "prometheus"
@@ -140,8 +140,7 @@ def alert_rules(settings: StackSettings) -> list[dict[str, Any]]:
              "Deployment {{ $labels.model_id }} is in complete outage (all calls failing)", for_="1m"),
         rule("GpuHostExporterDown", 'up{job=~"gpu-node|gpu-dcgm"} == 0', "warning",
              "Exporter {{ $labels.job }} on GPU host {{ $labels.host }} is down"),
-        rule("RedisDown", 'up{job="redis"} == 0 or redis_up == 0', "critical",
-             "Redis (cache and shared limits) is down", for_="1m"),
+        *redis_rules(settings, rule),
         rule("GatewayLoadBalancerDown", 'up{job="loadbalancer"} == 0', "critical",
              "The gateway's load balancer is not answering: clients cannot reach the gateway", for_="1m"),
         rule("ModelNoGpuHostUp", f'sum by (proxy) (haproxy_server_status{{proxy=~"{DISPATCHER_BACKENDS}", state="UP"}}) < 1',
@@ -152,6 +151,30 @@ def alert_rules(settings: StackSettings) -> list[dict[str, Any]]:
         rule("GatewayNoReplicaUp", 'sum(haproxy_server_status{proxy="litellm", state="UP"}) < 1', "critical",
              "The load balancer sees no healthy LiteLLM replica", for_="1m"),
     ]
+
+
+def redis_rules(settings: StackSettings, rule) -> list[dict]:
+    """Redis' alerts, from what its exporter watches: the one server, the first Sentinel (the primary's state as
+    the Sentinels see it), or the first cluster node (the cluster's state)."""
+    topology = redis_topology(settings)
+    if topology == "sentinel":
+        return [
+            rule("RedisDown", "redis_sentinel_master_status == 0", "critical",
+                 "The Sentinels see Redis' primary {{ $labels.master_address }} down: the cache and shared limits "
+                 "fail until a failover", for_="1m"),
+            rule("RedisSentinelUnreachable", 'up{job="redis"} == 0 or redis_up == 0', "warning",
+                 "The first Sentinel does not answer the exporter (the gateway's clients ask the others; the "
+                 "primary's state is not watched meanwhile)"),
+            rule("RedisSentinelFailoverAtRisk",
+                 "redis_sentinel_master_ckquorum_status == 0 or redis_sentinel_master_ok_slaves < 1", "warning",
+                 "The Sentinels could not fail Redis' primary over: no quorum, or no healthy replica"),
+        ]
+    if topology == "cluster":
+        return [rule("RedisDown", 'up{job="redis"} == 0 or redis_up == 0 or redis_cluster_state == 0', "critical",
+                     "Redis (cache and shared limits): the first cluster node does not answer, or the cluster's "
+                     "state is not ok", for_="1m")]
+    return [rule("RedisDown", 'up{job="redis"} == 0 or redis_up == 0', "critical",
+                 "Redis (cache and shared limits) is down", for_="1m")]
 
 
 def render_alert_rules(settings: StackSettings) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..names import StackNames
 from ..stack import Parsed, is_dev_environment
-from ..values import duplicates, host_port
+from ..values import duplicates, endpoint_identity
 from .platform import given_keys
 
 
@@ -148,5 +148,5 @@ def check_redis_topology(external, given: set[str], problems) -> None:
     for key in ("sentinel", "cluster"):
         group = getattr(external, key)
         if group is not None:
-            for dup in duplicates([host_port(node.host.lower(), node.port) for node in group.nodes]):
+            for dup in duplicates([endpoint_identity(node.host, node.port) for node in group.nodes]):
                 problems.append((f"redis.external.{key}.nodes", f"'{dup}' is listed twice"))

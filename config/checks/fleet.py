@@ -4,7 +4,7 @@ collide as resources, no tag is pulled twice on a host, and every SSH host can b
 from __future__ import annotations
 
 from ..stack import Parsed
-from ..values import duplicates as _duplicates, full_ollama_tag, slug
+from ..values import duplicates as _duplicates, endpoint_identity, full_ollama_tag, slug
 
 
 def check_fleet(parsed: Parsed, problems) -> None:
@@ -29,7 +29,7 @@ def check_fleet(parsed: Parsed, problems) -> None:
             problems.append(("gpuHosts", "declare at least one GPU host"))
         for dup in _duplicates([h.name for h in hosts]):
             problems.append(("gpuHosts", f"host name '{dup}' is declared more than once"))
-        for dup in _duplicates([f"{h.address.lower()}:{h.ollama_port}" for h in hosts]):
+        for dup in _duplicates([endpoint_identity(h.address, h.ollama_port) for h in hosts]):
             problems.append(("gpuHosts", f"two hosts share the Ollama endpoint {dup}"))
     if models is None or hosts is None:
         return

@@ -42,7 +42,7 @@ class ClusterNode(Section):
 class RedisSentinelSettings(Section):
     nodes: tuple[SentinelNode, ...] = Field(min_length=1)
     """Every Sentinel that watches the primary: a client asks them in turn for the primary's address, so a
-    Sentinel that is down costs nothing while another answers."""
+    Sentinel that is down costs its connect timeout while another answers."""
     master_name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
     """The name the Sentinels know the primary by (`sentinel monitor <masterName> ...`)."""
 

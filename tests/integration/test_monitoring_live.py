@@ -18,7 +18,7 @@ from config.names import DISPATCHER_PORT, HAPROXY_HTTP_PORT, HAPROXY_STATS_PORT,
 from config.parse import parse_settings
 from dns_double import DnsDouble
 from gateway_helpers import MASTER_KEY, REDIS_PASSWORD, chat, config_without_database, gpu_dispatcher
-from harness import stack_file_config
+from harness import REDIS_TOPOLOGIES, stack_file_config, with_redis_topology
 from ollama_double import OllamaDouble
 from renderers.monitoring import (
     PrometheusPaths, alert_rules, dashboard_queries, dashboards, render_alert_rules, render_prometheus_config,
@@ -124,6 +124,12 @@ def test_every_alert_fires_and_stays_quiet_when_it_should(tmp_path):
           "haproxy_server_status{proxy='model-llama3-1-8b', server='gpu-02', state='UP'}": "0x20"},
          ["ModelNoGpuHostUp", "GpuHostDown"]),
     ]
+    assert_rule_tests_pass(tmp_path, summaries, firing, quiet, eval_at)
+
+
+def assert_rule_tests_pass(tmp_path, summaries: dict, firing: list, quiet: list, eval_at: str) -> None:
+    """promtool's rule tests: each (series, expected alerts) of `firing` fires those, each (series, names) of
+    `quiet` fires none of them; every alert of `summaries` (rules.yml in tmp_path) has a case of each."""
     tests = []
     for series, expectations in firing:
         tests.append({"interval": "1m", "input_series": [{"series": k.replace("'", '"'), "values": v} for k, v in series.items()],
@@ -138,6 +144,48 @@ def test_every_alert_fires_and_stays_quiet_when_it_should(tmp_path):
     result = promtool("test", "rules", "tests.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("topology", sorted(REDIS_TOPOLOGIES))
+def test_the_redis_alerts_behind_sentinel_and_in_a_cluster_fire_and_stay_quiet(tmp_path, topology):
+    """The Redis rules of an external Redis behind Sentinel (the primary's state as the Sentinels see it, the first
+    Sentinel unreachable, a failover at risk) or in a cluster (the cluster's state), in Debian's promtool; the
+    other rules are the prod stack's, tested above."""
+    settings = parse_settings(with_redis_topology(stack_file_config("ext"), topology), stack="ext")
+    rules = [r for r in alert_rules(settings) if r["alert"].startswith("Redis")]
+    summaries = {r["alert"]: r["annotations"]["summary"] for r in rules}
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "redis", "rules": rules}]}))
+    checked = promtool("check", "rules", str(tmp_path / "rules.yml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    env = {"environment": "ext"}
+    up = {"up{job='redis', instance='r'}": "1x20", "redis_up{job='redis', instance='r'}": "1x20"}
+    if topology == "sentinel":
+        primary = {"master_name": "gateway", "master_address": "10.0.0.5:6379"}
+        status = "redis_sentinel_master_status{job='redis', master_name='gateway', master_address='10.0.0.5:6379'"
+        quorum = "redis_sentinel_master_ckquorum_status{job='redis', master_name='gateway'}"
+        replicas = "redis_sentinel_master_ok_slaves{job='redis', master_name='gateway'}"
+        healthy = {**up, f"{status}, master_status='ok'}}": "1x20", quorum: "1x20", replicas: "1x20"}
+        firing = [
+            ({f"{status}, master_status='odown'}}": "0x20"},
+             [_alert("RedisDown", {"severity": "critical", **env, "job": "redis", **primary, "master_status": "odown"},
+                     {"summary": summaries["RedisDown"].replace("{{ $labels.master_address }}", "10.0.0.5:6379")})]),
+            ({**up, "redis_up{job='redis', instance='r'}": "0x20"},
+             [_alert("RedisSentinelUnreachable", {"severity": "warning", **env, "job": "redis", "instance": "r"},
+                     {"summary": summaries["RedisSentinelUnreachable"]})]),
+            ({**healthy, quorum: "0x20"},
+             [_alert("RedisSentinelFailoverAtRisk", {"severity": "warning", **env, "job": "redis", "master_name": "gateway"},
+                     {"summary": summaries["RedisSentinelFailoverAtRisk"]})]),
+            ({**healthy, replicas: "0x20"},
+             [_alert("RedisSentinelFailoverAtRisk", {"severity": "warning", **env, "job": "redis", "master_name": "gateway"},
+                     {"summary": summaries["RedisSentinelFailoverAtRisk"]})]),
+        ]
+        quiet = [(healthy, sorted(summaries))]
+    else:
+        firing = [({**up, "redis_cluster_state{job='redis', instance='r'}": "0x20"},
+                   [_alert("RedisDown", {"severity": "critical", **env, "job": "redis", "instance": "r"},
+                           {"summary": summaries["RedisDown"]})])]
+        quiet = [({**up, "redis_cluster_state{job='redis', instance='r'}": "1x20"}, ["RedisDown"])]
+    assert_rule_tests_pass(tmp_path, summaries, firing, quiet, eval_at="15m")
 
 
 def test_the_rule_tests_can_fail(tmp_path):

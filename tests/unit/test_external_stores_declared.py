@@ -398,6 +398,13 @@ def test_a_redis_behind_sentinel_or_in_a_cluster_is_valid():
     (lambda e: (e.pop("host"), e.pop("port"), e.update(sentinel={"masterName": "gateway", "nodes": [
         {"host": "Sentinel-A.example.internal"}, {"host": "sentinel-a.example.internal", "port": 26379}]})),
      "redis.external.sentinel.nodes", "listed twice"),
+    (lambda e: (e.pop("host"), e.pop("port"), e.update(cluster={"nodes": [{"host": "::1"}, {"host": "0:0::1"}]})),
+     "redis.external.cluster.nodes", "'[::1]:6379' is listed twice"),
+    (lambda e: (e.pop("host"), e.pop("port"), e.update(cluster={"nodes": [{"host": "cache.example."},
+                                                                          {"host": "Cache.Example"}]})),
+     "redis.external.cluster.nodes", "listed twice"),
+    (lambda e: (e.pop("host"), e.pop("port"), e.update(sentinel={"masterName": "g", "nodes": [
+        {"host": "10.0.0.7"}, {"host": "::ffff:10.0.0.7"}]})), "redis.external.sentinel.nodes", "listed twice"),
     (lambda e: (e.pop("host"), e.pop("port"), e.update(cluster={"nodes": [{"host": "bad host!"}]})),
      "redis.external.cluster.nodes[0].host", ""),
     (lambda e: (e.pop("host"), e.pop("port"), e.update(cluster={"nodes": [{"host": "c", "port": 70000}]})),
@@ -481,3 +488,23 @@ def test_a_list_whose_only_item_is_wrong_is_not_also_called_too_short():
     assert "redis.external.cluster.nodes[0].host" in problems and "redis.external.cluster.nodes" not in problems
     config["redis"]["external"]["cluster"]["nodes"] = []
     assert "at least 1" in problems_of(config, "ext")["redis.external.cluster.nodes"]
+
+
+def test_a_list_too_short_even_with_its_wrong_items_is_still_called_so():
+    """pydantic counts only the valid items: a list of 2 with 1 wrong item against min_length 2 is long enough,
+    a list of 1 wrong item is not."""
+    from pydantic import BaseModel, Field, ValidationError
+
+    from config.parse import _pydantic_problems
+
+    class Pair(BaseModel):
+        items: tuple[int, ...] = Field(min_length=2)
+
+    def problems(value):
+        with pytest.raises(ValidationError) as error:
+            Pair(items=value)
+        return dict(_pydantic_problems("pair", error.value))
+
+    assert set(problems(["a", 1])) == {"pair.items[0]"}
+    assert set(problems(["a"])) == {"pair.items[0]", "pair.items"}
+    assert set(problems([])) == {"pair.items"}

@@ -131,9 +131,15 @@ def test_duplicate_names():
     assert any("host 'gpu-03' is listed twice" in m for m in messages)
 
 
-def test_two_hosts_on_one_ollama_endpoint():
+@pytest.mark.parametrize("first, second", [
+    ("10.20.1.11", "10.20.1.11"), ("10.20.1.11", "::ffff:10.20.1.11"), ("fd00::11", "fd00:0:0::11"),
+    ("gpu.example.internal", "GPU.example.internal."),
+])
+def test_two_hosts_on_one_ollama_endpoint(first, second):
+    """One endpoint, however it is spelt: an IP address in any of its forms, a DNS name in any case."""
     raw = prod()
-    raw["gpuHosts"][1]["address"] = raw["gpuHosts"][0]["address"]
+    raw["gpuHosts"][0]["address"], raw["gpuHosts"][1]["address"] = first, second
+    raw["gpuHosts"][1]["ollamaPort"] = raw["gpuHosts"][0]["ollamaPort"]
     assert any("share the Ollama endpoint" in m for _, m in problems_of(raw))
 
 
