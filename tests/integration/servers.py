@@ -451,18 +451,43 @@ def redis_tls_server(certificates: TlsMaterial, users: dict[str, str]) -> Iterat
     """redis-server on loopback with TLS only (no plain port) and ACL users (`users`: name -> password, all
     commands and keys); the `default` user is off, so a client that names no user is refused. Yields the port."""
     port = free_port()
-    directory = Path(tempfile.mkdtemp(prefix="redis-tls-test-"))
-    (directory / "users.acl").write_text(_acl_text(users))
-    log = directory / "server.log"
-    process = _start_redis([*_redis_tls_args(certificates, port), "--aclfile", str(directory / "users.acl"),
-                            "--save", "", "--appendonly", "no", "--dir", str(directory)], log)
-    try:
+    with _redis_group("redis-tls-test-", users) as group:
+        group.start("server", [*_redis_tls_args(certificates, port), "--aclfile", str(group.acl), "--save", "",
+                               "--appendonly", "no", "--dir", str(group.directory)])
         name, password = next(iter(users.items()))
-        _await_redis([process], [log], lambda: redis_tls_cli(certificates, port, name, password, "ping").stdout
-                     .strip() == "PONG", "redis-server with TLS")
+        group.wait(lambda: redis_tls_cli(certificates, port, name, password, "ping").stdout.strip() == "PONG",
+                   "redis-server with TLS")
         yield port
+
+
+@dataclass
+class _RedisGroup:
+    """Redis servers a test starts together, in one temporary directory with one ACL file."""
+
+    directory: Path
+    acl: Path
+    processes: list
+    logs: list
+
+    def start(self, name: str, arguments: list[str]) -> None:
+        self.logs.append(self.directory / f"{name}.log")
+        self.processes.append(_start_redis(arguments, self.logs[-1]))
+
+    def wait(self, ready, what: str, timeout: float = 30) -> None:
+        _await_redis(self.processes, self.logs, ready, what, timeout)
+
+
+@contextlib.contextmanager
+def _redis_group(prefix: str, users: dict[str, str]) -> Iterator[_RedisGroup]:
+    """A _RedisGroup whose servers are always stopped and whose directory is always removed."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    group = _RedisGroup(directory, directory / "users.acl", [], [])
+    group.acl.write_text(_acl_text(users))
+    try:
+        yield group
     finally:
-        _stop(process)
+        for process in group.processes:
+            _stop(process)
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -510,29 +535,23 @@ def redis_sentinel_set(certificates: TlsMaterial, user: str, password: str,
     """A primary with one replica behind three Sentinels on loopback, each TLS-only with the ACL user `user`
     (the `default` user off): the replica and the Sentinels authenticate to the data nodes as `user`, the
     Sentinels to each other too, and the Sentinels require `user`'s password of their clients."""
-    directory = Path(tempfile.mkdtemp(prefix="redis-sentinel-test-"))
     data_ports, sentinel_ports = [free_port(), free_port()], [free_port(), free_port(), free_port()]
-    (directory / "users.acl").write_text(_acl_text({user: password}))
-    processes, logs = [], []
-    try:
+    with _redis_group("redis-sentinel-test-", {user: password}) as group:
         for index, port in enumerate(data_ports):
-            (directory / f"data-{port}").mkdir()
-            logs.append(directory / f"data-{port}.log")
+            (group.directory / f"data-{port}").mkdir()
             replica = ["--replicaof", "127.0.0.1", str(data_ports[0])] if index else []
-            processes.append(_start_redis([*_redis_tls_args(certificates, port), "--aclfile", str(directory / "users.acl"),
-                                           "--masteruser", user, "--masterauth", password, *replica, "--save", "",
-                                           "--appendonly", "no", "--dir", str(directory / f"data-{port}")], logs[-1]))
+            group.start(f"data-{port}", [*_redis_tls_args(certificates, port), "--aclfile", str(group.acl),
+                                         "--masteruser", user, "--masterauth", password, *replica, "--save", "",
+                                         "--appendonly", "no", "--dir", str(group.directory / f"data-{port}")])
         for port in sentinel_ports:
-            config = directory / f"sentinel-{port}.conf"
+            config = group.directory / f"sentinel-{port}.conf"
             config.write_text(
-                f"dir {directory}\n" + _acl_text({user: password}) +
+                f"dir {group.directory}\n" + _acl_text({user: password}) +
                 f"sentinel sentinel-user {user}\nsentinel sentinel-pass {password}\n"
                 f"sentinel monitor {primary_name} 127.0.0.1 {data_ports[0]} 2\n"
                 f"sentinel auth-user {primary_name} {user}\nsentinel auth-pass {primary_name} {password}\n"
                 f"sentinel down-after-milliseconds {primary_name} 3000\nsentinel failover-timeout {primary_name} 20000\n")
-            logs.append(directory / f"sentinel-{port}.log")
-            processes.append(_start_redis([str(config), "--sentinel", *_redis_tls_args(certificates, port)], logs[-1]))
-        found = SentinelSet(primary_name, data_ports, sentinel_ports, certificates, user, password)
+            group.start(f"sentinel-{port}", [str(config), "--sentinel", *_redis_tls_args(certificates, port)])
 
         def ready() -> bool:
             """Replication is up, and every Sentinel knows the replica and the two other Sentinels."""
@@ -545,43 +564,32 @@ def redis_sentinel_set(certificates: TlsMaterial, user: str, password: str,
                 if f"127.0.0.1:{data_ports[1]}" not in replicas.stdout or not quorum.stdout.startswith("OK 3 usable"):
                     return False
             return True
-        _await_redis(processes, logs, ready, "the Sentinel set", timeout=60)
-        yield found
-    finally:
-        for process in processes:
-            _stop(process)
-        shutil.rmtree(directory, ignore_errors=True)
+        group.wait(ready, "the Sentinel set", timeout=60)
+        yield SentinelSet(primary_name, data_ports, sentinel_ports, certificates, user, password)
 
 
 @contextlib.contextmanager
 def redis_tls_cluster(certificates: TlsMaterial, user: str, password: str, primaries: int = 3) -> Iterator[list[int]]:
     """A Redis Cluster of `primaries` primaries on loopback (the fewest Redis accepts), TLS-only on the client
     and cluster bus ports, with the ACL user `user` (the `default` user off); yields the nodes' ports."""
-    directory = Path(tempfile.mkdtemp(prefix="redis-cluster-test-"))
     ports = [free_port() for _ in range(primaries)]
-    (directory / "users.acl").write_text(_acl_text({user: password}))
-    processes, logs = [], []
-    try:
+    with _redis_group("redis-cluster-test-", {user: password}) as group:
         for port in ports:
-            (directory / str(port)).mkdir()
-            logs.append(directory / f"{port}.log")
-            processes.append(_start_redis(
-                [*_redis_tls_args(certificates, port), "--tls-cluster", "yes", "--cluster-enabled", "yes",
-                 "--cluster-port", str(free_port()), "--cluster-config-file", str(directory / str(port) / "nodes.conf"),
-                 "--aclfile", str(directory / "users.acl"), "--masteruser", user, "--masterauth", password,
-                 "--save", "", "--appendonly", "no", "--dir", str(directory / str(port))], logs[-1]))
-        _await_redis(processes, logs, lambda: all(redis_tls_cli(certificates, port, user, password, "ping").stdout
-                                                  .strip() == "PONG" for port in ports), "the cluster's nodes")
+            (group.directory / str(port)).mkdir()
+            group.start(str(port), [
+                *_redis_tls_args(certificates, port), "--tls-cluster", "yes", "--cluster-enabled", "yes",
+                "--cluster-port", str(free_port()), "--cluster-config-file", str(group.directory / str(port) / "nodes.conf"),
+                "--aclfile", str(group.acl), "--masteruser", user, "--masterauth", password,
+                "--save", "", "--appendonly", "no", "--dir", str(group.directory / str(port))])
+        group.wait(lambda: all(redis_tls_cli(certificates, port, user, password, "ping").stdout.strip() == "PONG"
+                               for port in ports), "the cluster's nodes")
         created = redis_tls_cli(certificates, ports[0], user, password, "--cluster", "create",
                                 *(f"127.0.0.1:{port}" for port in ports), "--cluster-yes")
         assert created.returncode == 0, created.stdout + created.stderr
-        _await_redis(processes, logs, lambda: all("cluster_state:ok" in redis_tls_cli(
-            certificates, port, user, password, "cluster", "info").stdout for port in ports), "the cluster", timeout=60)
+        group.wait(lambda: all("cluster_state:ok" in redis_tls_cli(certificates, port, user, password, "cluster",
+                                                                    "info").stdout for port in ports),
+                   "the cluster", timeout=60)
         yield ports
-    finally:
-        for process in processes:
-            _stop(process)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @contextlib.contextmanager
