@@ -108,7 +108,8 @@ def prometheus_metrics_config(settings: StackSettings) -> list[dict[str, Any]]:
 def render_config_dict(settings: StackSettings, redis_host: str | None = None, redis_port: int | None = None,
                        dispatcher: str | None = None) -> dict[str, Any]:
     """The config as a dict; `redis_host`/`redis_port` default to redis_address() (a test's loopback server
-    otherwise), `dispatcher` the GPU dispatcher's base URL (a test's; default: the load balancer's container)."""
+    otherwise; one server only: Sentinel's and a cluster's nodes come from the settings), `dispatcher` the GPU
+    dispatcher's base URL (a test's; default: the load balancer's container)."""
     dispatcher = dispatcher or dispatcher_url(settings)
     router = settings.router
     redis_connection = data_stores.redis_connection(settings, _ref(REDIS_PASSWORD_ENV), redis_host, redis_port)
